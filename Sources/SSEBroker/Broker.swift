@@ -1,0 +1,381 @@
+import Foundation
+import Logging
+import NIOCore
+import Synchronization
+
+/// The SSE broker: a registry of subscriber connections and the fan-out of events to them.
+///
+/// Thread-safe. Publishing takes one short lock to assign the event id, append it to the replay
+/// history and queue one delivery task per event loop; the writes happen on the loops. A client
+/// that does not keep up never slows anyone down: see ``TolerancePolicy``.
+public final class Broker: EventBroker {
+    /// The configuration in force.
+    public let configuration: BrokerConfiguration
+    private let policy: TolerancePolicy
+    private let logger: Logger
+    private let registry: Mutex<ClientRegistry>
+    private let counters = BrokerCounters()
+    private let connectionIDs = Atomic<UInt64>(0)
+    private let heartbeat = EventEncoder.comment("heartbeat")
+
+    /// Creates a broker.
+    /// - Parameters:
+    ///   - configuration: the policy; validated here.
+    ///   - logger: where connects, disconnects and kicks are logged. The library never bootstraps logging.
+    public init(configuration: BrokerConfiguration = BrokerConfiguration(), logger: Logger = Logger(label: "sse.broker"))
+        throws(BrokerError)
+    {
+        try configuration.validate()
+        self.configuration = configuration
+        self.policy = TolerancePolicy(configuration)
+        self.logger = logger
+        self.registry = Mutex(
+            ClientRegistry(
+                history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
+            )
+        )
+    }
+
+    // MARK: Publishing
+
+    @discardableResult
+    public func broadcast(_ event: Event) throws(BrokerError) -> Delivery {
+        try self.publish(event, to: nil)
+    }
+
+    @discardableResult
+    public func broadcast(_ event: Event, to clientID: String) throws(BrokerError) -> Delivery {
+        try self.publish(event, to: clientID)
+    }
+
+    private func publish(_ event: Event, to target: String?) throws(BrokerError) -> Delivery {
+        if let type = event.type {
+            try Validation.validateEventType(type)
+        }
+        if let target {
+            try Validation.validateClientID(target)
+        }
+        // Encode outside the lock; only the id line is appended under it.
+        var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
+        let delivery = try self.registry.withLock { registry throws(BrokerError) -> Delivery in
+            guard !registry.isShutDown else { throw .shuttingDown }
+            let groups: [(LoopFanout, [Subscription])]
+            if let target {
+                groups = registry.targets(of: target)
+                guard !groups.isEmpty else { throw .unknownClient(target) }
+            } else {
+                groups = registry.buckets.values.compactMap { $0.subscribers.isEmpty ? nil : ($0.fanout, $0.subscribers) }
+            }
+            registry.nextEventID += 1
+            let id = registry.nextEventID
+            EventEncoder.appendID(id, to: &encoded)
+            registry.history.append(id: id, target: target, encoded: encoded)
+
+            // Queued under the lock so every loop receives events in id order.
+            var recipients = 0
+            for (fanout, subscribers) in groups {
+                recipients += subscribers.count
+                fanout.enqueue(encoded, to: subscribers, isEvent: true)
+            }
+            if !registry.listeners.isEmpty {
+                var published = event
+                published.id = id
+                published.target = target
+                for continuation in registry.listeners.values {
+                    if case .dropped = continuation.yield(published) {
+                        self.counters.listenerDrops.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+            return Delivery(eventID: id, recipients: recipients)
+        }
+        self.counters.published.add(1, ordering: .relaxed)
+        return delivery
+    }
+
+    // MARK: Listening
+
+    public func listen() -> AsyncStream<Event> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: Event.self,
+            bufferingPolicy: .bufferingNewest(self.configuration.listenerBufferSize)
+        )
+        self.register(continuation, in: \.listeners)
+        return stream
+    }
+
+    /// A stream of connects and disconnects (with the reason), for consoles and logs. Like
+    /// ``listen()`` it is bounded and never slows the broker down.
+    public func activity() -> AsyncStream<BrokerActivity> {
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: BrokerActivity.self,
+            bufferingPolicy: .bufferingNewest(self.configuration.listenerBufferSize)
+        )
+        self.register(continuation, in: \.activityListeners)
+        return stream
+    }
+
+    private func register<Element>(
+        _ continuation: AsyncStream<Element>.Continuation,
+        in listeners: WritableKeyPath<ClientRegistry, [UInt64: AsyncStream<Element>.Continuation]> & Sendable
+    ) {
+        let key: UInt64? = self.registry.withLock { registry in
+            guard !registry.isShutDown else { return nil }
+            registry.nextListenerKey += 1
+            registry[keyPath: listeners][registry.nextListenerKey] = continuation
+            return registry.nextListenerKey
+        }
+        guard let key else {
+            continuation.finish()
+            return
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.registry.withLock { $0[keyPath: listeners][key] = nil }
+        }
+    }
+
+    // MARK: Subscribers
+
+    /// Registers a subscriber connection and writes the start of its stream: a comment (so a
+    /// browser's `open` fires at once), the `retry:` hint, then the events it missed since
+    /// `lastEventID`, in order, before any live event.
+    ///
+    /// Call it on `transport.eventLoop`, after the transport has sent its response head.
+    /// - Parameters:
+    ///   - clientID: the requested id; `nil` generates one.
+    ///   - lastEventID: the `Last-Event-ID` the client sent, if any.
+    ///   - remoteAddress: the peer, for the console.
+    ///   - userAgent: the peer's `User-Agent`.
+    ///   - transport: the connection to write into.
+    /// - Throws: ``BrokerError/invalidClientID(_:)``, ``BrokerError/banned(_:)`` or ``BrokerError/shuttingDown``.
+    public func subscribe(
+        clientID: String?,
+        lastEventID: String?,
+        remoteAddress: String?,
+        userAgent: String?,
+        transport: any SubscriberTransport
+    ) throws(BrokerError) -> Subscription {
+        let loop = transport.eventLoop
+        loop.preconditionInEventLoop()
+        let clientID = clientID ?? Self.generateClientID()
+        try Validation.validateClientID(clientID)
+        let resumeAfter = lastEventID.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
+
+        let connectionID = self.connectionIDs.add(1, ordering: .relaxed).newValue
+        let replay = try self.registry.withLock { registry throws(BrokerError) -> (Subscription, [ByteBuffer]) in
+            guard !registry.isShutDown else { throw .shuttingDown }
+            guard !registry.isBanned(clientID, now: .now()) else { throw .banned(clientID) }
+            let key = ObjectIdentifier(loop)
+            if registry.buckets[key] == nil {
+                registry.buckets[key] = ClientRegistry.LoopBucket(
+                    fanout: LoopFanout(eventLoop: loop, policy: self.policy, counters: self.counters),
+                    heartbeat: self.scheduleHeartbeat(on: loop)
+                )
+            }
+            let subscription = Subscription(
+                connectionID: connectionID,
+                clientID: clientID,
+                remoteAddress: remoteAddress,
+                userAgent: userAgent,
+                transport: transport,
+                fanout: registry.buckets[key]!.fanout,
+                broker: self
+            )
+            registry.insert(subscription)
+            // Taken under the same lock as the registration: every later event is delivered live,
+            // every earlier one is in this list — no gap, no duplicate.
+            let replay = resumeAfter.map { registry.history.events(after: $0, for: clientID) } ?? []
+            registry.notify(.connected(subscription.info()))
+            return (subscription, replay)
+        }
+        let (subscription, events) = replay
+        self.counters.accepted.add(1, ordering: .relaxed)
+        subscription.start(
+            preamble: EventEncoder.preamble(clientID: clientID, retry: self.configuration.retry),
+            replay: events,
+            policy: self.policy
+        )
+        self.logger.info(
+            "client connected",
+            metadata: [
+                "client": "\(clientID)", "connection": "\(connectionID)",
+                "remote": "\(remoteAddress ?? "-")", "replayed": "\(events.count)",
+            ]
+        )
+        return subscription
+    }
+
+    /// Called by ``Subscription/transportClosed()``.
+    func remove(_ subscription: Subscription, reason: DisconnectReason) {
+        let info = subscription.info()
+        let removed = self.registry.withLock { registry in
+            guard registry.remove(subscription) else { return false }
+            registry.record(Disconnection(client: info, reason: reason, at: Date()))
+            registry.notify(.disconnected(info, reason))
+            return true
+        }
+        guard removed else { return }
+        switch reason {
+        case .kicked, .banned: self.counters.kicked.add(1, ordering: .relaxed)
+        case .overTolerance: self.counters.overTolerance.add(1, ordering: .relaxed)
+        case .closed, .shutdown: break
+        }
+        let level: Logger.Level = reason == .closed || reason == .shutdown ? .info : .notice
+        self.logger.log(
+            level: level,
+            "client disconnected",
+            metadata: [
+                "client": "\(info.clientID)", "connection": "\(info.connectionID)", "reason": "\(reason)",
+                "events": "\(info.eventsSent)", "errors": "\(info.totalErrors)",
+            ]
+        )
+    }
+
+    private func scheduleHeartbeat(on loop: any EventLoop) -> RepeatedTask {
+        let interval = TimeAmount.nanoseconds(Int64(self.configuration.heartbeatInterval.nanoseconds))
+        let key = ObjectIdentifier(loop)
+        return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            guard let self else { return }
+            let bucket = self.registry.withLock { $0.buckets[key] }
+            guard let bucket, !bucket.subscribers.isEmpty else { return }
+            bucket.fanout.enqueue(self.heartbeat, to: bucket.subscribers, isEvent: false)
+        }
+    }
+
+    /// A fresh random client id (12 hex digits) for a subscriber that did not ask for one.
+    public static func generateClientID() -> String {
+        let value = UInt64.random(in: 0..<(1 << 48))
+        let hex = String(value, radix: 16)
+        return String(repeating: "0", count: 12 - hex.count) + hex
+    }
+
+    // MARK: Control
+
+    /// Disconnects every connection of `clientID`; each `EventSource` reconnects after its retry delay.
+    @discardableResult
+    public func kick(_ clientID: String) throws(BrokerError) -> Int {
+        try self.close(clientID, reason: .kicked)
+    }
+
+    /// Disconnects `clientID` and refuses it with `204 No Content` (which tells an `EventSource` to
+    /// stop reconnecting) until `duration` has passed, or until ``unban(_:)`` if `duration` is `nil`.
+    /// Banning an id that is not connected is allowed.
+    /// - Returns: how many connections were closed.
+    @discardableResult
+    public func ban(_ clientID: String, for duration: Duration? = nil) throws(BrokerError) -> Int {
+        try Validation.validateClientID(clientID)
+        let until = duration.map { NIODeadline.now() + .nanoseconds(Int64($0.nanoseconds)) } ?? .distantFuture
+        self.registry.withLock { $0.bans[clientID] = until }
+        self.logger.notice("client banned", metadata: ["client": "\(clientID)", "for": "\(duration.map { "\($0)" } ?? "ever")"])
+        return (try? self.close(clientID, reason: .banned)) ?? 0
+    }
+
+    /// Lifts a ban. - Returns: whether `clientID` was banned.
+    @discardableResult
+    public func unban(_ clientID: String) -> Bool {
+        self.registry.withLock { $0.bans.removeValue(forKey: clientID) != nil }
+    }
+
+    /// The ids banned now.
+    public var bannedClientIDs: [String] {
+        self.registry.withLock { registry in
+            let now = NIODeadline.now()
+            return registry.bans.filter { $0.value > now }.keys.sorted()
+        }
+    }
+
+    /// Throws what ``subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)`` would for
+    /// `clientID` (banned, shutting down), so a server can answer with a plain HTTP response before
+    /// it starts the stream.
+    public func checkAdmission(of clientID: String) throws(BrokerError) {
+        try self.registry.withLock { registry throws(BrokerError) in
+            guard !registry.isShutDown else { throw .shuttingDown }
+            guard !registry.isBanned(clientID, now: .now()) else { throw .banned(clientID) }
+        }
+    }
+
+    private func close(_ clientID: String, reason: DisconnectReason) throws(BrokerError) -> Int {
+        let subscriptions = self.registry.withLock { $0.byClientID[clientID] ?? [] }
+        guard !subscriptions.isEmpty else { throw .unknownClient(clientID) }
+        for subscription in subscriptions {
+            subscription.eventLoop.execute { subscription.close(reason: reason) }
+        }
+        return subscriptions.count
+    }
+
+    /// Closes every connection (after a last comment telling the client why) and finishes every
+    /// listener stream. Publishing afterwards throws ``BrokerError/shuttingDown``. Idempotent.
+    public func shutdown() {
+        let (subscriptions, listeners, activityListeners, heartbeats) = self.registry.withLock { registry in
+            registry.isShutDown = true
+            let all = registry.buckets.values.flatMap(\.subscribers)
+            let heartbeats = registry.buckets.values.compactMap(\.heartbeat)
+            for key in registry.buckets.keys { registry.buckets[key]!.heartbeat = nil }
+            let listeners = Array(registry.listeners.values)
+            let activityListeners = Array(registry.activityListeners.values)
+            registry.listeners = [:]
+            registry.activityListeners = [:]
+            return (all, listeners, activityListeners, heartbeats)
+        }
+        heartbeats.forEach { $0.cancel() }
+        let farewell = EventEncoder.comment("broker shutting down")
+        for subscription in subscriptions {
+            subscription.eventLoop.execute { subscription.close(reason: .shutdown, farewell: farewell) }
+        }
+        listeners.forEach { $0.finish() }
+        activityListeners.forEach { $0.finish() }
+    }
+
+    // MARK: Observing
+
+    /// A snapshot of every open connection. Reads atomics only; never waits for an event loop.
+    public var clients: [ClientInfo] {
+        let subscriptions = self.registry.withLock { $0.buckets.values.flatMap(\.subscribers) }
+        return subscriptions.map { $0.info() }
+    }
+
+    /// The open connections of one client id.
+    public func clients(withID clientID: String) -> [ClientInfo] {
+        let subscriptions = self.registry.withLock { $0.byClientID[clientID] ?? [] }
+        return subscriptions.map { $0.info() }
+    }
+
+    /// How many connections are open.
+    public var connectionCount: Int {
+        self.registry.withLock { $0.connectionCount }
+    }
+
+    /// The last 256 connections that ended, oldest first, with the reason.
+    public var recentDisconnections: [Disconnection] {
+        self.registry.withLock { Array($0.recentDisconnections) }
+    }
+
+    /// The id of the newest event published (0 before the first).
+    public var lastEventID: UInt64 {
+        self.registry.withLock { $0.nextEventID }
+    }
+
+    /// Counters since start.
+    public var statistics: BrokerStatistics {
+        BrokerStatistics(
+            published: self.counters.published.load(ordering: .relaxed),
+            delivered: self.counters.delivered.load(ordering: .relaxed),
+            bytesDelivered: self.counters.bytesDelivered.load(ordering: .relaxed),
+            dropped: self.counters.dropped.load(ordering: .relaxed),
+            kicked: self.counters.kicked.load(ordering: .relaxed),
+            disconnectedOverTolerance: self.counters.overTolerance.load(ordering: .relaxed),
+            listenerDrops: self.counters.listenerDrops.load(ordering: .relaxed),
+            connected: self.connectionCount,
+            connectionsAccepted: self.counters.accepted.load(ordering: .relaxed)
+        )
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (saturating).
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = self.components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? (seconds < 0 ? .min : .max) : product + attoseconds / 1_000_000_000
+    }
+}

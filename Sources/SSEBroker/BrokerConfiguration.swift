@@ -1,0 +1,110 @@
+import NIOCore
+import NIOHTTP1
+
+/// Builds the HTTP response for a refused request, as the Go original's `ErrorHandler` does.
+///
+/// - Parameters:
+///   - request: the head of the refused request.
+///   - status: the status the broker would answer with.
+///   - error: why the request was refused.
+/// - Returns: the response to send. For `405` the server adds an `Allow` header if you leave it out.
+public typealias HTTPErrorHandler =
+    @Sendable (_ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ error: BrokerError) -> HTTPErrorResponse
+
+/// A complete, small HTTP response for an error.
+public struct HTTPErrorResponse: Sendable {
+    public var status: HTTPResponseStatus
+    public var headers: HTTPHeaders
+    public var body: ByteBuffer
+
+    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    /// The default: `text/plain` with the status line and the error's message.
+    public static func plainText(status: HTTPResponseStatus, error: BrokerError) -> HTTPErrorResponse {
+        HTTPErrorResponse(
+            status: status,
+            headers: ["Content-Type": "text/plain; charset=utf-8"],
+            body: ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(error)\n")
+        )
+    }
+}
+
+/// How the broker treats its clients. The first three fields are the Go original's `Config`.
+public struct BrokerConfiguration: Sendable {
+    /// How long a client may stay unable to accept data before each event it misses counts as an
+    /// error. Default 3 s.
+    public var writeTimeout: Duration
+    /// How many *sequential* errors a client may have before it is forcibly disconnected (the socket
+    /// is closed). A successful delivery resets the count. Default 3.
+    public var tolerance: Int
+    /// Builds the responses for refused HTTP requests; `nil` uses ``HTTPErrorResponse/plainText(status:error:)``.
+    public var errorHandler: HTTPErrorHandler?
+    /// How often a comment line is sent to every client so proxies and idle timers keep the stream
+    /// open; it also reveals dead clients. Default 15 s.
+    public var heartbeatInterval: Duration
+    /// The `retry:` hint sent to every client: how long an `EventSource` waits before reconnecting.
+    /// `nil` sends none (browsers then default to about 3 s). Default 3 s.
+    public var retry: Duration?
+    /// How many of the latest events are kept to replay to clients that reconnect with
+    /// `Last-Event-ID`. `0` turns replay off. Default 1,000.
+    public var historySize: Int
+    /// An upper bound on the bytes the replay history holds; the oldest events go first. Default 16 MiB.
+    public var historyByteLimit: Int
+    /// The largest `POST /broadcast` body accepted; larger ones get `413` without being read. Default 1 MiB.
+    public var maxBodyBytes: Int
+    /// The most bytes queued for one client that is not keeping up; past it, events it misses count
+    /// as errors. Default 256 KiB.
+    public var maxClientBacklogBytes: Int
+    /// How many events a `listen()` stream buffers for a consumer that is not reading; beyond it the
+    /// oldest are dropped (and counted). Default 4,096.
+    public var listenerBufferSize: Int
+
+    public init(
+        writeTimeout: Duration = .seconds(3),
+        tolerance: Int = 3,
+        errorHandler: HTTPErrorHandler? = nil,
+        heartbeatInterval: Duration = .seconds(15),
+        retry: Duration? = .seconds(3),
+        historySize: Int = 1000,
+        historyByteLimit: Int = 16 << 20,
+        maxBodyBytes: Int = 1 << 20,
+        maxClientBacklogBytes: Int = 256 << 10,
+        listenerBufferSize: Int = 4096
+    ) {
+        self.writeTimeout = writeTimeout
+        self.tolerance = tolerance
+        self.errorHandler = errorHandler
+        self.heartbeatInterval = heartbeatInterval
+        self.retry = retry
+        self.historySize = historySize
+        self.historyByteLimit = historyByteLimit
+        self.maxBodyBytes = maxBodyBytes
+        self.maxClientBacklogBytes = maxClientBacklogBytes
+        self.listenerBufferSize = listenerBufferSize
+    }
+
+    /// Throws ``BrokerError/invalidConfiguration(_:)`` naming the first value out of range.
+    public func validate() throws(BrokerError) {
+        func require(_ condition: Bool, _ message: @autoclosure () -> String) throws(BrokerError) {
+            if !condition { throw .invalidConfiguration(message()) }
+        }
+        try require(self.writeTimeout >= .zero, "writeTimeout must not be negative (got \(self.writeTimeout))")
+        try require(self.tolerance >= 1, "tolerance must be at least 1 (got \(self.tolerance))")
+        try require(self.heartbeatInterval > .zero, "heartbeatInterval must be positive (got \(self.heartbeatInterval))")
+        if let retry = self.retry {
+            try require(retry >= .zero, "retry must not be negative (got \(retry))")
+        }
+        try require(self.historySize >= 0, "historySize must not be negative (got \(self.historySize))")
+        try require(self.historyByteLimit >= 0, "historyByteLimit must not be negative (got \(self.historyByteLimit))")
+        try require(self.maxBodyBytes >= 0, "maxBodyBytes must not be negative (got \(self.maxBodyBytes))")
+        try require(
+            self.maxClientBacklogBytes > 0,
+            "maxClientBacklogBytes must be positive (got \(self.maxClientBacklogBytes))"
+        )
+        try require(self.listenerBufferSize >= 1, "listenerBufferSize must be at least 1 (got \(self.listenerBufferSize))")
+    }
+}

@@ -1,0 +1,72 @@
+import NIOHTTP1
+
+/// Everything the broker refuses, with a message a person can act on.
+public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `broadcast(_:to:)` or `kick` named a client id with no open connection.
+    case unknownClient(String)
+    /// An event type that would break the wire format or is unreasonably long.
+    case invalidEventType(String)
+    /// A client id that would break the wire format, the console or logs.
+    case invalidClientID(String)
+    /// A malformed query string or request parameter.
+    case invalidParameter(String)
+    /// A request body over `maxBodyBytes`.
+    case bodyTooLarge(limit: Int)
+    /// A request body that is not UTF-8 (SSE streams are always UTF-8).
+    case invalidUTF8
+    /// The path exists but not for this method.
+    case methodNotAllowed(method: HTTPMethod, allowed: [HTTPMethod])
+    /// No endpoint at this path.
+    case notFound(path: String)
+    /// The HTTP request could not be parsed.
+    case malformedRequest(String)
+    /// A configuration value out of range.
+    case invalidConfiguration(String)
+    /// The client id is banned; its `EventSource` is told to stop reconnecting.
+    case banned(String)
+    /// The broker is shutting down and accepts nothing new.
+    case shuttingDown
+
+    public var description: String {
+        switch self {
+        case .unknownClient(let id):
+            return "no client is connected with id \"\(id)\""
+        case .invalidEventType(let reason):
+            return "invalid event type: \(reason)"
+        case .invalidClientID(let reason):
+            return "invalid client id: \(reason)"
+        case .invalidParameter(let reason):
+            return reason
+        case .bodyTooLarge(let limit):
+            return "request body is larger than the limit of \(limit) bytes"
+        case .invalidUTF8:
+            return "request body is not valid UTF-8 (server-sent event streams are UTF-8)"
+        case .methodNotAllowed(let method, let allowed):
+            return "method \(method.rawValue) is not allowed here; use \(allowed.map(\.rawValue).joined(separator: ", "))"
+        case .notFound(let path):
+            return "no endpoint at \(path)"
+        case .malformedRequest(let reason):
+            return "malformed HTTP request: \(reason)"
+        case .invalidConfiguration(let reason):
+            return "invalid configuration: \(reason)"
+        case .banned(let id):
+            return "client id \"\(id)\" is banned"
+        case .shuttingDown:
+            return "the broker is shutting down"
+        }
+    }
+
+    /// The HTTP status this error is answered with.
+    public var status: HTTPResponseStatus {
+        switch self {
+        case .unknownClient, .notFound: return .notFound
+        case .invalidEventType, .invalidClientID, .invalidParameter, .invalidUTF8, .malformedRequest:
+            return .badRequest
+        case .bodyTooLarge: return .payloadTooLarge
+        case .methodNotAllowed: return .methodNotAllowed
+        case .invalidConfiguration: return .internalServerError
+        case .banned: return .noContent
+        case .shuttingDown: return .serviceUnavailable
+        }
+    }
+}

@@ -1,0 +1,71 @@
+import Foundation
+
+/// A snapshot of one subscriber connection.
+public struct ClientInfo: Sendable, Hashable, Identifiable {
+    /// Unique per connection for the broker's lifetime; two tabs with one client id differ here.
+    public var connectionID: UInt64
+    /// The client id (`?id=` or generated). Several connections may share it.
+    public var clientID: String
+    /// The peer's address, such as `127.0.0.1:52344`.
+    public var remoteAddress: String?
+    /// The `User-Agent` the client sent.
+    public var userAgent: String?
+    /// When the connection was accepted.
+    public var connectedAt: Date
+    /// Events written to this connection (replayed ones included, heartbeats not).
+    public var eventsSent: Int
+    /// Bytes of events written to this connection.
+    public var bytesSent: Int
+    /// Events this connection missed in a row; at the tolerance it is disconnected.
+    public var consecutiveErrors: Int
+    /// Events this connection missed in all.
+    public var totalErrors: Int
+    /// Bytes queued for the connection that its socket has not taken, sampled while it lags.
+    public var backlogBytes: Int
+
+    public var id: UInt64 { self.connectionID }
+}
+
+/// Why a connection ended.
+public enum DisconnectReason: String, Sendable, Hashable, CustomStringConvertible {
+    /// The client closed the connection (or it broke).
+    case closed
+    /// `kick` was called for its client id.
+    case kicked
+    /// It missed `tolerance` events in a row.
+    case overTolerance = "over tolerance"
+    /// Its client id was banned.
+    case banned
+    /// The broker shut down.
+    case shutdown
+
+    public var description: String { self.rawValue }
+}
+
+/// Changes in the set of connections, for consoles and logs.
+public enum BrokerActivity: Sendable, Hashable {
+    case connected(ClientInfo)
+    case disconnected(ClientInfo, DisconnectReason)
+}
+
+/// Counters since the broker started.
+public struct BrokerStatistics: Sendable, Hashable {
+    /// Events published (broadcast and targeted).
+    public var published: Int
+    /// Event copies written to connections.
+    public var delivered: Int
+    /// Bytes of events written to connections.
+    public var bytesDelivered: Int
+    /// Event copies a connection missed because it was not keeping up.
+    public var dropped: Int
+    /// Connections closed by `kick`.
+    public var kicked: Int
+    /// Connections closed for reaching the tolerance.
+    public var disconnectedOverTolerance: Int
+    /// Events a `listen()` consumer missed because it did not read.
+    public var listenerDrops: Int
+    /// Connections open now.
+    public var connected: Int
+    /// Connections accepted since start.
+    public var connectionsAccepted: Int
+}

@@ -1,0 +1,153 @@
+import NIOCore
+import NIOHTTP1
+
+/// The decoded parameters of a query string, `application/x-www-form-urlencoded` style.
+public struct QueryParameters: Sendable, Equatable {
+    private var values: [String: String] = [:]
+
+    /// Parses the query of `uri` (everything after the first `?`). `%XX` escapes and `+` are decoded;
+    /// a malformed escape, a value that is not UTF-8, or a repeated parameter is an error — guessing
+    /// which of two ids a producer meant is how events reach the wrong client.
+    public init(uri: String) throws(BrokerError) {
+        guard let questionMark = uri.firstIndex(of: "?") else { return }
+        let query = uri[uri.index(after: questionMark)...]
+        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = try Self.decode(parts[0])
+            let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
+            if self.values[name] != nil {
+                throw .invalidParameter("query parameter \"\(name)\" is given more than once")
+            }
+            self.values[name] = value
+        }
+    }
+
+    public subscript(name: String) -> String? { self.values[name] }
+
+    static func decode(_ component: Substring) throws(BrokerError) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(component.utf8.count)
+        var iterator = component.utf8.makeIterator()
+        while let byte = iterator.next() {
+            switch byte {
+            case UInt8(ascii: "+"):
+                bytes.append(UInt8(ascii: " "))
+            case UInt8(ascii: "%"):
+                guard let high = iterator.next().flatMap(Self.hexValue), let low = iterator.next().flatMap(Self.hexValue)
+                else {
+                    throw .invalidParameter("malformed percent-escape in query string near \"\(component.prefix(40))\"")
+                }
+                bytes.append(high << 4 | low)
+            default:
+                bytes.append(byte)
+            }
+        }
+        guard let decoded = String(validating: bytes, as: UTF8.self) else {
+            throw .invalidParameter("query string is not valid UTF-8 after percent-decoding")
+        }
+        return decoded
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
+
+/// The paths of the two endpoints.
+public struct BrokerRoutes: Sendable, Equatable {
+    /// Where subscribers connect (`GET`). Default `/connect`.
+    public var connect: String
+    /// Where producers publish (`POST`). Default `/broadcast`.
+    public var broadcast: String
+
+    public init(connect: String = "/connect", broadcast: String = "/broadcast") {
+        self.connect = connect
+        self.broadcast = broadcast
+    }
+}
+
+/// A validated `GET /connect[?id=X][&lastEventId=N]`.
+public struct ConnectRequest: Sendable, Equatable {
+    /// The requested client id; `nil` lets the broker generate one.
+    public var clientID: String?
+    /// Where to resume: the `Last-Event-ID` header, else the `lastEventId` query parameter (a first
+    /// connect from a browser cannot set headers).
+    public var lastEventID: String?
+
+    public init(clientID: String? = nil, lastEventID: String? = nil) {
+        self.clientID = clientID
+        self.lastEventID = lastEventID
+    }
+
+    public init(head: HTTPRequestHead) throws(BrokerError) {
+        let query = try QueryParameters(uri: head.uri)
+        if let id = query["id"], !id.isEmpty {
+            try Validation.validateClientID(id)
+            self.clientID = id
+        }
+        // Treated as opaque: a value that is not one of ours replays nothing.
+        self.lastEventID = head.headers.first(name: "last-event-id") ?? query["lastEventId"]
+    }
+
+    /// The response head of an event stream, as raw bytes. The body is delimited by the connection's
+    /// close: no chunked framing, so each event is written as it is encoded, shared by every client.
+    public static func responseHead(clientID: String) -> ByteBuffer {
+        var head = ByteBuffer()
+        head.writeString(
+            "HTTP/1.1 200 OK\r\n"
+                + "Content-Type: text/event-stream; charset=utf-8\r\n"
+                + "Cache-Control: no-cache\r\n"
+                + "X-Accel-Buffering: no\r\n"
+                + "Connection: close\r\n"
+        )
+        head.writeString("X-SSE-Client-ID: \(clientID)\r\n\r\n")
+        return head
+    }
+}
+
+/// A validated `POST /broadcast[?type=T][&id=X]`.
+public struct BroadcastRequest: Sendable, Equatable {
+    /// The event type; `nil` sends a `message`.
+    public var type: String?
+    /// The client to send to; `nil` broadcasts.
+    public var clientID: String?
+
+    public init(type: String? = nil, clientID: String? = nil) {
+        self.type = type
+        self.clientID = clientID
+    }
+
+    public init(head: HTTPRequestHead) throws(BrokerError) {
+        let query = try QueryParameters(uri: head.uri)
+        if let type = query["type"], !type.isEmpty {
+            try Validation.validateEventType(type)
+            self.type = type
+        }
+        if let id = query["id"] {
+            try Validation.validateClientID(id)
+            self.clientID = id
+        }
+    }
+
+    /// Publishes `body` as the event's data.
+    /// - Throws: ``BrokerError/invalidUTF8`` for a body that is not UTF-8, ``BrokerError/unknownClient(_:)``.
+    public func publish(body: ByteBuffer, on broker: some EventBroker) throws(BrokerError) -> Delivery {
+        guard body.readableBytesView.withContiguousStorageIfAvailable({ String(validating: $0, as: UTF8.self) != nil }) ?? true
+        else { throw .invalidUTF8 }
+        let event = Event(type: self.type, data: body, origin: .http)
+        if let clientID = self.clientID {
+            return try broker.broadcast(event, to: clientID)
+        }
+        return try broker.broadcast(event)
+    }
+
+    /// The `202 Accepted` body: `{"id":"<event id>","delivered":N}`.
+    public static func responseBody(for delivery: Delivery) -> ByteBuffer {
+        ByteBuffer(string: "{\"id\":\"\(delivery.eventID)\",\"delivered\":\(delivery.recipients)}\n")
+    }
+}

@@ -1,0 +1,176 @@
+import Foundation
+import NIOCore
+import Synchronization
+
+/// One subscriber connection as the broker sees it.
+///
+/// Created by ``Broker/subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)`` on the
+/// transport's event loop. Its delivery state is confined to that loop (the broker only touches it
+/// from tasks it runs there); the counters a snapshot reads are atomics, so ``Broker/clients`` never
+/// has to hop to a loop or take a lock per connection.
+public final class Subscription: @unchecked Sendable {
+    /// Unique per connection.
+    public let connectionID: UInt64
+    /// The client id; several connections may share it.
+    public let clientID: String
+    let remoteAddress: String?
+    let userAgent: String?
+    let connectedAt: Date
+    let eventLoop: any EventLoop
+    let fanout: LoopFanout
+
+    /// Position in its loop's subscriber array. Guarded by the broker's registry lock.
+    var slot = -1
+
+    // Loop-confined delivery state.
+    private var transport: (any SubscriberTransport)?
+    private var unwritableSince: NIODeadline?
+    private var closeReason: DisconnectReason?
+    private(set) var isClosed = false
+    var needsFlush = false
+    private var eventsSent = 0
+    private var bytesSent = 0
+    private var consecutiveErrors = 0
+    private var totalErrors = 0
+    private weak var broker: Broker?
+
+    // Mirrors of the counters for snapshots from any thread. Written with plain relaxed stores by the
+    // loop (no read-modify-write on the hot path).
+    private let publishedEventsSent = Atomic<Int>(0)
+    private let publishedBytesSent = Atomic<Int>(0)
+    private let publishedConsecutiveErrors = Atomic<Int>(0)
+    private let publishedTotalErrors = Atomic<Int>(0)
+    private let publishedBacklog = Atomic<Int>(0)
+
+    init(
+        connectionID: UInt64,
+        clientID: String,
+        remoteAddress: String?,
+        userAgent: String?,
+        transport: any SubscriberTransport,
+        fanout: LoopFanout,
+        broker: Broker
+    ) {
+        self.connectionID = connectionID
+        self.clientID = clientID
+        self.remoteAddress = remoteAddress
+        self.userAgent = userAgent
+        self.connectedAt = Date()
+        self.eventLoop = transport.eventLoop
+        self.transport = transport
+        self.fanout = fanout
+        self.broker = broker
+    }
+
+    // MARK: Called by the transport (on its event loop)
+
+    /// Tell the broker the socket stopped (`false`) or resumed (`true`) accepting data.
+    public func writabilityChanged(isWritable: Bool) {
+        self.eventLoop.assertInEventLoop()
+        if isWritable {
+            self.unwritableSince = nil
+            self.publishedBacklog.store(0, ordering: .relaxed)
+        } else if self.unwritableSince == nil {
+            self.unwritableSince = .now()
+        }
+    }
+
+    /// Tell the broker the connection is gone. Idempotent.
+    public func transportClosed() {
+        self.eventLoop.assertInEventLoop()
+        guard self.transport != nil else { return }
+        self.isClosed = true
+        self.transport = nil  // breaks the transport <-> subscription cycle
+        self.broker?.remove(self, reason: self.closeReason ?? .closed)
+    }
+
+    // MARK: Driven by the broker (on the event loop)
+
+    enum Offer {
+        case written
+        case missed
+        case skipped
+    }
+
+    /// Writes `buffer` unless the policy says this connection cannot take it; then counts a miss
+    /// and closes the connection at the tolerance. `isEvent` is false for heartbeats, which are
+    /// subject to the same policy (so a stalled idle client is found) but not counted as events.
+    @inline(__always)
+    func offer(_ buffer: ByteBuffer, isEvent: Bool, policy: TolerancePolicy) -> Offer {
+        guard !self.isClosed, let transport = self.transport else { return .skipped }
+        if let since = self.unwritableSince {
+            let backlog = transport.bufferedBytes
+            self.publishedBacklog.store(backlog, ordering: .relaxed)
+            let waited = NIODeadline.now() - since
+            if !policy.mayQueue(
+                unwritableFor: .nanoseconds(waited.nanoseconds),
+                backlogBytes: backlog,
+                size: buffer.readableBytes
+            ) {
+                self.consecutiveErrors += 1
+                self.totalErrors += 1
+                self.publishedConsecutiveErrors.store(self.consecutiveErrors, ordering: .relaxed)
+                self.publishedTotalErrors.store(self.totalErrors, ordering: .relaxed)
+                if policy.mustDisconnect(consecutiveErrors: self.consecutiveErrors) {
+                    self.close(reason: .overTolerance)
+                }
+                return .missed
+            }
+        }
+        transport.write(buffer)
+        if isEvent {
+            self.eventsSent += 1
+            self.bytesSent += buffer.readableBytes
+            self.publishedEventsSent.store(self.eventsSent, ordering: .relaxed)
+            self.publishedBytesSent.store(self.bytesSent, ordering: .relaxed)
+        }
+        if self.consecutiveErrors != 0 {
+            self.consecutiveErrors = 0
+            self.publishedConsecutiveErrors.store(0, ordering: .relaxed)
+        }
+        return .written
+    }
+
+    /// Writes the preamble and the replayed events, then flushes: the first bytes of the stream.
+    func start(preamble: ByteBuffer, replay: [ByteBuffer], policy: TolerancePolicy) {
+        guard let transport = self.transport else { return }
+        transport.write(preamble)
+        for event in replay {
+            _ = self.offer(event, isEvent: true, policy: policy)
+        }
+        transport.flush()
+    }
+
+    func flush() {
+        self.needsFlush = false
+        self.transport?.flush()
+    }
+
+    /// Closes the connection, remembering why. The broker removes it when the transport reports the close.
+    func close(reason: DisconnectReason, farewell: ByteBuffer? = nil) {
+        guard !self.isClosed, let transport = self.transport else { return }
+        self.isClosed = true
+        self.closeReason = reason
+        if let farewell {
+            transport.write(farewell)
+            transport.flush()
+        }
+        transport.close()
+    }
+
+    /// A snapshot; safe from any thread.
+    func info() -> ClientInfo {
+        ClientInfo(
+            connectionID: self.connectionID,
+            clientID: self.clientID,
+            remoteAddress: self.remoteAddress,
+            userAgent: self.userAgent,
+            connectedAt: self.connectedAt,
+            eventsSent: self.publishedEventsSent.load(ordering: .relaxed),
+            bytesSent: self.publishedBytesSent.load(ordering: .relaxed),
+            consecutiveErrors: self.publishedConsecutiveErrors.load(ordering: .relaxed),
+            totalErrors: self.publishedTotalErrors.load(ordering: .relaxed),
+            backlogBytes: self.publishedBacklog.load(ordering: .relaxed)
+        )
+    }
+}

@@ -1,0 +1,84 @@
+import NIOCore
+import SSEBroker
+
+/// The NIO side of one subscriber: a ``SubscriberTransport`` over a channel whose HTTP codecs have
+/// been removed, so events are written as raw, shared `ByteBuffer`s (the response is close-delimited).
+///
+/// Loop-confined like every `ChannelHandler`.
+final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHandler, SubscriberTransport {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let eventLoop: any EventLoop
+    private var context: ChannelHandlerContext?
+    private var subscription: Subscription?
+
+    init(eventLoop: any EventLoop) {
+        self.eventLoop = eventLoop
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
+    /// Writes the response head and registers with the broker, which writes the preamble and the replay.
+    func start(
+        broker: Broker,
+        clientID: String,
+        request: ConnectRequest,
+        remoteAddress: String?,
+        userAgent: String?
+    ) throws(BrokerError) {
+        self.write(ConnectRequest.responseHead(clientID: clientID))
+        self.subscription = try broker.subscribe(
+            clientID: clientID,
+            lastEventID: request.lastEventID,
+            remoteAddress: remoteAddress,
+            userAgent: userAgent,
+            transport: self
+        )
+    }
+
+    // A subscriber has nothing to say after its request; whatever it sends is dropped. Reading
+    // continues so a closed socket is noticed at once.
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        self.subscription?.writabilityChanged(isWritable: context.channel.isWritable)
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.subscription?.transportClosed()
+        self.subscription = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // Resets and broken pipes end the stream; the broker hears of it through channelInactive.
+        context.close(promise: nil)
+    }
+
+    // MARK: SubscriberTransport
+
+    func write(_ buffer: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    func close() {
+        self.context?.close(promise: nil)
+    }
+
+    var bufferedBytes: Int {
+        guard let context else { return 0 }
+        return (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import SSEBroker
+import SSEBrokerServer
+
+/// `sse-console`: an SSE broker with its HTTP server, and a console to watch and drive it.
+@main
+struct ConsoleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sse-console",
+        abstract: "A Server-Sent Events broker with a live terminal console.",
+        discussion: """
+            Subscribers connect with GET /connect[?id=ID] (an EventSource stream); producers publish with
+            POST /broadcast[?type=TYPE][&id=ID] (body = data).
+            """
+    )
+
+    @Option(help: "Address to listen on.")
+    var host = "127.0.0.1"
+
+    @Option(help: "Port to listen on (0 picks a free one).")
+    var port = 8080
+
+    @Option(name: .customLong("write-timeout"), help: "Seconds a client may stay unable to accept data before missed events count as errors.")
+    var writeTimeout = 3.0
+
+    @Option(help: "Sequential errors a client may have before it is disconnected.")
+    var tolerance = 3
+
+    @Option(help: "Seconds between heartbeat comments.")
+    var heartbeat = 15.0
+
+    @Option(help: "Events kept for Last-Event-ID replay (0 turns replay off).")
+    var history = 1000
+
+    @Option(name: .customLong("max-body"), help: "Largest POST /broadcast body accepted, in bytes.")
+    var maxBody = 1 << 20
+
+    @Option(name: .customLong("max-backlog"), help: "Most bytes queued for a client that is not keeping up.")
+    var maxBacklog = 256 << 10
+
+    @Option(help: "Reconnection delay hinted to clients (retry:), in seconds.")
+    var retry = 3.0
+
+    @Flag(name: .customLong("no-tui"), help: "Run without the terminal console: logs on stderr, commands from stdin.")
+    var noTUI = false
+
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard Logger.Level(rawValue: self.logLevel) != nil else {
+            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
+        try self.brokerConfiguration().validate()
+    }
+
+    func brokerConfiguration() throws -> BrokerConfiguration {
+        func duration(_ seconds: Double, _ flag: String) throws -> Duration {
+            guard seconds.isFinite else { throw ValidationError("--\(flag) must be a number of seconds") }
+            return .milliseconds(Int64((seconds * 1000).rounded()))
+        }
+        return BrokerConfiguration(
+            writeTimeout: try duration(self.writeTimeout, "write-timeout"),
+            tolerance: self.tolerance,
+            heartbeatInterval: try duration(self.heartbeat, "heartbeat"),
+            retry: try duration(self.retry, "retry"),
+            historySize: self.history,
+            maxBodyBytes: self.maxBody,
+            maxClientBacklogBytes: self.maxBacklog
+        )
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
+        let server = BrokerServer(broker: broker, host: self.host, port: self.port, logger: Logger(label: "sse.server"))
+        let address = try await server.start()
+        let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
+        try await HeadlessConsole(broker: broker, server: server, listenURL: url).run()
+    }
+
+    static func hostForURL(_ host: String) -> String {
+        host.contains(":") ? "[\(host)]" : host
+    }
+}

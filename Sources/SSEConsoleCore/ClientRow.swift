@@ -1,0 +1,62 @@
+/// Why a connection went away; shown instead of its age while the row fades out.
+public enum DepartureReason: String, Sendable, Hashable, CaseIterable {
+    case closed, kicked, overTolerance, banned, shutdown
+
+    /// Short label that fits the age column.
+    public var label: String {
+        switch self {
+        case .closed: "closed"
+        case .kicked: "kicked"
+        case .overTolerance: "over-tol"
+        case .banned: "banned"
+        case .shutdown: "shutdown"
+        }
+    }
+}
+
+/// When and why a connection disconnected.
+public struct Departure: Sendable, Hashable {
+    public var reason: DepartureReason
+    /// Unix timestamp in seconds, same clock as `ClientRow.connectedAt`.
+    public var at: Double
+
+    public init(reason: DepartureReason, at: Double) {
+        self.reason = reason
+        self.at = at
+    }
+}
+
+/// One connection as the app sees it this frame. Timestamps are Unix seconds (`Double`); the age
+/// is computed against the `now` passed to rendering.
+public struct ClientRow: Sendable, Hashable {
+    /// Unique per connection; the selection follows it across updates.
+    public var connectionID: UInt64
+    /// Client id; several connections may share one.
+    public var id: String
+    public var remoteAddress: String
+    public var connectedAt: Double
+    public var eventsSent: Int
+    public var bytesSent: Int
+    public var consecutiveErrors: Int
+    public var totalErrors: Int
+    public var backlogBytes: Int
+    /// Set for a connection that just disconnected: drawn dimmed, then removed.
+    public var departure: Departure?
+
+    public init(
+        connectionID: UInt64, id: String, remoteAddress: String, connectedAt: Double,
+        eventsSent: Int = 0, bytesSent: Int = 0, consecutiveErrors: Int = 0, totalErrors: Int = 0,
+        backlogBytes: Int = 0, departure: Departure? = nil
+    ) {
+        self.connectionID = connectionID
+        self.id = id
+        self.remoteAddress = remoteAddress
+        self.connectedAt = connectedAt
+        self.eventsSent = eventsSent
+        self.bytesSent = bytesSent
+        self.consecutiveErrors = consecutiveErrors
+        self.totalErrors = totalErrors
+        self.backlogBytes = backlogBytes
+        self.departure = departure
+    }
+}

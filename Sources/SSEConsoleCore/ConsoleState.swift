@@ -1,0 +1,273 @@
+/// The pane that navigation keys act on.
+public enum Pane: String, Sendable, Hashable {
+    case clients, log
+}
+
+/// `command`: typing edits the command line (the default). `navigate`: single keys act on panes.
+public enum InputMode: String, Sendable, Hashable {
+    case command, navigate
+}
+
+/// How the message line is coloured.
+public enum MessageSeverity: String, Sendable, Hashable {
+    case ok, error, info
+}
+
+/// The result of the last command, shown above the command line.
+public struct ResultMessage: Sendable, Hashable {
+    public var text: String
+    public var severity: MessageSeverity
+
+    public init(_ text: String, severity: MessageSeverity) {
+        self.text = text
+        self.severity = severity
+    }
+}
+
+/// The whole UI state as one value. The app owns it on its UI thread: it feeds clients and log
+/// entries, passes keys to `handle(_:context:)`, performs the returned actions, reports results
+/// with `setMessage(_:severity:)`, and renders with `Layout.render`.
+public struct ConsoleState: Sendable {
+    public var editor: LineEditor
+    public var clients: ClientTable
+    public var log: EventLog
+    public var focus: Pane = .clients
+    public var mode: InputMode = .command
+    public var isHelpVisible = false
+    public var message: ResultMessage?
+    /// Active Tab cycle: the matches and which one is shown.
+    private var completionCycle: (candidates: [String], index: Int, start: Int)?
+
+    public init(
+        editor: LineEditor = LineEditor(), clients: ClientTable = ClientTable(),
+        log: EventLog = EventLog()
+    ) {
+        self.editor = editor
+        self.clients = clients
+        self.log = log
+    }
+
+    // MARK: Feeding data
+
+    /// Replaces the client rows with the latest snapshot (see `ClientTable.update`).
+    public mutating func updateClients(_ rows: [ClientRow], now: Double) {
+        clients.update(rows, now: now)
+    }
+
+    public mutating func appendLog(_ entry: LogEntry) {
+        log.append(entry)
+    }
+
+    public mutating func appendLog(contentsOf entries: some Sequence<LogEntry>) {
+        log.append(contentsOf: entries)
+    }
+
+    /// Shows the outcome of a command on the message line.
+    public mutating func setMessage(_ text: String, severity: MessageSeverity) {
+        message = ResultMessage(text, severity: severity)
+    }
+
+    public mutating func clearMessage() {
+        message = nil
+    }
+
+    /// Applies the commands that only change the UI (`clear`, `filter`, `help`, `clients`) and
+    /// returns `true`; returns `false` for commands the app must carry out with the broker.
+    public mutating func applyLocal(_ command: Command) -> Bool {
+        switch command {
+        case .clear:
+            log.clear()
+            setMessage("log cleared", severity: .ok)
+        case .filter(let text):
+            log.setFilter(text)
+            if let text {
+                setMessage("filter \"\(text)\": \(Format.thousands(log.visibleCount)) of \(Format.thousands(log.count)) entries", severity: .info)
+            } else {
+                setMessage("filter cleared", severity: .info)
+            }
+        case .help:
+            isHelpVisible = true
+        case .clients:
+            focus = .clients
+            setMessage("\(Format.thousands(clients.connectedCount)) clients connected", severity: .info)
+        default:
+            return false
+        }
+        return true
+    }
+
+    // MARK: Keys
+
+    /// Handles one key and returns what the app must do.
+    public mutating func handle(_ key: Key, context: KeyContext) -> [ConsoleAction] {
+        let geometry = LayoutGeometry(size: context.screen, clientRowCount: clients.count)
+        if key == .resize {
+            clients.scrollToSelection(viewportHeight: geometry.clientsViewportHeight)
+            return [.redraw]
+        }
+        if isHelpVisible {
+            isHelpVisible = false  // the key only closes the overlay
+            return []
+        }
+        if key != .tab && key != .backTab { completionCycle = nil }
+        switch key {
+        case .ctrl(let letter) where letter.lowercased() == "c": return [.quit]
+        case .ctrl(let letter) where letter.lowercased() == "l": return [.redraw]
+        case .function(1):
+            isHelpVisible = true
+            return []
+        default:
+            break
+        }
+        switch mode {
+        case .command: return handleCommandMode(key, context: context, geometry: geometry)
+        case .navigate: return handleNavigateMode(key, geometry: geometry)
+        }
+    }
+
+    private mutating func handleCommandMode(_ key: Key, context: KeyContext, geometry: LayoutGeometry) -> [ConsoleAction] {
+        switch key {
+        case .character(let character):
+            if character == "?" && editor.isEmpty {
+                isHelpVisible = true
+            } else if !character.unicodeScalars.contains(where: CommandParser.isControl) {
+                editor.insert(character)
+            }
+        case .enter:
+            return submit()
+        case .backspace: editor.backspace()
+        case .delete: editor.deleteForward()
+        case .left: editor.moveLeft()
+        case .right: editor.moveRight()
+        case .home: editor.moveToStart()
+        case .end: editor.moveToEnd()
+        case .up: editor.historyPrevious()
+        case .down: editor.historyNext()
+        case .pageUp: log.scrollUp(by: geometry.logViewportHeight, viewportHeight: geometry.logViewportHeight)
+        case .pageDown: log.scrollDown(by: geometry.logViewportHeight, viewportHeight: geometry.logViewportHeight)
+        case .tab: complete(context: context, forward: true)
+        case .backTab: complete(context: context, forward: false)
+        case .escape: mode = .navigate
+        case .ctrl(let letter):
+            switch letter.lowercased() {
+            case "a": editor.moveToStart()
+            case "e": editor.moveToEnd()
+            case "b": editor.moveLeft()
+            case "f": editor.moveRight()
+            case "h": editor.backspace()
+            case "d": editor.deleteForward()
+            case "u": editor.killToStart()
+            case "k": editor.killToEnd()
+            case "w": editor.deleteWordBackward()
+            case "y": editor.yank()
+            case "p": editor.historyPrevious()
+            case "n": editor.historyNext()
+            default: break
+            }
+        case .function, .resize:
+            break
+        }
+        return []
+    }
+
+    private mutating func submit() -> [ConsoleAction] {
+        let line = editor.text
+        guard line.contains(where: { !$0.isWhitespace }) else { return [] }
+        do {
+            let command = try CommandParser.parse(line)
+            _ = editor.commit()
+            message = nil
+            return [.execute(command)]
+        } catch {
+            // Keep the line so the user can fix it.
+            setMessage(error.message, severity: .error)
+            return []
+        }
+    }
+
+    private mutating func complete(context: KeyContext, forward: Bool) {
+        if let cycle = completionCycle {
+            let count = cycle.candidates.count
+            let index = (cycle.index + (forward ? 1 : -1) + count) % count
+            editor.replace(cycle.start..<editor.cursor, with: cycle.candidates[index])
+            completionCycle = (cycle.candidates, index, cycle.start)
+            return
+        }
+        let ids = context.clientIDs ?? clients.clientIDs
+        let result = Completion.complete(editor.characters, cursor: editor.cursor, clientIDs: ids)
+        switch result.candidates.count {
+        case 0:
+            setMessage("no completions", severity: .info)
+        case 1:
+            editor.replace(result.wordRange, with: result.replacement)
+            let next = editor.cursor < editor.characters.count ? editor.characters[editor.cursor] : nil
+            if next != " " { editor.insert(" ") } else { editor.moveRight() }
+            message = nil
+        default:
+            editor.replace(result.wordRange, with: result.replacement)
+            // The next Tab starts with the first match (index -1 + 1).
+            completionCycle = (result.candidates, forward ? -1 : 0, result.wordRange.lowerBound)
+            let shown = result.candidates.prefix(50).joined(separator: " ")
+            setMessage("\(result.candidates.count) matches: \(shown)", severity: .info)
+        }
+    }
+
+    private mutating func handleNavigateMode(_ key: Key, geometry: LayoutGeometry) -> [ConsoleAction] {
+        let clientsHeight = geometry.clientsViewportHeight
+        let logHeight = geometry.logViewportHeight
+        switch key {
+        case .up, .down, .pageUp, .pageDown, .home, .end:
+            if focus == .clients {
+                switch key {
+                case .up: clients.moveSelection(by: -1, viewportHeight: clientsHeight)
+                case .down: clients.moveSelection(by: 1, viewportHeight: clientsHeight)
+                case .pageUp: clients.pageUp(viewportHeight: clientsHeight)
+                case .pageDown: clients.pageDown(viewportHeight: clientsHeight)
+                case .home: clients.selectFirst(viewportHeight: clientsHeight)
+                default: clients.selectLast(viewportHeight: clientsHeight)
+                }
+            } else {
+                switch key {
+                case .up: log.scrollUp(by: 1, viewportHeight: logHeight)
+                case .down: log.scrollDown(by: 1, viewportHeight: logHeight)
+                case .pageUp: log.scrollUp(by: logHeight, viewportHeight: logHeight)
+                case .pageDown: log.scrollDown(by: logHeight, viewportHeight: logHeight)
+                case .home: log.scrollToOldest(viewportHeight: logHeight)
+                default: log.scrollToLive()
+                }
+            }
+        case .tab, .backTab:
+            focus = focus == .clients ? .log : .clients
+        case .enter:
+            mode = .command
+        case .character(let character):
+            switch character {
+            case "k": return actOnSelection { .kick(clientID: $0) }
+            case "B": return actOnSelection { .ban(clientID: $0, duration: nil) }
+            case "s": clients.cycleSortColumn()
+            case "S": clients.reverseSort()
+            case "/":
+                mode = .command
+                editor.setText("filter ")
+            case ":", "i": mode = .command
+            case "q": return [.quit]
+            case "?": isHelpVisible = true
+            case "c": return [.execute(.clear)]
+            case "G": log.scrollToLive()
+            case "g": log.scrollToOldest(viewportHeight: logHeight)
+            default: break
+            }
+        default:
+            break
+        }
+        return []
+    }
+
+    private mutating func actOnSelection(_ command: (String) -> Command) -> [ConsoleAction] {
+        guard let row = clients.selectedRow else {
+            setMessage("no client selected", severity: .error)
+            return []
+        }
+        return [.execute(command(row.id))]
+    }
+}

@@ -1,0 +1,37 @@
+/// Broker-wide numbers for the header bar, sampled by the app each frame.
+public struct HeaderStats: Sendable, Hashable {
+    public var listenURL: String
+    /// Seconds since the broker started.
+    public var uptime: Double
+    public var clientsConnected: Int
+    public var eventsInPerSecond: Double
+    public var eventsOutPerSecond: Double
+    public var bytesOutPerSecond: Double
+    public var totalDropped: Int
+    public var totalKicked: Int
+    /// Per-write timeout in seconds.
+    public var writeTimeout: Double
+    /// Consecutive failed writes tolerated before a client is dropped.
+    public var tolerance: Int
+    /// Extra status such as `"auth off"`.
+    public var flags: String?
+
+    public init(
+        listenURL: String, uptime: Double = 0, clientsConnected: Int = 0,
+        eventsInPerSecond: Double = 0, eventsOutPerSecond: Double = 0, bytesOutPerSecond: Double = 0,
+        totalDropped: Int = 0, totalKicked: Int = 0, writeTimeout: Double = 3, tolerance: Int = 3,
+        flags: String? = nil
+    ) {
+        self.listenURL = listenURL
+        self.uptime = uptime
+        self.clientsConnected = clientsConnected
+        self.eventsInPerSecond = eventsInPerSecond
+        self.eventsOutPerSecond = eventsOutPerSecond
+        self.bytesOutPerSecond = bytesOutPerSecond
+        self.totalDropped = totalDropped
+        self.totalKicked = totalKicked
+        self.writeTimeout = writeTimeout
+        self.tolerance = tolerance
+        self.flags = flags
+    }
+}

@@ -1,0 +1,59 @@
+/// The help box drawn over the panes: commands (from `CommandParser.specs`, so it never drifts
+/// from the parser), data escapes, and keys.
+enum HelpOverlay {
+    static func lines() -> [(text: String, heading: Bool)] {
+        var lines: [(String, Bool)] = [("Commands", true)]
+        let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
+        let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
+        for spec in CommandParser.specs {
+            let usage = TextFit.pad(spec.usage, toWidth: usageWidth)
+            let aliases = TextFit.pad(spec.aliases.joined(separator: ","), toWidth: aliasWidth)
+            lines.append(("  \(usage)  \(aliases)  \(spec.summary)", false))
+        }
+        lines.append(("  data: rest of line; \\n \\r \\t \\\\ \\\" \\u{1F600}; quote tokens \"like this\"", false))
+        lines.append(("Keys", true))
+        lines.append(("  Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate", false))
+        lines.append(("  Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit", false))
+        lines.append(("  navigate: ↑↓ PgUp PgDn Home End move  Tab pane  End/G live log", false))
+        lines.append(("  k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit", false))
+        return lines
+    }
+
+    static let footer = "press any key to close"
+
+    static func draw(_ canvas: inout Canvas, theme: Theme) {
+        let content = lines()
+        let contentWidth = max(content.map { displayWidth(of: $0.text) }.max() ?? 0, displayWidth(of: footer))
+        let boxWidth = min(canvas.width - 2, contentWidth + 4)
+        // Content, one blank line, footer, two borders.
+        let boxHeight = min(canvas.height - 2, content.count + 4)
+        guard boxWidth >= 10, boxHeight >= 4 else { return }
+        // Blank the panes so fragments of them do not show around the box.
+        for row in 1..<max(1, canvas.height - 2) {
+            canvas.fill(row: row, col: 0, width: canvas.width, style: theme.style())
+        }
+        let left = (canvas.width - boxWidth) / 2
+        let top = (canvas.height - boxHeight) / 2
+        let border = theme.style(.cyan, bold: true)
+        let inner = boxWidth - 4
+
+        for row in top..<(top + boxHeight) {
+            canvas.fill(row: row, col: left, width: boxWidth, style: theme.style())
+            canvas.put("│", row: row, col: left, style: border)
+            canvas.put("│", row: row, col: left + boxWidth - 1, style: border)
+        }
+        let title = " sse-console help "
+        canvas.put("┌" + String(repeating: "─", count: boxWidth - 2) + "┐", row: top, col: left, style: border)
+        canvas.put(title, row: top, col: left + max(1, (boxWidth - displayWidth(of: title)) / 2), style: border, maxWidth: boxWidth - 2)
+        canvas.put("└" + String(repeating: "─", count: boxWidth - 2) + "┘", row: top + boxHeight - 1, col: left, style: border)
+
+        let available = boxHeight - 4
+        for (offset, line) in content.prefix(available).enumerated() {
+            canvas.put(TextFit.truncate(line.text, toWidth: inner), row: top + 1 + offset, col: left + 2,
+                       style: line.heading ? theme.style(.yellow, bold: true) : theme.style())
+        }
+        let footerText = TextFit.truncate(footer, toWidth: inner)
+        canvas.put(footerText, row: top + boxHeight - 2,
+                   col: left + 2 + max(0, (inner - displayWidth(of: footerText)) / 2), style: theme.style(.gray, dim: true))
+    }
+}

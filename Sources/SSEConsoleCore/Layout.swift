@@ -1,0 +1,78 @@
+/// Renders the whole console into a `Canvas`: a pure function of the state, the header numbers,
+/// the clock and the screen size, so every screen can be tested without a terminal.
+public enum Layout {
+    /// Hint line shown instead of the command line in navigate mode.
+    public static let navigateHints: [(key: String, action: String)] = [
+        ("↑↓", "select"), ("Tab", "pane"), ("k", "kick"), ("B", "ban"), ("s", "sort"),
+        ("/", "filter"), (":", "command"), ("?", "help"), ("q", "quit"),
+    ]
+
+    /// Prompt in front of the command line.
+    public static let prompt = "> "
+
+    /// Draws one frame.
+    /// - Parameters:
+    ///   - now: Unix seconds, for client ages.
+    ///   - colors: `false` for monochrome (NO_COLOR): only attributes and text markers are used.
+    ///   - utcOffset: seconds added to log timestamps (the local time zone offset).
+    /// - Returns: the canvas; `cursor` is where the terminal cursor belongs (`nil`: hide it).
+    public static func render(
+        state: ConsoleState, header: HeaderStats, now: Double, size: ScreenSize, colors: Bool,
+        utcOffset: Int = 0
+    ) -> Canvas {
+        var canvas = Canvas(width: size.cols, height: size.rows)
+        guard size.cols > 0, size.rows > 0 else { return canvas }
+        let theme = Theme(colors: colors)
+        let geometry = LayoutGeometry(size: size, clientRowCount: state.clients.count)
+
+        HeaderBar.draw(&canvas, stats: header, theme: theme)
+        if geometry.isTooSmall {
+            let need = LayoutGeometry.minimumSize
+            canvas.put("terminal too small (need \(need.cols)x\(need.rows))", row: 1, col: 0,
+                       style: theme.style(.yellow, bold: true), maxWidth: size.cols)
+        } else {
+            ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)
+            LogPane.draw(&canvas, state: state, geometry: geometry, theme: theme, utcOffset: utcOffset)
+        }
+        if size.rows >= 3 { drawMessage(&canvas, message: state.message, row: geometry.messageRow, theme: theme) }
+        if size.rows >= 2 { drawCommandLine(&canvas, state: state, row: geometry.commandRow, theme: theme) }
+        if state.isHelpVisible {
+            HelpOverlay.draw(&canvas, theme: theme)
+            canvas.cursor = nil
+        }
+        return canvas
+    }
+
+    private static func drawMessage(_ canvas: inout Canvas, message: ResultMessage?, row: Int, theme: Theme) {
+        guard let message else { return }
+        let style: CellStyle
+        var text = Format.oneLine(message.text, maxCharacters: canvas.width + 1)
+        switch message.severity {
+        case .ok: style = theme.style(.green)
+        case .error:
+            style = theme.style(.red, bold: true)
+            if !theme.colors { text = "! " + text }
+        case .info: style = theme.style()
+        }
+        canvas.put(TextFit.truncate(text, toWidth: canvas.width), row: row, col: 0, style: style)
+    }
+
+    private static func drawCommandLine(_ canvas: inout Canvas, state: ConsoleState, row: Int, theme: Theme) {
+        switch state.mode {
+        case .command:
+            let promptWidth = canvas.put(prompt, row: row, col: 0, style: theme.style(.green, bold: true))
+            let slice = state.editor.visibleSlice(width: canvas.width - promptWidth)
+            canvas.put(slice.text, row: row, col: promptWidth, style: theme.style())
+            canvas.cursor = CursorPosition(row: row, column: min(canvas.width - 1, promptWidth + slice.cursorColumn))
+        case .navigate:
+            var x = 0
+            for hint in navigateHints {
+                let width = displayWidth(of: hint.key) + 1 + displayWidth(of: hint.action)
+                guard x + width <= canvas.width else { break }
+                x += canvas.put(hint.key, row: row, col: x, style: theme.style(.cyan, bold: true))
+                x += canvas.put(" " + hint.action, row: row, col: x, style: theme.style()) + 2
+            }
+            canvas.cursor = nil
+        }
+    }
+}

@@ -1,0 +1,74 @@
+import NIOCore
+import NIOEmbedded
+import NIOHTTP1
+import SSEBroker
+import SSEBrokerServer
+import Testing
+
+/// The handler's HTTP/1.1 behaviour on an `EmbeddedChannel`, where exact bytes are easy to see.
+@Suite struct BrokerHTTPHandlerTests {
+    func makeChannel(_ configuration: BrokerConfiguration = BrokerConfiguration()) throws -> (EmbeddedChannel, Broker) {
+        let broker = try Broker(configuration: configuration, logger: quietLogger)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(
+            HTTPResponseEncoder(),
+            ByteToMessageHandler(HTTPRequestDecoder()),
+            BrokerHTTPHandler(broker: broker, logger: quietLogger)
+        )
+        return (channel, broker)
+    }
+
+    func written(_ channel: EmbeddedChannel) throws -> String {
+        var text = ""
+        while let buffer = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: buffer) }
+        return text
+    }
+
+    @Test func pipelinedRequests_getResponsesInOrder() throws {
+        let (channel, _) = try self.makeChannel()
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "POST /broadcast HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
+                    + "GET /nope HTTP/1.1\r\n\r\n"
+                    + "POST /broadcast HTTP/1.1\r\nContent-Length: 1\r\n\r\nb"
+            )
+        )
+        let text = try self.written(channel)
+        let statuses = text.matches(of: /HTTP\/1\.1 (\d{3})/).map { String($0.output.1) }
+        #expect(statuses == ["202", "404", "202"])
+        #expect(text.contains("{\"id\":\"1\",\"delivered\":0}"))
+        #expect(text.contains("{\"id\":\"2\",\"delivered\":0}"))
+    }
+
+    @Test func expectContinue_isAnsweredBeforeTheBody() throws {
+        let (channel, _) = try self.makeChannel()
+        try channel.writeInbound(ByteBuffer(string: "POST /broadcast HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"))
+        #expect(try self.written(channel) == "HTTP/1.1 100 Continue\r\n\r\n")
+        try channel.writeInbound(ByteBuffer(string: "hi"))
+        #expect(try self.written(channel).hasPrefix("HTTP/1.1 202 Accepted\r\n"))
+    }
+
+    @Test func oversizedDeclaredBody_isRefusedWithoutContinue() throws {
+        let (channel, _) = try self.makeChannel(BrokerConfiguration(maxBodyBytes: 1))
+        try channel.writeInbound(ByteBuffer(string: "POST /broadcast HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"))
+        let text = try self.written(channel)
+        #expect(text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))
+        #expect(!text.contains("100 Continue"))
+    }
+
+    @Test func connect_turnsTheChannelIntoARawEventStream() throws {
+        let (channel, broker) = try self.makeChannel()
+        try channel.writeInbound(ByteBuffer(string: "GET /connect?id=x HTTP/1.1\r\nUser-Agent: probe\r\n\r\n"))
+        #expect(
+            try self.written(channel)
+                == "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
+                + "X-Accel-Buffering: no\r\nConnection: close\r\nX-SSE-Client-ID: x\r\n\r\n: connected x\nretry: 3000\n\n"
+        )
+        #expect(broker.clients.first?.userAgent == "probe")
+        try broker.broadcast(Event(type: "t", data: "d"))
+        channel.embeddedEventLoop.run()
+        // No chunked framing: the event's bytes as encoded.
+        #expect(try self.written(channel) == "event: t\ndata: d\nid: 1\n\n")
+        #expect((try? channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)) == nil)
+    }
+}

@@ -1,0 +1,116 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SSEBroker
+import SSEBrokerServer
+import SSEClient
+import Testing
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// A real broker and server on an ephemeral 127.0.0.1 port.
+struct TestServer {
+    let broker: Broker
+    let server: BrokerServer
+    let port: Int
+
+    static func with(
+        _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        _ body: (TestServer) async throws -> Void
+    ) async throws {
+        let broker = try Broker(configuration: configuration, logger: quietLogger)
+        let server = BrokerServer(broker: broker, host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
+        let address = try await server.start()
+        let testServer = TestServer(broker: broker, server: server, port: try #require(address.port))
+        do {
+            try await body(testServer)
+        } catch {
+            try await server.shutdown()
+            throw error
+        }
+        try await server.shutdown()
+    }
+
+    func subscribe(
+        _ path: String = "/connect",
+        headers: HTTPHeaders = [:],
+        receiveBufferSize: Int? = nil,
+        autoRead: Bool = true
+    ) async throws -> SSEClient {
+        try await SSEClient.connect(
+            host: "127.0.0.1",
+            port: self.port,
+            path: path,
+            headers: headers,
+            receiveBufferSize: receiveBufferSize,
+            autoRead: autoRead
+        )
+    }
+
+    /// Subscribes and waits for the stream's preamble, so the client is registered on return.
+    func connectedReader(_ path: String = "/connect", headers: HTTPHeaders = [:]) async throws -> StreamReader {
+        let client = try await self.subscribe(path, headers: headers)
+        #expect(client.status == .ok)
+        var reader = StreamReader(client)
+        let first = try await reader.next()
+        guard case .comment(let text) = first, text.hasPrefix("connected ") else {
+            Issue.record("expected the connected comment first, got \(String(describing: first))")
+            return reader
+        }
+        return reader
+    }
+
+    func publisher() async throws -> HTTPClientConnection {
+        try await HTTPClientConnection.connect(host: "127.0.0.1", port: self.port)
+    }
+
+    /// A one-off request on a fresh connection.
+    func request(_ method: HTTPMethod, _ uri: String, body: String? = nil, headers: HTTPHeaders = [:]) async throws -> HTTPClientResponse {
+        let connection = try await self.publisher()
+        defer { Task { await connection.close() } }
+        return try await connection.send(method, uri, headers: headers, body: body.map { ByteBuffer(string: $0) })
+    }
+}
+
+enum StreamEnded: Error {
+    case ended
+}
+
+/// Reads a subscriber's stream message by message.
+struct StreamReader {
+    let client: SSEClient
+    private var iterator: AsyncStream<SSEMessage>.Iterator
+
+    init(_ client: SSEClient) {
+        self.client = client
+        self.iterator = client.messages.makeAsyncIterator()
+    }
+
+    /// The next message; throws if the stream ended.
+    mutating func next() async throws -> SSEMessage {
+        guard let message = await self.iterator.next() else { throw StreamEnded.ended }
+        return message
+    }
+
+    /// The next event, skipping comments and retry hints.
+    mutating func nextEvent() async throws -> ServerSentEvent {
+        while true {
+            if case .event(let event) = try await self.next() { return event }
+        }
+    }
+
+    /// The next `count` events' data.
+    mutating func data(_ count: Int) async throws -> [String] {
+        var result: [String] = []
+        for _ in 0..<count { result.append(try await self.nextEvent().data) }
+        return result
+    }
+
+    /// Reads until the server closes the stream; returns the events seen on the way.
+    mutating func untilEnd() async -> [SSEMessage] {
+        var rest: [SSEMessage] = []
+        while let message = await self.iterator.next() { rest.append(message) }
+        return rest
+    }
+}
