@@ -46,15 +46,35 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
+        // The console's logic: state, command parsing, line editing, layout into styled cells. No I/O.
+        .target(name: "SSEConsoleCore"),
+        // ncursesw as a system library (Debian: libncurses-dev); only `Screen` uses it.
+        .systemLibrary(name: "CNcurses"),
         .executableTarget(
             name: "SSEConsole",
             dependencies: [
                 "SSEBroker",
+                "SSEConsoleCore",
+                "CNcurses",
                 "SSEBrokerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
+        // The console executable: its command executor, and end to end in a real terminal (tmux).
+        .testTarget(
+            name: "SSEConsoleTests",
+            dependencies: [
+                "SSEConsole",
+                "SSEConsoleCore",
+                "SSEBroker",
+                "SSEClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

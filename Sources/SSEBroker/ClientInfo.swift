@@ -24,6 +24,30 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var backlogBytes: Int
 
     public var id: UInt64 { self.connectionID }
+
+    public init(
+        connectionID: UInt64,
+        clientID: String,
+        remoteAddress: String? = nil,
+        userAgent: String? = nil,
+        connectedAt: Date = Date(),
+        eventsSent: Int = 0,
+        bytesSent: Int = 0,
+        consecutiveErrors: Int = 0,
+        totalErrors: Int = 0,
+        backlogBytes: Int = 0
+    ) {
+        self.connectionID = connectionID
+        self.clientID = clientID
+        self.remoteAddress = remoteAddress
+        self.userAgent = userAgent
+        self.connectedAt = connectedAt
+        self.eventsSent = eventsSent
+        self.bytesSent = bytesSent
+        self.consecutiveErrors = consecutiveErrors
+        self.totalErrors = totalErrors
+        self.backlogBytes = backlogBytes
+    }
 }
 
 /// Why a connection ended.
@@ -68,4 +92,26 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var connected: Int
     /// Connections accepted since start.
     public var connectionsAccepted: Int
+
+    public init(
+        published: Int = 0,
+        delivered: Int = 0,
+        bytesDelivered: Int = 0,
+        dropped: Int = 0,
+        kicked: Int = 0,
+        disconnectedOverTolerance: Int = 0,
+        listenerDrops: Int = 0,
+        connected: Int = 0,
+        connectionsAccepted: Int = 0
+    ) {
+        self.published = published
+        self.delivered = delivered
+        self.bytesDelivered = bytesDelivered
+        self.dropped = dropped
+        self.kicked = kicked
+        self.disconnectedOverTolerance = disconnectedOverTolerance
+        self.listenerDrops = listenerDrops
+        self.connected = connected
+        self.connectionsAccepted = connectionsAccepted
+    }
 }

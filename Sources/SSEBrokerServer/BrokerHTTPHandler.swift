@@ -31,7 +31,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     /// - Parameters:
     ///   - broker: the broker to serve.
     ///   - routes: the paths of the endpoints.
-    ///   - logger: where refused requests are logged (at `debug`).
+    ///   - logger: where refused requests are logged (at `info`).
     public init(broker: Broker, routes: BrokerRoutes = BrokerRoutes(), logger: Logger = Logger(label: "sse.http")) {
         self.broker = broker
         self.routes = routes
@@ -190,7 +190,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     // MARK: Responses
 
     private func refuse(_ head: HTTPRequestHead, _ error: BrokerError, context: ChannelHandlerContext, close: Bool) {
-        self.logger.debug(
+        self.logger.info(
             "request refused",
             metadata: ["method": "\(head.method)", "uri": "\(head.uri)", "status": "\(error.status.code)", "error": "\(error)"]
         )

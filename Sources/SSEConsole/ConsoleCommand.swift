@@ -74,18 +74,52 @@ struct ConsoleCommand: AsyncParsableCommand {
         )
     }
 
+    @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
+    var noColor = false
+
     func run() async throws {
         let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        // The terminal console needs a terminal on both ends; anything else (a pipe, a script, CI)
+        // gets the headless mode with the same broker and the same commands on stdin.
+        let interactive = !self.noTUI && isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1
+        let feed = ConsoleFeed()
         LoggingSystem.bootstrap { label in
+            if interactive {
+                var handler = ConsoleLogHandler(label: label, feed: feed)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
         }
         let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
-        let server = BrokerServer(broker: broker, host: self.host, port: self.port, logger: Logger(label: "sse.server"))
+        let server = BrokerServer(broker: broker, host: self.host, port: self.port, logger: Logger(label: "sse.http"))
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
-        try await HeadlessConsole(broker: broker, server: server, listenURL: url).run()
+        guard interactive else {
+            // Scripts and tests wait for this exact line.
+            print("listening on \(url)")
+            fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
+            try await HeadlessConsole(broker: broker, server: server, readCommands: true).run()
+            return
+        }
+        feed.follow(broker)
+        let console = TerminalConsole(
+            broker: broker,
+            listenURL: url,
+            feed: feed,
+            noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true
+        )
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
+        Task {
+            _ = await signals.next()
+            console.requestQuit()
+        }
+        await console.run()
+        let stats = broker.statistics
+        try await server.shutdown()
+        print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
     }
 
     static func hostForURL(_ host: String) -> String {

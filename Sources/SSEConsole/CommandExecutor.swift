@@ -1,0 +1,66 @@
+import Foundation
+import SSEBroker
+import SSEConsoleCore
+
+/// Carries out console commands against the broker. Shared by the terminal console and the
+/// headless (stdin) mode, so both speak exactly the same language.
+struct CommandExecutor {
+    let broker: Broker
+
+    enum Outcome: Equatable {
+        case ok(String)
+        case error(String)
+        case quit
+    }
+
+    func execute(_ command: Command) -> Outcome {
+        do throws(BrokerError) {
+            switch command {
+            case .broadcast(let type, let data):
+                let delivery = try self.broker.broadcast(Event(type: type.isEmpty ? nil : type, data: data, origin: .console))
+                return .ok("broadcast \(type) #\(delivery.eventID) → \(Self.clients(delivery.recipients))")
+            case .broadcastTo(let clientID, let type, let data):
+                let delivery = try self.broker.broadcast(
+                    Event(type: type.isEmpty ? nil : type, data: data, origin: .console),
+                    to: clientID
+                )
+                return .ok("broadcastTo \(clientID) \(type) #\(delivery.eventID) → \(Self.connections(delivery.recipients))")
+            case .kick(let clientID):
+                let closed = try self.broker.kick(clientID)
+                return .ok("kicked \(clientID) (\(Self.connections(closed)))")
+            case .ban(let clientID, let duration):
+                let closed = try self.broker.ban(clientID, for: duration)
+                let span = duration.map { "for \(Format.durationToken($0))" } ?? "until unban"
+                return .ok("banned \(clientID) \(span) (\(Self.connections(closed)) closed); it gets 204 No Content")
+            case .unban(let clientID):
+                return self.broker.unban(clientID) ? .ok("unbanned \(clientID)") : .error("unban: \(clientID) is not banned")
+            case .clients:
+                let clients = self.broker.clients
+                return .ok(([Self.clientHeader] + clients.sorted { $0.connectionID < $1.connectionID }.map(Self.clientLine)).joined(separator: "\n"))
+            case .quit:
+                return .quit
+            case .help:
+                return .ok(CommandParser.specs.map { spec in "\(spec.usage)  —  \(spec.summary)" }.joined(separator: "\n"))
+            case .filter, .clear:
+                return .error("\(command.description.split(separator: " ")[0]): only the terminal console has a log pane")
+            }
+        } catch {
+            return .error("\(command.name): \(error)")
+        }
+    }
+
+    private static let clientHeader = "ID\tADDRESS\tCONNECTED\tEVENTS\tERRORS\tTOTAL_ERRORS\tBACKLOG"
+
+    private static func clientLine(_ client: ClientInfo) -> String {
+        let since = ISO8601DateFormatter().string(from: client.connectedAt)
+        return "\(client.clientID)\t\(client.remoteAddress ?? "-")\t\(since)\t\(client.eventsSent)\t\(client.consecutiveErrors)\t\(client.totalErrors)\t\(client.backlogBytes)"
+    }
+
+    private static func clients(_ count: Int) -> String { count == 1 ? "1 client" : "\(count) clients" }
+    private static func connections(_ count: Int) -> String { count == 1 ? "1 connection" : "\(count) connections" }
+}
+
+extension Command {
+    /// The command word, for messages.
+    var name: String { String(self.description.split(separator: " ").first ?? "") }
+}

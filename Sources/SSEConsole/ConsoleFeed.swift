@@ -1,0 +1,164 @@
+import Foundation
+import Logging
+import NIOCore
+import SSEBroker
+import SSEConsoleCore
+import Synchronization
+
+/// What the console learns from the broker between two frames: log entries and departed clients.
+///
+/// Fed by tasks that read the broker's `listen()` and `activity()` streams (bounded, so a busy
+/// broker never waits for the console) and by the log handler; drained by the UI thread once per
+/// frame. Only the newest ``capacity`` entries are kept between frames: under a flood the log pane
+/// shows the latest and says how many it skipped.
+final class ConsoleFeed: Sendable {
+    private struct Inbox {
+        var entries = CircularBuffer<LogEntry>(initialCapacity: 256)
+        var skipped = 0
+        var departures: [ClientRow] = []
+    }
+
+    let capacity: Int
+    private let inbox = Mutex(Inbox())
+
+    init(capacity: Int = 2000) {
+        self.capacity = capacity
+    }
+
+    func post(_ entry: LogEntry) {
+        self.inbox.withLock { inbox in
+            if inbox.entries.count == self.capacity {
+                inbox.entries.removeFirst()
+                inbox.skipped += 1
+            }
+            inbox.entries.append(entry)
+        }
+    }
+
+    /// Takes everything posted since the last call.
+    func drain() -> (entries: [LogEntry], skipped: Int, departures: [ClientRow]) {
+        self.inbox.withLock { inbox in
+            defer { inbox = Inbox() }
+            return (Array(inbox.entries), inbox.skipped, inbox.departures)
+        }
+    }
+
+    /// Starts reading the broker's streams; the tasks end when the broker shuts down.
+    func follow(_ broker: Broker) {
+        let events = broker.listen()
+        let activity = broker.activity()
+        Task.detached { [self] in
+            for await event in events {
+                self.post(Self.entry(for: event))
+            }
+        }
+        Task.detached { [self] in
+            for await change in activity {
+                self.record(change)
+            }
+        }
+    }
+
+    private func record(_ change: BrokerActivity) {
+        let now = Date().timeIntervalSince1970
+        switch change {
+        case .connected(let client):
+            var detail = client.remoteAddress ?? "-"
+            if let agent = client.userAgent { detail += "  \(agent)" }
+            self.post(LogEntry(time: now, source: .http, kind: .connect, target: client.clientID, message: detail))
+        case .disconnected(let client, let reason):
+            var row = Self.row(for: client)
+            row.departure = Departure(reason: Self.departureReason(reason), at: now)
+            self.inbox.withLock { $0.departures.append(row) }
+            let why: String
+            switch reason {
+            case .overTolerance: why = "over tolerance (\(client.consecutiveErrors) errors in a row)"
+            default: why = reason.description
+            }
+            let kind: LogKind = reason == .overTolerance ? .error : .disconnect
+            self.post(
+                LogEntry(
+                    time: now, source: .broker, kind: kind, target: client.clientID,
+                    message: "\(why) · \(Format.thousands(client.eventsSent)) events · \(client.totalErrors) errors"
+                )
+            )
+        }
+    }
+
+    static func entry(for event: Event) -> LogEntry {
+        // A preview needs only the start of the payload; never decode a megabyte for one log line.
+        let head = String(decoding: event.data.readableBytesView.prefix(600), as: UTF8.self)
+        return LogEntry(
+            time: Date().timeIntervalSince1970,
+            source: Self.source(event.origin),
+            kind: event.target == nil ? .broadcast : .broadcastTo,
+            type: event.type ?? "message",
+            target: event.target,
+            size: event.data.readableBytes,
+            message: LogEntry.preview(of: head)
+        )
+    }
+
+    static func row(for client: ClientInfo) -> ClientRow {
+        ClientRow(
+            connectionID: client.connectionID,
+            id: client.clientID,
+            remoteAddress: client.remoteAddress ?? "-",
+            connectedAt: client.connectedAt.timeIntervalSince1970,
+            eventsSent: client.eventsSent,
+            bytesSent: client.bytesSent,
+            consecutiveErrors: client.consecutiveErrors,
+            totalErrors: client.totalErrors,
+            backlogBytes: client.backlogBytes,
+            departure: nil
+        )
+    }
+
+    private static func source(_ origin: EventOrigin) -> LogSource {
+        switch origin {
+        case .http: .http
+        case .console: .console
+        default: .api
+        }
+    }
+
+    private static func departureReason(_ reason: DisconnectReason) -> DepartureReason {
+        switch reason {
+        case .closed: .closed
+        case .kicked: .kicked
+        case .overTolerance: .overTolerance
+        case .banned: .banned
+        case .shutdown: .shutdown
+        }
+    }
+}
+
+/// Routes swift-log records into the console's log pane (the terminal belongs to curses, so
+/// nothing may be written to stderr while it runs). Refused HTTP requests become `error` entries;
+/// connects and disconnects are skipped here because the activity stream already reports them.
+struct ConsoleLogHandler: LogHandler {
+    let label: String
+    let feed: ConsoleFeed
+    var logLevel: Logger.Level = .info
+    var metadata: Logger.Metadata = [:]
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { self.metadata[key] }
+        set { self.metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let message = event.message.description
+        guard message != "client connected", message != "client disconnected" else { return }
+        let metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        let source: LogSource = self.label.hasSuffix("http") || self.label.hasSuffix("server") ? .http : .broker
+        let kind: LogKind = message == "request refused" || event.level >= .warning ? .error : .info
+        var text = message
+        if message == "request refused", let status = metadata["status"], let error = metadata["error"] {
+            text = "\(status) \(metadata["method"].map { "\($0) " } ?? "")\(metadata["uri"] ?? "") — \(error)"
+        } else if !metadata.isEmpty {
+            text += " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+        }
+        self.feed.post(LogEntry(time: Date().timeIntervalSince1970, source: source, kind: kind, target: metadata["client"]?.description, message: text))
+    }
+}

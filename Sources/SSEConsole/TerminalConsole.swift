@@ -1,0 +1,148 @@
+import Foundation
+import SSEBroker
+import SSEBrokerServer
+import SSEConsoleCore
+import Synchronization
+
+/// The full-screen console. The broker and its server run on their NIO event loops; this console
+/// runs one UI thread that owns every curses call, reads keys, and draws from snapshots at most
+/// 20 times a second — and only when something changed (or once a second for the clocks). It never
+/// holds a broker lock while drawing and the broker never waits for it.
+final class TerminalConsole: Sendable {
+    private let broker: Broker
+    private let listenURL: String
+    private let feed: ConsoleFeed
+    private let noColor: Bool
+    private let startedAt = Date().timeIntervalSince1970
+    private let quitRequested = Atomic<Bool>(false)
+
+    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool) {
+        self.broker = broker
+        self.listenURL = listenURL
+        self.feed = feed
+        self.noColor = noColor
+    }
+
+    /// Asks the UI thread to restore the terminal and return (signals use this).
+    func requestQuit() {
+        self.quitRequested.store(true, ordering: .relaxed)
+    }
+
+    /// Runs the UI on its own thread until the user quits.
+    func run() async {
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            let thread = Thread { [self] in
+                self.uiLoop()
+                done.resume()
+            }
+            thread.name = "sse-console-ui"
+            thread.start()
+        }
+    }
+
+    private func uiLoop() {
+        let screen = Screen(noColor: self.noColor)
+        defer { screen.end() }
+        let executor = CommandExecutor(broker: self.broker)
+        var state = ConsoleState()
+        var rates = RateMeter()
+        var currentRates = RateMeter.Rates()
+        let utcOffset = TimeZone.current.secondsFromGMT()
+        state.setMessage("type help or press F1 · Esc to navigate the panes · Ctrl-C quits", severity: .info)
+
+        var lastFrame = 0.0
+        var lastSnapshot = 0.0
+        var dirty = true
+        var clearNext = false
+
+        while !self.quitRequested.load(ordering: .relaxed) {
+            if let key = screen.readKey() {
+                dirty = true
+                let clientIDs = Array(Set(state.clients.rows.lazy.filter { $0.departure == nil }.map(\.id))).sorted()
+                for action in state.handle(key, context: KeyContext(screen: screen.size, clientIDs: clientIDs)) {
+                    switch action {
+                    case .quit:
+                        self.requestQuit()
+                    case .redraw:
+                        clearNext = true
+                    case .execute(let command):
+                        if state.applyLocal(command) { continue }
+                        switch executor.execute(command) {
+                        case .quit:
+                            self.requestQuit()
+                        case .ok(let text):
+                            state.setMessage(text, severity: .ok)
+                            self.logCommand(command, result: text)
+                        case .error(let text):
+                            state.setMessage(text, severity: .error)
+                        }
+                        lastSnapshot = 0  // show the effect at once
+                    }
+                }
+            }
+
+            let drained = self.feed.drain()
+            if !drained.entries.isEmpty || !drained.departures.isEmpty {
+                if drained.skipped > 0 {
+                    state.appendLog(
+                        LogEntry(time: Date().timeIntervalSince1970, source: .broker, kind: .info,
+                                 message: "… \(Format.thousands(drained.skipped)) more entries skipped (log flood)")
+                    )
+                }
+                state.appendLog(contentsOf: drained.entries)
+                dirty = true
+            }
+
+            let now = Date().timeIntervalSince1970
+            if now - lastSnapshot >= 0.25 || !drained.departures.isEmpty {
+                let rows = self.broker.clients.map(ConsoleFeed.row(for:)) + drained.departures
+                state.updateClients(rows, now: now)
+                currentRates = rates.add(self.broker.statistics, at: now)
+                lastSnapshot = now
+            }
+            guard !self.quitRequested.load(ordering: .relaxed) else { break }
+            if (dirty && now - lastFrame >= 0.05) || now - lastFrame >= 1 {
+                let header = self.header(now: now, rates: currentRates)
+                let canvas = Layout.render(
+                    state: state, header: header, now: now, size: screen.size, colors: screen.colors, utcOffset: utcOffset
+                )
+                screen.draw(canvas, clearFirst: clearNext)
+                clearNext = false
+                dirty = false
+                lastFrame = now
+            }
+        }
+    }
+
+    private func header(now: Double, rates: RateMeter.Rates) -> HeaderStats {
+        let stats = self.broker.statistics
+        let configuration = self.broker.configuration
+        return HeaderStats(
+            listenURL: self.listenURL,
+            uptime: now - self.startedAt,
+            clientsConnected: stats.connected,
+            eventsInPerSecond: rates.eventsIn,
+            eventsOutPerSecond: rates.eventsOut,
+            bytesOutPerSecond: rates.bytesOut,
+            totalDropped: stats.dropped,
+            totalKicked: stats.kicked,
+            writeTimeout: Double(configuration.writeTimeout.components.seconds)
+                + Double(configuration.writeTimeout.components.attoseconds) / 1e18,
+            tolerance: configuration.tolerance,
+            flags: nil
+        )
+    }
+
+    /// Commands that change the broker's state are logged; broadcasts log themselves via listen().
+    private func logCommand(_ command: Command, result: String) {
+        let kind: LogKind
+        let target: String?
+        switch command {
+        case .kick(let id): (kind, target) = (.kick, id)
+        case .ban(let id, _): (kind, target) = (.ban, id)
+        case .unban(let id): (kind, target) = (.info, id)
+        default: return
+        }
+        self.feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .console, kind: kind, target: target, message: result))
+    }
+}
