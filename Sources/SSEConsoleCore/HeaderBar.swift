@@ -1,13 +1,14 @@
 /// The header bar text: the longest variant that fits the width. Variants shed, in order: the
-/// app name, the uptime, long labels (`clients` → `cl`), the URL scheme, the flags, double
-/// spacing, the byte rate, and finally all labels but one-letter ones — values go last.
+/// app name, the spacing inside groups, long labels (`clients` → `cl`), the URL scheme, the
+/// uptime, the flags, double spacing, the byte rate, and finally all labels but one-letter
+/// ones — values go last.
 enum HeaderBar {
     static func text(_ stats: HeaderStats, width: Int) -> String {
-        for level in 0...8 {
+        for level in 0...9 {
             let candidate = variant(stats, level: level)
             if displayWidth(of: candidate) <= width { return candidate }
         }
-        return TextFit.truncate(variant(stats, level: 8), toWidth: width)
+        return TextFit.truncate(variant(stats, level: 9), toWidth: width)
     }
 
     static func draw(_ canvas: inout Canvas, stats: HeaderStats, theme: Theme) {
@@ -18,7 +19,7 @@ enum HeaderBar {
 
     private static func variant(_ s: HeaderStats, level: Int) -> String {
         let short = level >= 3
-        let minimal = level >= 8
+        let minimal = level >= 9
         var url = s.listenURL
         if level >= 4, let range = url.firstRange(of: "://") { url = String(url[range.upperBound...]) }
         let clients = Format.thousands(s.clientsConnected)
@@ -29,7 +30,7 @@ enum HeaderBar {
         var groups: [[String]] = []
         if level < 1 { groups.append(["sse-console"]) }
         groups.append([url])
-        if level < 2 { groups.append(["up \(Format.duration(s.uptime))"]) }
+        if level < 5 { groups.append(["up \(Format.duration(s.uptime))"]) }
         if minimal {
             groups.append(["\(clients)cl"])
             groups.append(["in\(rateIn)", "out\(rateOut)"])
@@ -38,7 +39,7 @@ enum HeaderBar {
         } else if short {
             groups.append(["cl \(clients)"])
             var rates = ["in \(rateIn)", "out \(rateOut)"]
-            if level < 7 { rates.append(Format.byteRateShort(s.bytesOutPerSecond)) }
+            if level < 8 { rates.append(Format.byteRateShort(s.bytesOutPerSecond)) }
             groups.append(rates)
             groups.append(["drop \(s.totalDropped)", "kick \(s.totalKicked)"])
             groups.append(["to \(timeout)", "tol \(s.tolerance)"])
@@ -48,11 +49,11 @@ enum HeaderBar {
             groups.append(["dropped \(s.totalDropped)", "kicked \(s.totalKicked)"])
             groups.append(["timeout \(timeout)", "tol \(s.tolerance)"])
         }
-        if level < 5, let flags = s.flags, !flags.isEmpty { groups.append([flags]) }
+        if level < 6, let flags = s.flags, !flags.isEmpty { groups.append([flags]) }
         // Long labels read best with every item apart; once shortened, items of a group share
         // one space and groups keep two until space runs out.
-        let inner = short ? " " : "  "
-        let outer = level >= 6 ? " " : "  "
+        let inner = level >= 2 ? " " : "  "
+        let outer = level >= 7 ? " " : "  "
         return groups.map { $0.joined(separator: inner) }.joined(separator: outer)
     }
 }

@@ -50,7 +50,7 @@ broadcast greeting → 4 clients
     @Test func screen120x40() {
         let canvas = Fixtures.render(Fixtures.state(), cols: 120, rows: 40)
         expectScreen(canvas, #"""
- http://127.0.0.1:8080  clients 4  in 12.0/s  out 9.9k/s  5.1 MB/s  dropped 3  kicked 1  timeout 3s  tol 3  auth off
+ http://127.0.0.1:8080  up 1h02m  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1  to 3s tol 3  auth off
 ── Clients 4 (1 leaving) ─ sort: id ▲ ───────────────────────────────────────────────────────────────────── [focused] ──
   ID▲                               ADDRESS                          AGE     EVENTS     ERR   TOT.ERR   BACKLOG     SENT
 > alice                             192.168.1.20:51234             2h01m     12,345     0/3         0        0B     1.2M
