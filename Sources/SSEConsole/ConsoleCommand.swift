@@ -116,10 +116,11 @@ struct ConsoleCommand: AsyncParsableCommand {
             _ = await signals.next()
             console.requestQuit()
         }
-        await console.run()
+        let report = await console.run()
         let stats = broker.statistics
         try await server.shutdown()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
+        print("sse-console: \(report)")
     }
 
     static func hostForURL(_ host: String) -> String {

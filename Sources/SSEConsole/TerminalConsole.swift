@@ -28,19 +28,41 @@ final class TerminalConsole: Sendable {
         self.quitRequested.store(true, ordering: .relaxed)
     }
 
+    /// What the UI thread cost, printed when the console exits.
+    struct Report: Sendable, CustomStringConvertible {
+        var frames = 0
+        var seconds = 0.0
+        /// CPU time of the UI thread alone (the broker's loops are not in it).
+        var cpuSeconds = 0.0
+
+        var description: String {
+            let rate = self.seconds > 0 ? Double(self.frames) / self.seconds : 0
+            let share = self.seconds > 0 ? 100 * self.cpuSeconds / self.seconds : 0
+            return "console drew \(Format.thousands(self.frames)) frames in \(Format.duration(self.seconds)) "
+                + "(\(Format.oneDecimal(rate))/s), UI thread CPU \(Format.oneDecimal(share))% of one core"
+        }
+    }
+
     /// Runs the UI on its own thread until the user quits.
-    func run() async {
-        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+    func run() async -> Report {
+        await withCheckedContinuation { (done: CheckedContinuation<Report, Never>) in
             let thread = Thread { [self] in
-                self.uiLoop()
-                done.resume()
+                done.resume(returning: self.uiLoop())
             }
             thread.name = "sse-console-ui"
             thread.start()
         }
     }
 
-    private func uiLoop() {
+    private static func threadCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    }
+
+    private func uiLoop() -> Report {
+        var report = Report()
+        let loopStarted = Date().timeIntervalSince1970
         let screen = Screen(noColor: self.noColor)
         defer { screen.end() }
         let executor = CommandExecutor(broker: self.broker)
@@ -107,11 +129,15 @@ final class TerminalConsole: Sendable {
                     state: state, header: header, now: now, size: screen.size, colors: screen.colors, utcOffset: utcOffset
                 )
                 screen.draw(canvas, clearFirst: clearNext)
+                report.frames += 1
                 clearNext = false
                 dirty = false
                 lastFrame = now
             }
         }
+        report.seconds = Date().timeIntervalSince1970 - loopStarted
+        report.cpuSeconds = Self.threadCPUSeconds()
+        return report
     }
 
     private func header(now: Double, rates: RateMeter.Rates) -> HeaderStats {

@@ -101,7 +101,7 @@ public enum Format {
     }
 
     /// One decimal place, rounded half away from zero, without Foundation.
-    static func oneDecimal(_ value: Double) -> String {
+    public static func oneDecimal(_ value: Double) -> String {
         guard value.isFinite else { return "–" }
         let tenths = Int((value * 10).rounded())
         let magnitude = tenths.magnitude
