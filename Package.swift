@@ -9,11 +9,13 @@ let package = Package(
         .library(name: "SSEBrokerServer", targets: ["SSEBrokerServer"]),
         .library(name: "SSEClient", targets: ["SSEClient"]),
         .executable(name: "sse-console", targets: ["SSEConsole"]),
+        .executable(name: "sse-bench", targets: ["SSEBench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -59,6 +61,19 @@ let package = Package(
                 "SSEBrokerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The load generator behind BENCHMARKS.md: SSE subscribers and publishers on SwiftNIO against
+        // a broker in another process (this one or nchan), with the broker's CPU and RSS from /proc.
+        // (SSEBrokerServer only for its default event-loop count.)
+        .executableTarget(
+            name: "SSEBench",
+            dependencies: [
+                "SSEBrokerServer",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]

@@ -25,6 +25,10 @@ public struct QueryParameters: Sendable, Equatable {
     public subscript(name: String) -> String? { self.values[name] }
 
     static func decode(_ component: Substring) throws(BrokerError) -> String {
+        // Most names and values need no decoding (and a Substring of a String is valid UTF-8).
+        if !component.utf8.contains(where: { $0 == UInt8(ascii: "%") || $0 == UInt8(ascii: "+") }) {
+            return String(component)
+        }
         var bytes: [UInt8] = []
         bytes.reserveCapacity(component.utf8.count)
         var iterator = component.utf8.makeIterator()

@@ -27,6 +27,12 @@ public enum Validation {
         if length > limit {
             return "it is \(length) bytes long; the limit is \(limit)"
         }
+        // Fast path for the usual printable-ASCII value: Unicode property lookups per scalar cost
+        // ~3% of a targeted publish (measured with perf), and every producer request has one or two.
+        let lowest: UInt8 = allowWhitespace ? 0x20 : 0x21
+        if value.utf8.allSatisfy({ $0 >= lowest && $0 <= 0x7E }) {
+            return nil
+        }
         for (offset, scalar) in value.unicodeScalars.enumerated() {
             if scalar.properties.generalCategory == .control {
                 return "it contains the control character \(scalar.codePointDescription) at position \(offset + 1)"

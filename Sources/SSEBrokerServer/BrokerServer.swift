@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -34,7 +35,8 @@ public final class BrokerServer: Sendable {
     ///   - host: the address to bind; loopback by default.
     ///   - port: the port; `0` picks a free one (see ``localAddress``).
     ///   - routes: the endpoint paths.
-    ///   - group: the event loops; by default the server makes one loop per core and shuts it down itself.
+    ///   - group: the event loops; by default the server makes ``defaultLoopCount`` loops and shuts
+    ///     them down itself.
     ///   - logger: where the server logs.
     public init(
         broker: Broker,
@@ -48,9 +50,31 @@ public final class BrokerServer: Sendable {
         self.host = host
         self.port = port
         self.routes = routes
-        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.defaultLoopCount)
         self.ownsGroup = group == nil
         self.logger = logger
+    }
+
+    /// One event loop per CPU this process may run on.
+    ///
+    /// NIO's `System.coreCount` honours cgroup and cpuset limits but not the affinity mask that
+    /// `taskset` sets; two loops time-sharing one CPU cost about 50% more CPU per delivered event
+    /// and several times the tail latency (BENCHMARKS.md), so the mask counts too.
+    public static var defaultLoopCount: Int {
+        min(System.coreCount, self.allowedCPUCount ?? System.coreCount)
+    }
+
+    /// The CPUs in this process's affinity mask (`Cpus_allowed_list: 0-1,4`), on Linux.
+    private static var allowedCPUCount: Int? {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Cpus_allowed_list:") })
+        else { return nil }
+        var count = 0
+        for range in line.dropFirst("Cpus_allowed_list:".count).split(separator: ",") {
+            let bounds = range.split(separator: "-").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            count += bounds.count == 2 ? bounds[1] - bounds[0] + 1 : bounds.count
+        }
+        return count > 0 ? count : nil
     }
 
     /// The bound address, once ``start()`` returned.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import SSEBroker
 import SSEBrokerServer
 
@@ -44,6 +45,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(help: "Reconnection delay hinted to clients (retry:), in seconds.")
     var retry = 3.0
 
+    @Option(help: "Event loops serving connections (default: one per CPU this process may run on).")
+    var loops: Int?
+
     @Flag(name: .customLong("no-tui"), help: "Run without the terminal console: logs on stderr, commands from stdin.")
     var noTUI = false
 
@@ -55,6 +59,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
         }
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
+        if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
         try self.brokerConfiguration().validate()
     }
 
@@ -94,7 +99,8 @@ struct ConsoleCommand: AsyncParsableCommand {
             return handler
         }
         let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
-        let server = BrokerServer(broker: broker, host: self.host, port: self.port, logger: Logger(label: "sse.http"))
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
+        let server = BrokerServer(broker: broker, host: self.host, port: self.port, group: group, logger: Logger(label: "sse.http"))
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
         guard interactive else {
@@ -102,6 +108,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             print("listening on \(url)")
             fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
             try await HeadlessConsole(broker: broker, server: server, readCommands: true).run()
+            try await group.shutdownGracefully()
             return
         }
         feed.follow(broker)
@@ -119,6 +126,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         let report = await console.run()
         let stats = broker.statistics
         try await server.shutdown()
+        try await group.shutdownGracefully()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
         print("sse-console: \(report)")
     }

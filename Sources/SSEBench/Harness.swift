@@ -1,0 +1,260 @@
+import Foundation
+import Histogram
+import NIOCore
+import NIOPosix
+
+/// Where the broker is and how its endpoints are spelled.
+struct Endpoint: Sendable {
+    var host: String
+    var port: Int
+    /// `GET` path for subscriber `{id}`.
+    var subPath: String
+    /// `POST` path; `{id}` is the target of a targeted event.
+    var pubPath: String
+    var idPrefix: String
+
+    func id(_ index: Int) -> String { "\(self.idPrefix)\(index)" }
+
+    func path(_ template: String, id: String) -> String {
+        template.replacingOccurrences(of: "{id}", with: id).replacingOccurrences(of: "{channel}", with: id)
+    }
+
+    var url: String { "http://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)" }
+
+    func subscribeRequest(index: Int) -> ByteBuffer {
+        let path = self.path(self.subPath, id: self.id(index))
+        return ByteBuffer(
+            string: "GET \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nAccept: text/event-stream\r\n"
+                + "Cache-Control: no-cache\r\nUser-Agent: sse-bench\r\n\r\n"
+        )
+    }
+
+    func publishHead(targetIndex: Int?, size: Int) -> [UInt8] {
+        let path = targetIndex.map { self.path(self.pubPath, id: self.id($0)) } ?? self.pubPath
+        return Array(
+            ("POST \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nContent-Type: text/plain\r\n"
+                + "Content-Length: \(size)\r\nConnection: keep-alive\r\n\r\n").utf8
+        )
+    }
+
+    /// sse-bench sends traffic to this machine only.
+    static func loopbackHost(_ host: String) throws -> String {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" { return "127.0.0.1" }
+        if bare == "::1" { return bare }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false).map { UInt8($0) }
+        if octets.count == 4, !octets.contains(nil), octets[0] == 127 { return bare }
+        throw BenchError.notLoopback(host)
+    }
+}
+
+/// What a subscriber reports at the end.
+struct SubscriberResult: Sendable {
+    var index: Int
+    var reads: Bool
+    var received: Int
+    var closed: Bool
+}
+
+/// The bench's event loops and the connections on them.
+final class Harness: Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let loops: [LoopState]
+    let counters = RunCounters()
+    let endpoint: Endpoint
+
+    init(endpoint: Endpoint, threads: Int) {
+        self.endpoint = endpoint
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
+        self.loops = self.group.makeIterator().map { LoopState(loop: $0) }
+    }
+
+    /// Connects subscribers `0..<count` in batches, each batch waiting until every stream has
+    /// started (response head read), so the broker's accept backlog never overflows.
+    /// - Returns: how many streams started.
+    func connectSubscribers(
+        count: Int,
+        batch: Int,
+        reads: @Sendable (Int) -> Bool = { _ in true },
+        receiveBuffer: Int? = nil,
+        log: (String) -> Void
+    ) async -> (connected: Int, failures: [String]) {
+        var connected = 0
+        var failures: [String] = []
+        var start = 0
+        let deadline = monotonicNanos() + 120_000_000_000
+        while start < count {
+            let end = min(count, start + max(1, batch))
+            var pending: [EventLoopFuture<Void>] = []
+            pending.reserveCapacity(end - start)
+            for index in start..<end {
+                pending.append(self.connectSubscriber(index: index, reads: reads(index), receiveBuffer: receiveBuffer))
+            }
+            for future in pending {
+                do {
+                    try await future.get()
+                    connected += 1
+                } catch {
+                    if failures.count < 5 { failures.append("\(error)") } else if failures.count == 5 { failures.append("…") }
+                }
+            }
+            start = end
+            if monotonicNanos() > deadline {
+                failures.append("connect phase took over 120 s; stopped at \(end) of \(count)")
+                break
+            }
+            if count >= 2000 && (end % 2000 == 0 || end == count) { log("connected \(connected)/\(end)") }
+        }
+        return (connected, failures)
+    }
+
+    private func connectSubscriber(index: Int, reads: Bool, receiveBuffer: Int?) -> EventLoopFuture<Void> {
+        let state = self.loops[index % self.loops.count]
+        let ready = state.loop.makePromise(of: Void.self)
+        let request = self.endpoint.subscribeRequest(index: index)
+        let counters = self.counters
+        var bootstrap = ClientBootstrap(group: state.loop)
+            .connectTimeout(.seconds(10))
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if !reads {
+            bootstrap = bootstrap.channelOption(.autoRead, value: false)
+            if let receiveBuffer {
+                // Set before connect, so the advertised window stays small.
+                bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+            }
+        }
+        bootstrap = bootstrap.channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                let handler = SubscriberHandler(
+                    index: index, reads: reads, request: request, state: state, counters: counters, ready: ready
+                )
+                try channel.pipeline.syncOperations.addHandler(handler)
+            }
+        }
+        bootstrap.connect(host: self.endpoint.host, port: self.endpoint.port).whenFailure { ready.fail($0) }
+        // Bounded: a broker that never answers fails the subscriber, not the bench.
+        state.loop.scheduleTask(in: .seconds(30)) { ready.fail(BenchError.timeout("stream start of subscriber \(index)")) }
+        return ready.futureResult
+    }
+
+    /// Connects `count` keep-alive publishers. - Returns: a future per publisher, done when it stops.
+    func connectPublishers(count: Int, heads: [[UInt8]], size: Int, plan: PublishPlan) async throws -> [EventLoopFuture<Void>] {
+        var finished: [EventLoopFuture<Void>] = []
+        for index in 0..<count {
+            let state = self.loops[index % self.loops.count]
+            let promise = state.loop.makePromise(of: Void.self)
+            let counters = self.counters
+            let seed = UInt64(index + 1) &* 0x9E37_79B9_7F4A_7C15
+            _ = try await ClientBootstrap(group: state.loop)
+                .connectTimeout(.seconds(10))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        let handler = PublisherHandler(
+                            plan: plan, counters: counters, heads: heads, size: size, seed: seed, state: state,
+                            finished: promise
+                        )
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
+                }
+                .connect(host: self.endpoint.host, port: self.endpoint.port)
+                .get()
+            finished.append(promise.futureResult)
+        }
+        return finished
+    }
+
+    /// Starts every publisher on its loop.
+    func startPublishing(_ plan: PublishPlan) {
+        plan.start(at: monotonicNanos())
+        for state in self.loops {
+            state.loop.execute { state.publishers.forEach { $0.begin() } }
+        }
+    }
+
+    /// Waits until `condition` holds, polling every 5 ms, for at most `timeout` seconds.
+    /// - Returns: whether it held.
+    @discardableResult
+    func wait(timeout: Double, until condition: () -> Bool) async -> Bool {
+        let deadline = monotonicNanos() + UInt64(max(0, timeout) * 1e9)
+        while !condition() {
+            if monotonicNanos() >= deadline { return false }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+        return true
+    }
+
+    /// Waits until `expected` events are delivered, or nothing arrived for `quiet` seconds, or
+    /// `timeout` seconds passed. - Returns: whether all arrived.
+    func drain(expected: Int, timeout: Double, quiet: Double) async -> Bool {
+        let deadline = monotonicNanos() + UInt64(max(0, timeout) * 1e9)
+        var last = self.counters.delivered.load(ordering: .relaxed)
+        var lastChange = monotonicNanos()
+        while true {
+            let delivered = self.counters.delivered.load(ordering: .relaxed)
+            if delivered >= expected { return true }
+            let now = monotonicNanos()
+            if delivered != last {
+                last = delivered
+                lastChange = now
+            }
+            if now >= deadline || now - lastChange >= UInt64(quiet * 1e9) { return false }
+            try? await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    /// The latency histogram, every subscriber's result and the published count per target.
+    func collect(targets: Int) async -> (Histogram<UInt64>, [SubscriberResult], [Int]) {
+        var histogram = Histogram<UInt64>(
+            lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three
+        )
+        var results: [SubscriberResult] = []
+        var perTarget = Array(repeating: 0, count: max(1, targets))
+        for state in self.loops {
+            let part = try? await state.loop.submit {
+                (
+                    state.latency,
+                    state.subscribers.map { SubscriberResult(index: $0.index, reads: $0.reads, received: $0.received, closed: $0.closed) },
+                    state.publishers.map(\.perTarget)
+                )
+            }.get()
+            guard let (latency, subscribers, publishers) = part else { continue }
+            histogram.add(latency)
+            results += subscribers
+            for counts in publishers {
+                for (index, value) in counts.enumerated() where index < perTarget.count { perTarget[index] += value }
+            }
+        }
+        return (histogram, results.sorted { $0.index < $1.index }, perTarget)
+    }
+
+    /// Non-readers start reading, so a close the broker made behind their unread bytes is seen.
+    func startReadingNonReaders() {
+        for state in self.loops {
+            state.loop.execute { state.subscribers.filter { !$0.reads }.forEach { $0.startReading() } }
+        }
+    }
+
+    /// How many non-readers have seen their connection close.
+    func closedNonReaders() async -> Int {
+        var closed = 0
+        for state in self.loops {
+            closed += (try? await state.loop.submit { state.subscribers.filter { !$0.reads && $0.closed }.count }.get()) ?? 0
+        }
+        return closed
+    }
+
+    /// Closes every connection and stops the loops.
+    func shutdown() async {
+        var total = 0
+        for state in self.loops {
+            total += (try? await state.loop.submit {
+                state.subscribers.forEach { $0.close() }
+                state.publishers.removeAll()
+                return state.subscribers.count
+            }.get()) ?? 0
+        }
+        await self.wait(timeout: 10) { self.counters.subscribersClosed.load(ordering: .relaxed) >= total }
+        try? await self.group.shutdownGracefully()
+    }
+}
