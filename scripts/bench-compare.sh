@@ -5,6 +5,7 @@
 #   scripts/bench-compare.sh            # full run: 3 repetitions, about 10 minutes
 #   REPS=1 scripts/bench-compare.sh     # one repetition
 #   OUT=/tmp/b.md scripts/bench-compare.sh
+#   ONLY='fanout-1k|targeted-1k' OUT=/tmp/b.md scripts/bench-compare.sh   # some workloads only
 #
 # Each run gets a fresh broker process pinned to CPU 0 (taskset; nginx's worker inherits it) and
 # sse-bench pinned to CPU 1; both brokers run every workload alternately, REPS times. Root installs
@@ -47,7 +48,9 @@ BROKER_PID=""   # the process sse-bench reads /proc of
 STOP_PID=""     # the process to stop afterwards
 FD_OPEN=0
 
+TUI_SOCKET="sse-bench-tui-$$"
 stop_broker() {
+  tmux -L "$TUI_SOCKET" kill-server 2>/dev/null || true
   if [ -n "$STOP_PID" ]; then
     kill "$STOP_PID" 2>/dev/null || true
     wait "$STOP_PID" 2>/dev/null || true
@@ -97,6 +100,16 @@ start_ours() {
   fi
 }
 
+# This broker with its terminal console drawing, in a tmux pane (120x40) like a user's terminal.
+start_tui() {
+  PORT=$(free_port)
+  tmux -L "$TUI_SOCKET" new-session -d -s console -x 120 -y 40 \
+    "TERM=xterm-256color exec taskset -c $BROKER_CPU $BIN/sse-console --port $PORT"
+  wait_port "$PORT"
+  BROKER_PID=$(tmux -L "$TUI_SOCKET" display-message -p -t console '#{pane_pid}')
+  STOP_PID=""
+}
+
 start_nchan() {
   local dir="$WORK/nchan.$RANDOM"
   mkdir -p "$dir"
@@ -131,7 +144,11 @@ run_one() {
   local broker=$1 label=$2 entry=$3 rep=$4
   local name args ours nchan paths
   IFS='|' read -r name args ours nchan <<<"$entry"
-  if [ "$broker" = nchan ]; then start_nchan; paths=$nchan; else start_ours "$broker"; paths=$ours; fi
+  case "$broker" in
+    nchan) start_nchan; paths=$nchan ;;
+    tui) start_tui; paths=$ours ;;
+    *) start_ours "$broker"; paths=$ours ;;
+  esac
   echo "== $name on $label (rep $rep, port $PORT, pid $BROKER_PID)" >&2
   local json
   # shellcheck disable=SC2086  # word splitting of the argument lists is intended
@@ -147,6 +164,7 @@ run_one() {
 
 for rep in $(seq 1 "$REPS"); do
   for entry in "${WORKLOADS[@]}"; do
+    [[ "${entry%%|*}" =~ ^(${ONLY:-.*})$ ]] || continue
     # Alternate which broker goes first.
     if [ $((rep % 2)) = 1 ]; then order="console nchan"; else order="nchan console"; fi
     for broker in $order; do
@@ -162,6 +180,13 @@ LOOPS_ENTRY="fanout-1k|fanout -n 1000 --publishers 8 --duration 5|--sub-path /co
 for rep in $(seq 1 "$REPS"); do
   run_one "loops:2" "ours-2-loops" "$LOOPS_ENTRY" "$rep"
 done
+
+# The console's cost: the same fanout with the terminal console drawing (in tmux), on the same CPU.
+if command -v tmux >/dev/null 2>&1; then
+  for rep in $(seq 1 "$REPS"); do
+    run_one "tui" "ours-tui" "$LOOPS_ENTRY" "$rep"
+  done
+fi
 
 cp "$RESULTS" "$SCRATCH/bench-results.jsonl"
 python3 - "$RESULTS" "$OUT" "$REPS" "$NOFILE" <<'PY'
@@ -284,6 +309,25 @@ if any(v for _, v, _, _ in loops[1:]):
     for lbl, cpu, rate, lat in loops:
         if cpu:
             w(f"| {names[lbl][0]} | {names[lbl][1]} | {statistics.median(cpu):.3f} | {statistics.median(rate):,.0f} | {statistics.median(lat):.2f} | {len(cpu)} |")
+
+tui = [(lbl, values(lbl, "fanout-1k", cpu_us), values(lbl, "fanout-1k", "deliveredPerSecond"), values(lbl, "fanout-1k", p99))
+       for lbl in ("ours", "ours-tui")]
+if tui[1][1] and tui[0][1]:
+    w("")
+    w("## The console's cost")
+    w("")
+    w("fanout N=1,000 as above with `sse-console` headless and with its terminal console drawing in a")
+    w("120x40 tmux pane (the UI thread shares the broker's CPU; its CPU time is in the figure):")
+    w("")
+    w("| broker process | CPU µs / event (median) | delivered/s (median) | p99 ms (median) | runs |")
+    w("| --- | ---: | ---: | ---: | ---: |")
+    for (lbl, cpu, rate, lat), name in zip(tui, ("sse-console --no-tui", "sse-console (terminal console)")):
+        w(f"| {name} | {statistics.median(cpu):.3f} | {statistics.median(rate):,.0f} | {statistics.median(lat):.2f} | {len(cpu)} |")
+    cost = statistics.median(tui[1][1]) / statistics.median(tui[0][1]) - 1
+    through = statistics.median(tui[1][2]) / statistics.median(tui[0][2]) - 1
+    w("")
+    w(f"With the console drawing, CPU per delivered event changes by {cost * 100:+.1f}% and delivered/s by "
+      f"{through * 100:+.1f}% (target: the console costs at most 10%).")
 
 w("")
 w("## Every run")
