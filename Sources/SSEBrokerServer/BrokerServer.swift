@@ -18,6 +18,8 @@ public final class BrokerServer: Sendable {
     public let host: String
     public let port: Int
     public let routes: BrokerRoutes
+    /// The routes served beside the broker's endpoints.
+    public let extraRoutes: [HTTPRoute]
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -34,6 +36,8 @@ public final class BrokerServer: Sendable {
     ///   - host: the address to bind; loopback by default.
     ///   - port: the port; `0` picks a free one (see ``localAddress``).
     ///   - routes: the endpoint paths.
+    ///   - extraRoutes: more routes on the same port — ``HTTPRoute/browserPage(_:routes:)``,
+    ///     ``HTTPRoute/health(_:broker:)``, a metrics exporter; other paths get `404`.
     ///   - group: the event loops; by default the server makes one loop per core and shuts it down itself.
     ///   - logger: where the server logs.
     public init(
@@ -41,6 +45,7 @@ public final class BrokerServer: Sendable {
         host: String = "127.0.0.1",
         port: Int = 8080,
         routes: BrokerRoutes = BrokerRoutes(),
+        extraRoutes: [HTTPRoute] = [],
         group: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
@@ -48,6 +53,7 @@ public final class BrokerServer: Sendable {
         self.host = host
         self.port = port
         self.routes = routes
+        self.extraRoutes = extraRoutes
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -64,6 +70,7 @@ public final class BrokerServer: Sendable {
     public func start() async throws -> SocketAddress {
         let broker = self.broker
         let routes = self.routes
+        let extraRoutes = self.extraRoutes
         let logger = self.logger
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -77,13 +84,21 @@ public final class BrokerServer: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                        BrokerHTTPHandler(broker: broker, routes: routes, logger: logger)
+                        BrokerHTTPHandler(broker: broker, routes: routes, extraRoutes: extraRoutes, logger: logger)
                     )
                 }
             }
             .bind(host: self.host, port: self.port)
             .get()
         self.state.withLockedValue { $0.serverChannel = channel }
+        self.logger.info(
+            "server listening",
+            metadata: [
+                "address": "\(self.host):\(channel.localAddress?.port ?? self.port)",
+                "connect": "\(routes.connect)", "broadcast": "\(routes.broadcast)",
+                "routes": "\(extraRoutes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", "))",
+            ]
+        )
         return channel.localAddress!
     }
 
