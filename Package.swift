@@ -99,12 +99,23 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Test helpers shared by the end-to-end tests: a long-running child process, a WebDriver client.
+        .target(
+            name: "SSETestSupport",
+            dependencies: [
+                "SSEClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/SSETestSupport"
+        ),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(
             name: "SSEConsoleTests",
             dependencies: [
                 "SSEConsole",
+                "SSETestSupport",
                 "SSEConsoleCore",
                 "SSEBroker",
                 "SSEClient",
@@ -132,6 +143,7 @@ let package = Package(
             name: "SSEBrokerServerTests",
             dependencies: [
                 "SSEBroker",
+                "SSETestSupport",
                 "SSEBrokerServer",
                 "SSEClient",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -139,6 +151,7 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
         // Hummingbird's test client against the mounted endpoints, with the repo's SSE client.

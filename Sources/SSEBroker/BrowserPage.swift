@@ -9,7 +9,8 @@
 ///
 /// `EventSource` has no catch-all for named events: the page listens for `message` and the types in
 /// its "types" field (the type of anything it publishes is added). Query parameters preset it:
-/// `?id=alice&types=price,news` (`connect=0` waits for the Connect button).
+/// `?id=alice&types=price,news` (`lastEventId=0` replays the history first; `connect=0` waits for
+/// the Connect button).
 public enum BrowserPage {
     /// The page, with the endpoints at `routes` (paths are relative to the page's origin).
     public static func html(routes: BrokerRoutes = BrokerRoutes()) -> String {
@@ -239,6 +240,7 @@ private let template = #"""
     const params = new URLSearchParams(location.search);
     if (params.get("id")) $("id").value = params.get("id");
     if (params.get("types")) $("types").value = "message, " + params.get("types").split(",").join(", ");
+    if (params.get("lastEventId")) lastEventId = params.get("lastEventId");
     if (params.get("connect") !== "0") connect();
     </script>
     </body>
