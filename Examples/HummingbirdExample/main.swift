@@ -5,6 +5,7 @@
 //     curl -X POST 'http://127.0.0.1:8080/publish?type=greeting' -d 'hello'
 //
 // The browser page is at http://127.0.0.1:8080/. Ctrl-C closes every stream and stops.
+import Foundation
 import Hummingbird
 import Logging
 import SSEBroker
@@ -24,7 +25,10 @@ router.addSSEBrokerPage("/", routes: BrokerRoutes(connect: "/events", broadcast:
 let app = Application(
     router: router,
     configuration: .init(address: .hostname("127.0.0.1", port: port)),
-    onServerRunning: { channel in print("listening on http://127.0.0.1:\(channel.localAddress?.port ?? port)") },
+    onServerRunning: { channel in
+        print("listening on http://127.0.0.1:\(channel.localAddress?.port ?? port)")
+        fflush(nil)
+    },
     logger: logger
 )
 let services = ServiceGroup(

@@ -35,6 +35,8 @@ final class ResponseBodyTransport: SubscriberTransport, @unchecked Sendable {
     /// The parked response task; resumed with a batch, or `nil` when the stream is over.
     private var waiter: CheckedContinuation<[ByteBuffer]?, Never>?
     private var isClosed = false
+    /// Closed by the broker with a last batch handed to the response task: close once it is written.
+    private var closesAfterLastBatch = false
     private var reportedWritable = true
     private var subscription: Subscription?
 
@@ -90,6 +92,7 @@ final class ResponseBodyTransport: SubscriberTransport, @unchecked Sendable {
                 self.inFlightBytes = 0
                 self.updateWritability()
                 if self.isClosed {
+                    if self.closesAfterLastBatch { self.channel.close(promise: nil) }
                     continuation.resume(returning: nil)
                 } else if self.flushedCount > 0 {
                     continuation.resume(returning: self.takeFlushed())
@@ -162,11 +165,25 @@ final class ResponseBodyTransport: SubscriberTransport, @unchecked Sendable {
         }
     }
 
-    /// Closes the connection; what the response task has not written yet is discarded.
+    /// Closes the connection. What was flushed is still written if the response task is idle and
+    /// the socket has room (the broker's farewell comment at shutdown); otherwise — a client that
+    /// is not keeping up — what is queued is discarded and the connection closed at once.
     func close() {
         guard !self.isClosed else { return }
+        let idleWithBatch = self.waiter != nil && self.flushedCount > 0
+        let writing = self.waiter == nil && self.inFlightBytes > 0
+        guard self.channel.isWritable, idleWithBatch || writing else {
+            self.finishStream()
+            self.channel.close(promise: nil)
+            return
+        }
+        // The response task writes its last batch, then closes (in `nextBatch`).
+        let waiter = self.waiter
+        self.waiter = nil
+        let batch = idleWithBatch ? self.takeFlushed() : []
         self.finishStream()
-        self.channel.close(promise: nil)
+        self.closesAfterLastBatch = true
+        waiter?.resume(returning: batch)
     }
 
     var bufferedBytes: Int {

@@ -169,6 +169,17 @@ struct HummingbirdTests {
         }
     }
 
+    @Test func shutdown_endsEveryStreamWithAFarewell() async throws {
+        try await MountedBroker.with { app in
+            var reader = try await app.subscribe("/events?id=alice")
+            #expect(try await reader.next() == .retry(3000))
+            app.broker.shutdown()
+            #expect(await reader.untilEnd() == [.comment("broker shutting down")])
+            try await reader.client.closeFuture.get()
+            #expect(app.broker.recentDisconnections.map(\.reason) == [.shutdown])
+        }
+    }
+
     @Test func clientClosing_isNoticed() async throws {
         try await MountedBroker.with { app in
             let activity = app.broker.activity()
