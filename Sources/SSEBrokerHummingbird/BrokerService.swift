@@ -18,10 +18,13 @@ public struct BrokerService: Service {
     /// The broker to shut down.
     public let broker: Broker
 
+    /// - Parameter broker: the broker to shut down with the group.
     public init(broker: Broker) {
         self.broker = broker
     }
 
+    /// Waits for the group's graceful shutdown (or cancellation), then shuts the broker down,
+    /// which closes every stream after a last comment.
     public func run() async throws {
         try? await gracefulShutdown()
         self.broker.shutdown()

@@ -17,9 +17,12 @@ public protocol BrokerRequestContext: RequestContext {
 
 /// Hummingbird's basic request context plus the connection's channel.
 public struct BasicBrokerRequestContext: BrokerRequestContext {
+    /// Hummingbird's per-request storage (logger, parameters, endpoint path).
     public var coreContext: CoreRequestContextStorage
+    /// The connection the request arrived on.
     public let channel: any Channel
 
+    /// Called by Hummingbird for each request.
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
         self.channel = source.channel

@@ -21,11 +21,17 @@ public struct HTTPRoute: Sendable {
     /// Answers one request.
     public typealias Handler = @Sendable (_ request: HTTPRequestHead) -> HTTPErrorResponse
 
+    /// The method served; the same path may have a route per method.
     public var method: HTTPMethod
     /// The path, matched exactly (the query string is not part of it).
     public var path: String
+    /// Builds the response, on the connection's event loop.
     public var handler: Handler
 
+    /// - Parameters:
+    ///   - method: the method served.
+    ///   - path: the exact path.
+    ///   - handler: builds the response; it must not block.
     public init(_ method: HTTPMethod, _ path: String, handler: @escaping Handler) {
         self.method = method
         self.path = path
