@@ -8,14 +8,21 @@ let package = Package(
         .library(name: "SSEBroker", targets: ["SSEBroker"]),
         .library(name: "SSEBrokerServer", targets: ["SSEBrokerServer"]),
         .library(name: "SSEClient", targets: ["SSEClient"]),
+        .library(name: "SSEBrokerHummingbird", targets: ["SSEBrokerHummingbird"]),
         .executable(name: "sse-console", targets: ["SSEConsole"]),
         .executable(name: "sse-bench", targets: ["SSEBench"]),
+        .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.6.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.9.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.0.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -25,6 +32,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         // The HTTP/1.1 server on SwiftNIO: routing, request limits, the streaming response.
@@ -38,6 +46,31 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
+        ),
+        // The broker's endpoints mounted on a Hummingbird 2 router. The core never imports Hummingbird.
+        .target(
+            name: "SSEBrokerHummingbird",
+            dependencies: [
+                "SSEBroker",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // `sse-hummingbird-example`: the broker in a Hummingbird app (README, "Mounting on Hummingbird").
+        .executableTarget(
+            name: "SSEHummingbirdExample",
+            dependencies: [
+                "SSEBroker",
+                "SSEBrokerHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/HummingbirdExample"
         ),
         // A small SSE client on SwiftNIO (WHATWG parsing), used by the tests and by load tools.
         .target(
@@ -61,7 +94,10 @@ let package = Package(
                 "SSEBrokerServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
@@ -78,18 +114,31 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // Test helpers shared by the end-to-end tests: a long-running child process, a WebDriver client.
+        .target(
+            name: "SSETestSupport",
+            dependencies: [
+                "SSEClient",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ],
+            path: "Tests/SSETestSupport"
+        ),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(
             name: "SSEConsoleTests",
             dependencies: [
                 "SSEConsole",
+                "SSETestSupport",
                 "SSEConsoleCore",
                 "SSEBroker",
                 "SSEClient",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
         .testTarget(
@@ -100,18 +149,37 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
             ]
         ),
         .testTarget(
             name: "SSEBrokerServerTests",
             dependencies: [
                 "SSEBroker",
+                "SSETestSupport",
                 "SSEBrokerServer",
                 "SSEClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
+        // Hummingbird's test client against the mounted endpoints, with the repo's SSE client.
+        .testTarget(
+            name: "SSEBrokerHummingbirdTests",
+            dependencies: [
+                "SSEBroker",
+                "SSEBrokerHummingbird",
+                "SSEClient",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
@@ -15,6 +16,7 @@ public final class Broker: EventBroker {
     private let logger: Logger
     private let registry: Mutex<ClientRegistry>
     private let counters = BrokerCounters()
+    private let metrics: BrokerMetrics
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
 
@@ -22,13 +24,19 @@ public final class Broker: EventBroker {
     /// - Parameters:
     ///   - configuration: the policy; validated here.
     ///   - logger: where connects, disconnects and kicks are logged. The library never bootstraps logging.
-    public init(configuration: BrokerConfiguration = BrokerConfiguration(), logger: Logger = Logger(label: "sse.broker"))
-        throws(BrokerError)
-    {
+    ///   - metricsFactory: where the broker's metrics go (see ``updateMetrics()``); by default the
+    ///     factory the application bootstrapped, a no-op if it bootstrapped none. The library never
+    ///     bootstraps metrics.
+    public init(
+        configuration: BrokerConfiguration = BrokerConfiguration(),
+        logger: Logger = Logger(label: "sse.broker"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) throws(BrokerError) {
         try configuration.validate()
         self.configuration = configuration
         self.policy = TolerancePolicy(configuration)
         self.logger = logger
+        self.metrics = BrokerMetrics(factory: metricsFactory)
         self.registry = Mutex(
             ClientRegistry(
                 history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
@@ -55,6 +63,7 @@ public final class Broker: EventBroker {
         if let target {
             try Validation.validateClientID(target)
         }
+        let publishedAt = NIODeadline.now().uptimeNanoseconds
         // Encode outside the lock; only the id line is appended under it.
         var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
         let delivery = try self.registry.withLock { registry throws(BrokerError) -> Delivery in
@@ -75,7 +84,7 @@ public final class Broker: EventBroker {
             var recipients = 0
             for (fanout, subscribers) in groups {
                 recipients += subscribers.count
-                fanout.enqueue(encoded, to: subscribers, isEvent: true)
+                fanout.enqueue(encoded, to: subscribers, publishedAt: publishedAt)
             }
             if !registry.listeners.isEmpty {
                 var published = event
@@ -168,7 +177,12 @@ public final class Broker: EventBroker {
             let key = ObjectIdentifier(loop)
             if registry.buckets[key] == nil {
                 registry.buckets[key] = ClientRegistry.LoopBucket(
-                    fanout: LoopFanout(eventLoop: loop, policy: self.policy, counters: self.counters),
+                    fanout: LoopFanout(
+                        eventLoop: loop,
+                        policy: self.policy,
+                        counters: self.counters,
+                        fanoutTimer: self.metrics.fanoutTimer
+                    ),
                     heartbeat: self.scheduleHeartbeat(on: loop)
                 )
             }
@@ -216,7 +230,10 @@ public final class Broker: EventBroker {
         }
         guard removed else { return }
         switch reason {
-        case .kicked, .banned: self.counters.kicked.add(1, ordering: .relaxed)
+        case .kicked: self.counters.kicked.add(1, ordering: .relaxed)
+        case .banned:
+            self.counters.kicked.add(1, ordering: .relaxed)
+            self.counters.banned.add(1, ordering: .relaxed)
         case .overTolerance: self.counters.overTolerance.add(1, ordering: .relaxed)
         case .closed, .shutdown: break
         }
@@ -238,7 +255,7 @@ public final class Broker: EventBroker {
             guard let self else { return }
             let bucket = self.registry.withLock { $0.buckets[key] }
             guard let bucket, !bucket.subscribers.isEmpty else { return }
-            bucket.fanout.enqueue(self.heartbeat, to: bucket.subscribers, isEvent: false)
+            bucket.fanout.enqueue(self.heartbeat, to: bucket.subscribers, publishedAt: nil)
         }
     }
 
@@ -363,11 +380,45 @@ public final class Broker: EventBroker {
             bytesDelivered: self.counters.bytesDelivered.load(ordering: .relaxed),
             dropped: self.counters.dropped.load(ordering: .relaxed),
             kicked: self.counters.kicked.load(ordering: .relaxed),
+            banned: self.counters.banned.load(ordering: .relaxed),
             disconnectedOverTolerance: self.counters.overTolerance.load(ordering: .relaxed),
             listenerDrops: self.counters.listenerDrops.load(ordering: .relaxed),
             connected: self.connectionCount,
-            connectionsAccepted: self.counters.accepted.load(ordering: .relaxed)
+            connectionsAccepted: self.counters.accepted.load(ordering: .relaxed),
+            refusals: self.counters.refusals.withLock { $0 }
         )
+    }
+
+    /// Whether ``shutdown()`` was called (health checks answer `503` from then on).
+    public var isShuttingDown: Bool {
+        self.registry.withLock { $0.isShutDown }
+    }
+
+    /// Counts a request that a server refused, by the status it was answered with (for
+    /// ``BrokerStatistics/refusals`` and the `sse_requests_refused_total` metric). The servers in
+    /// this package call it for every refusal; call it from your own server too.
+    public func recordRefusal(_ error: BrokerError) {
+        let status = Int(error.status.code)
+        self.counters.refusals.withLock { $0[status, default: 0] += 1 }
+    }
+
+    // MARK: Metrics
+
+    /// Mirrors ``statistics`` into the metrics factory now: counters grow by what happened since the
+    /// last call, gauges are set. Cheap (a few atomic loads and one lock); call it before a scrape,
+    /// or let ``reportMetrics(every:)`` call it. Nothing is counted per client on the fan-out path:
+    /// only the fan-out latency timer is recorded there, once per event per event loop.
+    public func updateMetrics() {
+        self.metrics.update(from: self.statistics)
+    }
+
+    /// Calls ``updateMetrics()`` every `interval` until the calling task is cancelled (and once more then).
+    public func reportMetrics(every interval: Duration = .seconds(5)) async {
+        while !Task.isCancelled {
+            self.updateMetrics()
+            try? await Task.sleep(for: interval)
+        }
+        self.updateMetrics()
     }
 }
 

@@ -11,7 +11,8 @@ import NIOHTTP1
 public typealias HTTPErrorHandler =
     @Sendable (_ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ error: BrokerError) -> HTTPErrorResponse
 
-/// A complete, small HTTP response for an error.
+/// A complete, small HTTP response: a refusal built by an ``HTTPErrorHandler``, or the answer of
+/// one of the server's extra routes.
 public struct HTTPErrorResponse: Sendable {
     public var status: HTTPResponseStatus
     public var headers: HTTPHeaders

@@ -82,8 +82,10 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var bytesDelivered: Int
     /// Event copies a connection missed because it was not keeping up.
     public var dropped: Int
-    /// Connections closed by `kick`.
+    /// Connections closed by `kick` or `ban`.
     public var kicked: Int
+    /// Of ``kicked``, the connections closed by `ban`.
+    public var banned: Int
     /// Connections closed for reaching the tolerance.
     public var disconnectedOverTolerance: Int
     /// Events a `listen()` consumer missed because it did not read.
@@ -92,6 +94,8 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var connected: Int
     /// Connections accepted since start.
     public var connectionsAccepted: Int
+    /// Refused HTTP requests by status code (`404`: 3), as reported with ``Broker/recordRefusal(_:)``.
+    public var refusals: [Int: Int]
 
     public init(
         published: Int = 0,
@@ -99,19 +103,23 @@ public struct BrokerStatistics: Sendable, Hashable {
         bytesDelivered: Int = 0,
         dropped: Int = 0,
         kicked: Int = 0,
+        banned: Int = 0,
         disconnectedOverTolerance: Int = 0,
         listenerDrops: Int = 0,
         connected: Int = 0,
-        connectionsAccepted: Int = 0
+        connectionsAccepted: Int = 0,
+        refusals: [Int: Int] = [:]
     ) {
         self.published = published
         self.delivered = delivered
         self.bytesDelivered = bytesDelivered
         self.dropped = dropped
         self.kicked = kicked
+        self.banned = banned
         self.disconnectedOverTolerance = disconnectedOverTolerance
         self.listenerDrops = listenerDrops
         self.connected = connected
         self.connectionsAccepted = connectionsAccepted
+        self.refusals = refusals
     }
 }

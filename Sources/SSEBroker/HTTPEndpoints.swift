@@ -89,13 +89,21 @@ public struct ConnectRequest: Sendable, Equatable {
     }
 
     public init(head: HTTPRequestHead) throws(BrokerError) {
-        let query = try QueryParameters(uri: head.uri)
+        try self.init(uri: head.uri, lastEventIDHeader: head.headers.first(name: "last-event-id"))
+    }
+
+    /// Parses a request of a server that does not use NIOHTTP1's types.
+    /// - Parameters:
+    ///   - uri: the request target, path and query (`/connect?id=alice`).
+    ///   - lastEventIDHeader: the `Last-Event-ID` header, if the request has one.
+    public init(uri: String, lastEventIDHeader: String?) throws(BrokerError) {
+        let query = try QueryParameters(uri: uri)
         if let id = query["id"], !id.isEmpty {
             try Validation.validateClientID(id)
             self.clientID = id
         }
         // Treated as opaque: a value that is not one of ours replays nothing.
-        self.lastEventID = head.headers.first(name: "last-event-id") ?? query["lastEventId"]
+        self.lastEventID = lastEventIDHeader ?? query["lastEventId"]
     }
 
     /// The response head of an event stream, as raw bytes. The body is delimited by the connection's
@@ -127,7 +135,13 @@ public struct BroadcastRequest: Sendable, Equatable {
     }
 
     public init(head: HTTPRequestHead) throws(BrokerError) {
-        let query = try QueryParameters(uri: head.uri)
+        try self.init(uri: head.uri)
+    }
+
+    /// Parses the request target (`/broadcast?type=price&id=alice`) of a server that does not use
+    /// NIOHTTP1's types.
+    public init(uri: String) throws(BrokerError) {
+        let query = try QueryParameters(uri: uri)
         if let type = query["type"], !type.isEmpty {
             try Validation.validateEventType(type)
             self.type = type

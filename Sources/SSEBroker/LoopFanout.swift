@@ -1,3 +1,4 @@
+import CoreMetrics
 import NIOCore
 import Synchronization
 
@@ -12,27 +13,33 @@ final class LoopFanout: @unchecked Sendable {
     let eventLoop: any EventLoop
     private let policy: TolerancePolicy
     private let counters: BrokerCounters
+    /// Publish-to-written latency, recorded once per event per loop (never per subscriber).
+    private let fanoutTimer: CoreMetrics.Timer
     /// Deliveries queued on the loop and not yet run. The last one to finish flushes.
     private let pendingDeliveries = Atomic<Int>(0)
     /// Loop-confined: subscribers written to since the last flush.
     private var dirty: [Subscription] = []
 
-    init(eventLoop: any EventLoop, policy: TolerancePolicy, counters: BrokerCounters) {
+    init(eventLoop: any EventLoop, policy: TolerancePolicy, counters: BrokerCounters, fanoutTimer: CoreMetrics.Timer) {
         self.eventLoop = eventLoop
         self.policy = policy
         self.counters = counters
+        self.fanoutTimer = fanoutTimer
     }
 
     /// Queues `buffer` for `subscribers` (all on this loop). Callable from any thread; tasks run in
     /// the order they were queued, which the broker makes the event id order.
-    func enqueue(_ buffer: ByteBuffer, to subscribers: [Subscription], isEvent: Bool) {
+    /// - Parameter publishedAt: for events, when the event was published (`uptimeNanoseconds`);
+    ///   `nil` for heartbeats, which are neither counted nor timed.
+    func enqueue(_ buffer: ByteBuffer, to subscribers: [Subscription], publishedAt: UInt64?) {
         self.pendingDeliveries.add(1, ordering: .relaxed)
         self.eventLoop.execute {
-            self.deliver(buffer, to: subscribers, isEvent: isEvent)
+            self.deliver(buffer, to: subscribers, publishedAt: publishedAt)
         }
     }
 
-    private func deliver(_ buffer: ByteBuffer, to subscribers: [Subscription], isEvent: Bool) {
+    private func deliver(_ buffer: ByteBuffer, to subscribers: [Subscription], publishedAt: UInt64?) {
+        let isEvent = publishedAt != nil
         var written = 0
         var missed = 0
         for subscriber in subscribers {
@@ -49,8 +56,10 @@ final class LoopFanout: @unchecked Sendable {
                 break
             }
         }
-        if isEvent {
+        if let publishedAt {
             self.counters.recordDelivery(written: written, bytes: written * buffer.readableBytes, missed: missed)
+            let now = NIODeadline.now().uptimeNanoseconds
+            self.fanoutTimer.recordNanoseconds(Int64(truncatingIfNeeded: now &- publishedAt))
         }
         if self.pendingDeliveries.subtract(1, ordering: .relaxed).newValue == 0 {
             self.flushDirty()
@@ -72,9 +81,12 @@ final class BrokerCounters: Sendable {
     let bytesDelivered = Atomic<Int>(0)
     let dropped = Atomic<Int>(0)
     let kicked = Atomic<Int>(0)
+    let banned = Atomic<Int>(0)
     let overTolerance = Atomic<Int>(0)
     let listenerDrops = Atomic<Int>(0)
     let accepted = Atomic<Int>(0)
+    /// Refused HTTP requests by status code. Refusals are rare; a lock is cheaper than a slot per code.
+    let refusals = Mutex<[Int: Int]>([:])
 
     func recordDelivery(written: Int, bytes: Int, missed: Int) {
         if written > 0 {

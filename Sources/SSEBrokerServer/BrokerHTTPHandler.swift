@@ -4,7 +4,8 @@ import NIOHTTP1
 import SSEBroker
 
 /// Serves the broker's two endpoints on an HTTP/1.1 channel: `GET /connect` (the event stream) and
-/// `POST /broadcast`. Mount it in any NIO HTTP server pipeline after `HTTPResponseEncoder` and
+/// `POST /broadcast`, plus any ``HTTPRoute``s you add (a page, metrics, a health check); every other
+/// path is answered `404` through the error handler. Mount it in any NIO HTTP server pipeline after `HTTPResponseEncoder` and
 /// `ByteToMessageHandler(HTTPRequestDecoder())`; ``BrokerServer`` does exactly that.
 ///
 /// When a subscriber connects, the handler takes the HTTP codecs out of the pipeline and hands the
@@ -18,6 +19,8 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         /// A `GET /connect` whose `.end` has not arrived yet.
         case connecting(HTTPRequestHead, ConnectRequest)
         case readingBody(HTTPRequestHead, BroadcastRequest, ByteBuffer)
+        /// One of the extra routes; its body (if any) is dropped and it is answered at `.end`.
+        case routing(HTTPRequestHead, HTTPRoute)
         /// Answered already (an error); the rest of the request is read and dropped.
         case discarding
         case streaming
@@ -25,16 +28,24 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     private let broker: Broker
     private let routes: BrokerRoutes
+    private let extraRoutes: [HTTPRoute]
     private let logger: Logger
     private var state = State.idle
 
     /// - Parameters:
     ///   - broker: the broker to serve.
     ///   - routes: the paths of the endpoints.
+    ///   - extraRoutes: more routes served on the same connections; the broker's paths take precedence.
     ///   - logger: where refused requests are logged (at `info`).
-    public init(broker: Broker, routes: BrokerRoutes = BrokerRoutes(), logger: Logger = Logger(label: "sse.http")) {
+    public init(
+        broker: Broker,
+        routes: BrokerRoutes = BrokerRoutes(),
+        extraRoutes: [HTTPRoute] = [],
+        logger: Logger = Logger(label: "sse.http")
+    ) {
         self.broker = broker
         self.routes = routes
+        self.extraRoutes = extraRoutes
         self.logger = logger
     }
 
@@ -55,6 +66,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             // No request head to hand to the error handler: answer plainly and hang up.
             let error = BrokerError.malformedRequest("\(error)")
             let response = HTTPErrorResponse.plainText(status: .badRequest, error: error)
+            self.broker.recordRefusal(error)
             self.write(response, keepAlive: false, context: context)
             self.logger.debug("malformed request", metadata: ["error": "\(error)"])
             return
@@ -89,7 +101,12 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 let capacity = min(head.headers.first(name: "content-length").flatMap(Int.init) ?? 0, limit)
                 self.state = .readingBody(head, request, context.channel.allocator.buffer(capacity: capacity))
             default:
-                throw .notFound(path: path)
+                let candidates = self.extraRoutes.filter { $0.path == path }
+                guard !candidates.isEmpty else { throw .notFound(path: path) }
+                guard let route = candidates.first(where: { $0.method == head.method }) else {
+                    throw .methodNotAllowed(method: head.method, allowed: candidates.map(\.method))
+                }
+                self.state = .routing(head, route)
             }
         } catch {
             self.refuse(head, error, context: context, close: false)
@@ -128,6 +145,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 self.refuse(head, error, context: context, close: false)
                 self.state = .idle
             }
+        case .routing(let head, let route):
+            self.state = .idle
+            var response = route.handler(head)
+            response.headers.replaceOrAdd(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+            self.write(response, keepAlive: head.isKeepAlive, context: context)
         case .discarding:
             self.state = .idle
         case .idle, .streaming:
@@ -190,6 +212,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     // MARK: Responses
 
     private func refuse(_ head: HTTPRequestHead, _ error: BrokerError, context: ChannelHandlerContext, close: Bool) {
+        self.broker.recordRefusal(error)
         self.logger.info(
             "request refused",
             metadata: ["method": "\(head.method)", "uri": "\(head.uri)", "status": "\(error.status.code)", "error": "\(error)"]

@@ -19,6 +19,8 @@ public final class BrokerServer: Sendable {
     public let host: String
     public let port: Int
     public let routes: BrokerRoutes
+    /// The routes served beside the broker's endpoints.
+    public let extraRoutes: [HTTPRoute]
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -35,6 +37,8 @@ public final class BrokerServer: Sendable {
     ///   - host: the address to bind; loopback by default.
     ///   - port: the port; `0` picks a free one (see ``localAddress``).
     ///   - routes: the endpoint paths.
+    ///   - extraRoutes: more routes on the same port — ``HTTPRoute/browserPage(_:routes:)``,
+    ///     ``HTTPRoute/health(_:broker:)``, a metrics exporter; other paths get `404`.
     ///   - group: the event loops; by default the server makes ``defaultLoopCount`` loops and shuts
     ///     them down itself.
     ///   - logger: where the server logs.
@@ -43,6 +47,7 @@ public final class BrokerServer: Sendable {
         host: String = "127.0.0.1",
         port: Int = 8080,
         routes: BrokerRoutes = BrokerRoutes(),
+        extraRoutes: [HTTPRoute] = [],
         group: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
@@ -50,6 +55,7 @@ public final class BrokerServer: Sendable {
         self.host = host
         self.port = port
         self.routes = routes
+        self.extraRoutes = extraRoutes
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.defaultLoopCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -88,6 +94,7 @@ public final class BrokerServer: Sendable {
     public func start() async throws -> SocketAddress {
         let broker = self.broker
         let routes = self.routes
+        let extraRoutes = self.extraRoutes
         let logger = self.logger
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -101,13 +108,21 @@ public final class BrokerServer: Sendable {
                     try channel.pipeline.syncOperations.addHandlers(
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                        BrokerHTTPHandler(broker: broker, routes: routes, logger: logger)
+                        BrokerHTTPHandler(broker: broker, routes: routes, extraRoutes: extraRoutes, logger: logger)
                     )
                 }
             }
             .bind(host: self.host, port: self.port)
             .get()
         self.state.withLockedValue { $0.serverChannel = channel }
+        self.logger.info(
+            "server listening",
+            metadata: [
+                "address": "\(self.host):\(channel.localAddress?.port ?? self.port)",
+                "connect": "\(routes.connect)", "broadcast": "\(routes.broadcast)",
+                "routes": "\(extraRoutes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", "))",
+            ]
+        )
         return channel.localAddress!
     }
 

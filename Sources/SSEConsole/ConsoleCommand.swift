@@ -1,8 +1,10 @@
 import ArgumentParser
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import SSEBroker
 import SSEBrokerServer
 
@@ -14,7 +16,8 @@ struct ConsoleCommand: AsyncParsableCommand {
         abstract: "A Server-Sent Events broker with a live terminal console.",
         discussion: """
             Subscribers connect with GET /connect[?id=ID] (an EventSource stream); producers publish with
-            POST /broadcast[?type=TYPE][&id=ID] (body = data).
+            POST /broadcast[?type=TYPE][&id=ID] (body = data). GET / is a browser page, GET /metrics
+            Prometheus metrics, GET /healthz a health check.
             """
     )
 
@@ -98,9 +101,30 @@ struct ConsoleCommand: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
+        // The executable decides where metrics go: Prometheus, served at /metrics.
+        let registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Fan-out takes microseconds to milliseconds; the default buckets start at 5 ms.
+        factory.durationHistogramBuckets["sse_fanout_duration_seconds"] = [
+            .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500), .milliseconds(1),
+            .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+            .milliseconds(100), .milliseconds(250), .seconds(1),
+        ]
+        MetricsSystem.bootstrap(factory)
         let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
-        let server = BrokerServer(broker: broker, host: self.host, port: self.port, group: group, logger: Logger(label: "sse.http"))
+        let server = BrokerServer(
+            broker: broker,
+            host: self.host,
+            port: self.port,
+            extraRoutes: [
+                .browserPage("/"),
+                .health("/healthz", broker: broker),
+                .prometheus("/metrics", broker: broker, registry: registry),
+            ],
+            group: group,
+            logger: Logger(label: "sse.http")
+        )
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
         guard interactive else {

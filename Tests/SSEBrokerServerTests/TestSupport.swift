@@ -17,10 +17,19 @@ struct TestServer {
 
     static func with(
         _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        extraRoutes: [HTTPRoute] = [],
+        logger: Logger = quietLogger,
         _ body: (TestServer) async throws -> Void
     ) async throws {
-        let broker = try Broker(configuration: configuration, logger: quietLogger)
-        let server = BrokerServer(broker: broker, host: "127.0.0.1", port: 0, group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger)
+        let broker = try Broker(configuration: configuration, logger: logger)
+        let server = BrokerServer(
+            broker: broker,
+            host: "127.0.0.1",
+            port: 0,
+            extraRoutes: extraRoutes,
+            group: MultiThreadedEventLoopGroup.singleton,
+            logger: logger
+        )
         let address = try await server.start()
         let testServer = TestServer(broker: broker, server: server, port: try #require(address.port))
         do {

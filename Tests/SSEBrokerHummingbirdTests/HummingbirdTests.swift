@@ -1,0 +1,233 @@
+import Hummingbird
+import HummingbirdTesting
+import Logging
+import NIOCore
+import NIOHTTP1
+import SSEBroker
+import SSEBrokerHummingbird
+import SSEClient
+import Testing
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// The broker mounted on a Hummingbird router, served live on 127.0.0.1 (`app.test(.live)`);
+/// producers use Hummingbird's test client, subscribers the repo's SSE client.
+struct MountedBroker {
+    let broker: Broker
+    let client: any TestClientProtocol
+    let port: Int
+
+    static func with(
+        _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        _ body: @Sendable (MountedBroker) async throws -> Void
+    ) async throws {
+        let broker = try Broker(configuration: configuration, logger: quietLogger)
+        let router = Router(context: BasicBrokerRequestContext.self)
+        router.get("/hello") { _, _ in "the app's own route\n" }
+        router.addSSEBroker(broker, connect: "/events", broadcast: "/publish")
+        router.addSSEBrokerPage("/", routes: BrokerRoutes(connect: "/events", broadcast: "/publish"))
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: quietLogger)
+        try await app.test(.live) { client in
+            let mounted = MountedBroker(broker: broker, client: client, port: try #require(client.port))
+            // Streams never end by themselves; the server's graceful shutdown waits for them.
+            defer { broker.shutdown() }
+            try await body(mounted)
+        }
+    }
+
+    func publish(_ uri: String, _ body: String) async throws -> TestResponse {
+        try await self.client.execute(uri: uri, method: .post, body: ByteBuffer(string: body))
+    }
+
+    /// Subscribes and reads up to the `retry:` hint, so the client is registered on return.
+    func subscribe(_ path: String, headers: HTTPHeaders = [:]) async throws -> Reader {
+        let client = try await SSEClient.connect(host: "127.0.0.1", port: self.port, path: path, headers: headers)
+        #expect(client.status == .ok)
+        #expect(client.headers.first(name: "content-type") == "text/event-stream; charset=utf-8")
+        var reader = Reader(client)
+        guard case .comment(let text) = try await reader.next(), text.hasPrefix("connected ") else {
+            throw ReaderError.unexpected("no connected comment first")
+        }
+        return reader
+    }
+}
+
+enum ReaderError: Error {
+    case ended
+    case unexpected(String)
+}
+
+struct Reader {
+    let client: SSEClient
+    private var iterator: AsyncStream<SSEMessage>.Iterator
+
+    init(_ client: SSEClient) {
+        self.client = client
+        self.iterator = client.messages.makeAsyncIterator()
+    }
+
+    mutating func next() async throws -> SSEMessage {
+        guard let message = await self.iterator.next() else { throw ReaderError.ended }
+        return message
+    }
+
+    mutating func nextEvent() async throws -> ServerSentEvent {
+        while true {
+            if case .event(let event) = try await self.next() { return event }
+        }
+    }
+
+    mutating func untilEnd() async -> [SSEMessage] {
+        var rest: [SSEMessage] = []
+        while let message = await self.iterator.next() { rest.append(message) }
+        return rest
+    }
+}
+
+@Suite(.timeLimit(.minutes(1)))
+struct HummingbirdTests {
+    @Test func broadcast_reachesASubscriber_andTheAppsOwnRoutesStillWork() async throws {
+        try await MountedBroker.with { app in
+            var alice = try await app.subscribe("/events?id=alice")
+            #expect(try await alice.next() == .retry(3000))
+            let response = try await app.publish("/publish?type=greeting", "hello\nworld")
+            #expect(response.status == .accepted)
+            #expect(String(buffer: response.body) == "{\"id\":\"1\",\"delivered\":1}\n")
+            #expect(try await alice.nextEvent() == ServerSentEvent(type: "greeting", data: "hello\nworld", lastEventID: "1"))
+            // The same broker: its API sees the Hummingbird subscriber and reaches it.
+            #expect(app.broker.clients.map(\.clientID) == ["alice"])
+            try app.broker.broadcast(Event(data: "from the API"))
+            #expect(try await alice.nextEvent().data == "from the API")
+            let hello = try await app.client.execute(uri: "/hello", method: .get)
+            #expect(String(buffer: hello.body) == "the app's own route\n")
+            let page = try await app.client.execute(uri: "/", method: .get)
+            #expect(page.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(String(buffer: page.body).contains(#"const CONNECT_PATH = "/events";"#))
+            await alice.client.close()
+        }
+    }
+
+    @Test func broadcastTo_reachesOnlyThatClientsConnections() async throws {
+        try await MountedBroker.with { app in
+            var bob1 = try await app.subscribe("/events?id=bob")
+            var bob2 = try await app.subscribe("/events?id=bob")
+            var alice = try await app.subscribe("/events?id=alice")
+            let response = try await app.publish("/publish?type=dm&id=bob", "psst")
+            #expect(response.status == .accepted)
+            #expect(String(buffer: response.body) == "{\"id\":\"1\",\"delivered\":2}\n")
+            _ = try await app.publish("/publish", "everyone")
+            #expect(try await bob1.nextEvent().data == "psst")
+            #expect(try await bob2.nextEvent().data == "psst")
+            #expect(try await alice.nextEvent().data == "everyone")
+            for reader in [bob1, bob2, alice] { await reader.client.close() }
+        }
+    }
+
+    @Test func refusals_goThroughTheBrokersErrorHandler() async throws {
+        let configuration = BrokerConfiguration(
+            errorHandler: { _, status, error in
+                HTTPErrorResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: #"{"error":"\#(error)"}"#))
+            },
+            maxBodyBytes: 16
+        )
+        try await MountedBroker.with(configuration) { app in
+            let unknown = try await app.publish("/publish?id=nobody", "hi")
+            #expect(unknown.status == .notFound)
+            #expect(unknown.headers[.contentType] == "application/json")
+            #expect(String(buffer: unknown.body) == #"{"error":"no client is connected with id "nobody""}"#)
+            let badType = try await app.publish("/publish?type=a%0Ab", "hi")
+            #expect(badType.status == .badRequest)
+            let badID = try await app.client.execute(uri: "/events?id=two%20words", method: .get)
+            #expect(badID.status == .badRequest)
+            let tooLarge = try await app.publish("/publish", String(repeating: "x", count: 17))
+            #expect(tooLarge.status == .contentTooLarge)
+            try app.broker.ban("mallory")
+            let banned = try await app.client.execute(uri: "/events?id=mallory", method: .get)
+            #expect(banned.status == .noContent)
+            #expect(app.broker.statistics.refusals == [404: 1, 400: 2, 413: 1, 204: 1])
+            #expect(app.broker.statistics.published == 0)
+        }
+    }
+
+    @Test func kick_closesTheStream_andLastEventIDResumesWithoutLoss() async throws {
+        try await MountedBroker.with { app in
+            var alice = try await app.subscribe("/events?id=alice")
+            _ = try await app.publish("/publish", "e1")
+            #expect(try await alice.nextEvent().lastEventID == "1")
+            #expect(try app.broker.kick("alice") == 1)
+            _ = await alice.untilEnd()
+            try await alice.client.closeFuture.get()
+            #expect(app.broker.recentDisconnections.map(\.reason) == [.kicked])
+            _ = try await app.publish("/publish", "e2")
+            _ = try await app.publish("/publish", "e3")
+            var again = try await app.subscribe("/events?id=alice", headers: ["Last-Event-ID": "1"])
+            _ = try await app.publish("/publish", "live")
+            let events = [try await again.nextEvent(), try await again.nextEvent(), try await again.nextEvent()]
+            #expect(events.map(\.data) == ["e2", "e3", "live"])
+            #expect(events.map(\.lastEventID) == ["2", "3", "4"])
+            await again.client.close()
+        }
+    }
+
+    @Test func shutdown_endsEveryStreamWithAFarewell() async throws {
+        try await MountedBroker.with { app in
+            var reader = try await app.subscribe("/events?id=alice")
+            #expect(try await reader.next() == .retry(3000))
+            app.broker.shutdown()
+            #expect(await reader.untilEnd() == [.comment("broker shutting down")])
+            try await reader.client.closeFuture.get()
+            #expect(app.broker.recentDisconnections.map(\.reason) == [.shutdown])
+        }
+    }
+
+    @Test func clientClosing_isNoticed() async throws {
+        try await MountedBroker.with { app in
+            let activity = app.broker.activity()
+            let reader = try await app.subscribe("/events?id=leaver")
+            var iterator = activity.makeAsyncIterator()
+            guard case .connected = await iterator.next() else { throw ReaderError.unexpected("no connect") }
+            let closedAt = ContinuousClock.now
+            await reader.client.close()
+            guard case .disconnected(let info, let reason) = await iterator.next() else { throw ReaderError.unexpected("no disconnect") }
+            // At once, not when the next heartbeat (15 s) fails to write.
+            #expect(ContinuousClock.now - closedAt < .seconds(5))
+            #expect(info.clientID == "leaver")
+            #expect(reason == .closed)
+            #expect(app.broker.clients.isEmpty)
+        }
+    }
+}
+
+@Suite(.timeLimit(.minutes(2)))
+struct HummingbirdSlowClientTests {
+    /// Backpressure through the response body writer is reported to the broker: a subscriber that
+    /// never reads is disconnected at the tolerance while a healthy one gets every event.
+    @Test func stalledClient_isDisconnected_healthyClientGetsEverything() async throws {
+        let configuration = BrokerConfiguration(writeTimeout: .milliseconds(200), tolerance: 3, maxClientBacklogBytes: 128 << 10)
+        try await MountedBroker.with(configuration) { app in
+            let stalled = try await SSEClient.connect(
+                host: "127.0.0.1", port: app.port, path: "/events?id=stalled", receiveBufferSize: 4096, autoRead: false
+            )
+            #expect(stalled.status == .ok)
+            var healthy = try await app.subscribe("/events?id=healthy")
+            let payload = String(repeating: "x", count: 8 << 10)
+            var published = 0
+            var maxBacklog = 0
+            while app.broker.clients(withID: "stalled").count == 1 && published < 50_000 {
+                published += 1
+                try app.broker.broadcast(Event(data: "\(published) \(payload)"))
+                let event = try await healthy.nextEvent()
+                #expect(event.data.hasPrefix("\(published) "))
+                maxBacklog = max(maxBacklog, app.broker.clients(withID: "stalled").first?.backlogBytes ?? 0)
+            }
+            #expect(app.broker.clients(withID: "stalled").isEmpty, "stalled client still connected after \(published) events")
+            let disconnection = try #require(app.broker.recentDisconnections.last)
+            #expect(disconnection.client.clientID == "stalled")
+            #expect(disconnection.reason == .overTolerance)
+            #expect(maxBacklog <= configuration.maxClientBacklogBytes + payload.utf8.count + 64)
+            #expect(app.broker.clients(withID: "healthy").first?.totalErrors == 0)
+            await stalled.close()
+            await healthy.client.close()
+        }
+    }
+}
