@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// The SSE broker: a registry of subscriber connections and the fan-out of events to them.
@@ -15,6 +16,8 @@ public final class Broker: EventBroker {
     private let logger: Logger
     private let registry: Mutex<ClientRegistry>
     private let counters = BrokerCounters()
+    // Refusals are rare (and cheap next to the socket work of one), so one small lock will do.
+    private let refusals = Mutex<[UInt: Int]>([:])
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
 
@@ -218,9 +221,9 @@ public final class Broker: EventBroker {
         switch reason {
         case .kicked, .banned: self.counters.kicked.add(1, ordering: .relaxed)
         case .overTolerance: self.counters.overTolerance.add(1, ordering: .relaxed)
-        case .closed, .shutdown: break
+        case .closed, .shutdown, .expired: break
         }
-        let level: Logger.Level = reason == .closed || reason == .shutdown ? .info : .notice
+        let level: Logger.Level = reason == .closed || reason == .shutdown || reason == .expired ? .info : .notice
         self.logger.log(
             level: level,
             "client disconnected",
@@ -366,8 +369,15 @@ public final class Broker: EventBroker {
             disconnectedOverTolerance: self.counters.overTolerance.load(ordering: .relaxed),
             listenerDrops: self.counters.listenerDrops.load(ordering: .relaxed),
             connected: self.connectionCount,
-            connectionsAccepted: self.counters.accepted.load(ordering: .relaxed)
+            connectionsAccepted: self.counters.accepted.load(ordering: .relaxed),
+            refusals: self.refusals.withLock { $0 }
         )
+    }
+
+    /// Counts a refused request in ``BrokerStatistics/refusals``. Servers call it once per refusal
+    /// (the broker itself never sees the ones made before a request reaches it: bad tokens, limits).
+    public func recordRefusal(status: HTTPResponseStatus) {
+        self.refusals.withLock { $0[status.code, default: 0] += 1 }
     }
 }
 

@@ -62,6 +62,8 @@ public enum DisconnectReason: String, Sendable, Hashable, CustomStringConvertibl
     case banned
     /// The broker shut down.
     case shutdown
+    /// The credentials it connected with expired (a subscriber token's `exp`).
+    case expired
 
     public var description: String { self.rawValue }
 }
@@ -92,6 +94,12 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var connected: Int
     /// Connections accepted since start.
     public var connectionsAccepted: Int
+    /// Requests refused since start, by HTTP status code (`401`, `503`, …), as counted by the
+    /// server through ``Broker/recordRefusal(status:)``.
+    public var refusals: [UInt: Int]
+
+    /// All refused requests.
+    public var refused: Int { self.refusals.values.reduce(0, +) }
 
     public init(
         published: Int = 0,
@@ -102,7 +110,8 @@ public struct BrokerStatistics: Sendable, Hashable {
         disconnectedOverTolerance: Int = 0,
         listenerDrops: Int = 0,
         connected: Int = 0,
-        connectionsAccepted: Int = 0
+        connectionsAccepted: Int = 0,
+        refusals: [UInt: Int] = [:]
     ) {
         self.published = published
         self.delivered = delivered
@@ -113,5 +122,6 @@ public struct BrokerStatistics: Sendable, Hashable {
         self.listenerDrops = listenerDrops
         self.connected = connected
         self.connectionsAccepted = connectionsAccepted
+        self.refusals = refusals
     }
 }

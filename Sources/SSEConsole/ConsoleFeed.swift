@@ -129,6 +129,7 @@ final class ConsoleFeed: Sendable {
         case .overTolerance: .overTolerance
         case .banned: .banned
         case .shutdown: .shutdown
+        case .expired: .expired
         }
     }
 }
