@@ -66,6 +66,26 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
+        // libFuzzer targets; `scripts/fuzz.sh` builds them with -sanitize=fuzzer,address. A plain
+        // build makes corpus replayers of them (`FuzzEncoder FILE...`), which the tests also run.
+        .executableTarget(
+            name: "FuzzEncoder",
+            dependencies: ["SSEBroker", "SSEClient", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzEncoder"
+        ),
+        .executableTarget(
+            name: "FuzzRequestParsing",
+            dependencies: [
+                "SSEBroker",
+                "SSEBrokerServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/FuzzRequestParsing"
+        ),
+        .executableTarget(name: "FuzzCommandParser", dependencies: ["SSEConsoleCore"], path: "Fuzz/FuzzCommandParser"),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(
