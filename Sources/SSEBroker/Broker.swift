@@ -14,10 +14,10 @@ public final class Broker: EventBroker {
     public let configuration: BrokerConfiguration
     private let policy: TolerancePolicy
     private let logger: Logger
-    private let registry: Mutex<ClientRegistry>
+    private let registry: Locked<ClientRegistry>
     private let counters = BrokerCounters()
     // Refusals are rare (and cheap next to the socket work of one), so one small lock will do.
-    private let refusals = Mutex<[UInt: Int]>([:])
+    private let refusals = Locked<[UInt: Int]>([:])
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
 
@@ -32,7 +32,7 @@ public final class Broker: EventBroker {
         self.configuration = configuration
         self.policy = TolerancePolicy(configuration)
         self.logger = logger
-        self.registry = Mutex(
+        self.registry = Locked(
             ClientRegistry(
                 history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
             )

@@ -3,7 +3,6 @@ import Foundation
 import NIOCore
 import NIOHTTP1
 import SSEBroker
-import Synchronization
 
 /// Who may publish and subscribe, from which browser origins, and how much of the server one peer
 /// may hold. The default is the open broker of earlier versions, with the resource limits on.
@@ -459,7 +458,7 @@ public final class AdmissionControl: Sendable {
 
     /// The limits enforced.
     public let limits: ServerLimits
-    private let counts = Mutex(Counts())
+    private let counts = Locked(Counts())
 
     public init(limits: ServerLimits = ServerLimits()) {
         self.limits = limits
