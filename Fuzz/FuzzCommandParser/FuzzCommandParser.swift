@@ -24,3 +24,6 @@ func fuzzOne(_ input: [UInt8]) {
         preconditionFailure("parsing is not deterministic")
     }
 }
+
+/// Nothing to prepare before the first input.
+func fuzzSetUp() {}

@@ -65,3 +65,6 @@ func normalisedLineEnds(_ bytes: [UInt8]) -> String {
     }
     return String(decoding: out, as: UTF8.self)
 }
+
+/// Nothing to prepare before the first input.
+func fuzzSetUp() {}

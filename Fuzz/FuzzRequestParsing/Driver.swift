@@ -8,6 +8,12 @@ import Foundation
 // that symbol hands over to libFuzzer's driver (`LLVMFuzzerRunDriver`).
 
 #if FUZZING
+@_cdecl("LLVMFuzzerInitialize")
+public func fuzzerInitialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutableRawPointer) -> CInt {
+    fuzzSetUp()
+    return 0
+}
+
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     fuzzOne(Array(UnsafeBufferPointer(start: data, count: size)))
@@ -31,6 +37,7 @@ public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutableP
 @main
 struct Replay {
     static func main() throws {
+        fuzzSetUp()
         var count = 0
         for argument in CommandLine.arguments.dropFirst() {
             var isDirectory: ObjCBool = false

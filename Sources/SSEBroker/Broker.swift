@@ -211,12 +211,18 @@ public final class Broker: EventBroker {
     /// Called by ``Subscription/transportClosed()``.
     func remove(_ subscription: Subscription, reason: DisconnectReason) {
         let info = subscription.info()
-        let removed = self.registry.withLock { registry in
-            guard registry.remove(subscription) else { return false }
+        let (removed, idleHeartbeat) = self.registry.withLock { registry -> (Bool, RepeatedTask?) in
+            guard registry.remove(subscription) else { return (false, nil) }
             registry.record(Disconnection(client: info, reason: reason, at: Date()))
             registry.notify(.disconnected(info, reason))
-            return true
+            // A loop without subscribers keeps nothing: otherwise its bucket and heartbeat would keep
+            // a short-lived loop (tests, a restarted group) alive for ever, and a new loop allocated at
+            // the same address would inherit the stale bucket and its dead loop.
+            let key = ObjectIdentifier(subscription.eventLoop)
+            guard registry.buckets[key]?.subscribers.isEmpty == true else { return (true, nil) }
+            return (true, registry.buckets.removeValue(forKey: key)?.heartbeat)
         }
+        idleHeartbeat?.cancel()
         guard removed else { return }
         switch reason {
         case .kicked, .banned: self.counters.kicked.add(1, ordering: .relaxed)
