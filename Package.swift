@@ -23,6 +23,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.0.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
+        // HMAC-SHA256 for subscriber tokens (JWT HS256) and digests for constant-time comparison.
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -45,6 +47,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The broker's endpoints mounted on a Hummingbird 2 router. The core never imports Hummingbird.
@@ -124,6 +127,26 @@ let package = Package(
             ],
             path: "Tests/SSETestSupport"
         ),
+        // libFuzzer targets; `scripts/fuzz.sh` builds them with -sanitize=fuzzer,address. A plain
+        // build makes corpus replayers of them (`FuzzEncoder FILE...`), which the tests also run.
+        .executableTarget(
+            name: "FuzzEncoder",
+            dependencies: ["SSEBroker", "SSEClient", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Fuzz/FuzzEncoder"
+        ),
+        .executableTarget(
+            name: "FuzzRequestParsing",
+            dependencies: [
+                "SSEBroker",
+                "SSEBrokerServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Fuzz/FuzzRequestParsing"
+        ),
+        .executableTarget(name: "FuzzCommandParser", dependencies: ["SSEConsoleCore"], path: "Fuzz/FuzzCommandParser"),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(

@@ -2,6 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
+import NIOHTTP1
 import Synchronization
 
 /// The SSE broker: a registry of subscriber connections and the fan-out of events to them.
@@ -14,7 +15,7 @@ public final class Broker: EventBroker {
     public let configuration: BrokerConfiguration
     private let policy: TolerancePolicy
     private let logger: Logger
-    private let registry: Mutex<ClientRegistry>
+    private let registry: Locked<ClientRegistry>
     private let counters = BrokerCounters()
     private let metrics: BrokerMetrics
     private let connectionIDs = Atomic<UInt64>(0)
@@ -37,7 +38,7 @@ public final class Broker: EventBroker {
         self.policy = TolerancePolicy(configuration)
         self.logger = logger
         self.metrics = BrokerMetrics(factory: metricsFactory)
-        self.registry = Mutex(
+        self.registry = Locked(
             ClientRegistry(
                 history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
             )
@@ -222,12 +223,18 @@ public final class Broker: EventBroker {
     /// Called by ``Subscription/transportClosed()``.
     func remove(_ subscription: Subscription, reason: DisconnectReason) {
         let info = subscription.info()
-        let removed = self.registry.withLock { registry in
-            guard registry.remove(subscription) else { return false }
+        let (removed, idleHeartbeat) = self.registry.withLock { registry -> (Bool, RepeatedTask?) in
+            guard registry.remove(subscription) else { return (false, nil) }
             registry.record(Disconnection(client: info, reason: reason, at: Date()))
             registry.notify(.disconnected(info, reason))
-            return true
+            // A loop without subscribers keeps nothing: otherwise its bucket and heartbeat would keep
+            // a short-lived loop (tests, a restarted group) alive for ever, and a new loop allocated at
+            // the same address would inherit the stale bucket and its dead loop.
+            let key = ObjectIdentifier(subscription.eventLoop)
+            guard registry.buckets[key]?.subscribers.isEmpty == true else { return (true, nil) }
+            return (true, registry.buckets.removeValue(forKey: key)?.heartbeat)
         }
+        idleHeartbeat?.cancel()
         guard removed else { return }
         switch reason {
         case .kicked: self.counters.kicked.add(1, ordering: .relaxed)
@@ -235,9 +242,9 @@ public final class Broker: EventBroker {
             self.counters.kicked.add(1, ordering: .relaxed)
             self.counters.banned.add(1, ordering: .relaxed)
         case .overTolerance: self.counters.overTolerance.add(1, ordering: .relaxed)
-        case .closed, .shutdown: break
+        case .closed, .shutdown, .expired: break
         }
-        let level: Logger.Level = reason == .closed || reason == .shutdown ? .info : .notice
+        let level: Logger.Level = reason == .closed || reason == .shutdown || reason == .expired ? .info : .notice
         self.logger.log(
             level: level,
             "client disconnected",
@@ -394,12 +401,16 @@ public final class Broker: EventBroker {
         self.registry.withLock { $0.isShutDown }
     }
 
-    /// Counts a request that a server refused, by the status it was answered with (for
-    /// ``BrokerStatistics/refusals`` and the `sse_requests_refused_total` metric). The servers in
-    /// this package call it for every refusal; call it from your own server too.
+    /// Counts a refused request in ``BrokerStatistics/refusals`` and the `sse_requests_refused_total`
+    /// metric. The servers in this package call it once per refusal (the broker itself never sees
+    /// the ones made before a request reaches it: bad tokens, limits); call it from your own server too.
+    public func recordRefusal(status: HTTPResponseStatus) {
+        self.counters.refusals.withLock { $0[status.code, default: 0] += 1 }
+    }
+
+    /// Counts a refusal for `error`, answered with `error.status`.
     public func recordRefusal(_ error: BrokerError) {
-        let status = Int(error.status.code)
-        self.counters.refusals.withLock { $0[status, default: 0] += 1 }
+        self.recordRefusal(status: error.status)
     }
 
     // MARK: Metrics

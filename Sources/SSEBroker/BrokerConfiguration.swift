@@ -4,7 +4,8 @@ import NIOHTTP1
 /// Builds the HTTP response for a refused request, as the Go original's `ErrorHandler` does.
 ///
 /// - Parameters:
-///   - request: the head of the refused request.
+///   - request: the head of the refused request; for a request refused before its head could be
+///     parsed (malformed, headers too large, too slow) a placeholder: `GET` with an empty URI.
 ///   - status: the status the broker would answer with.
 ///   - error: why the request was refused.
 /// - Returns: the response to send. For `405` the server adds an `Allow` header if you leave it out.

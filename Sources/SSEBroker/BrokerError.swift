@@ -26,6 +26,20 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case banned(String)
     /// The broker is shutting down and accepts nothing new.
     case shuttingDown
+    /// The request carries no valid credentials (a missing or wrong bearer token, an invalid or
+    /// expired subscriber token). Answered with `401` and a `WWW-Authenticate` challenge.
+    case unauthorized(String)
+    /// The credentials are valid but do not allow this request (a token for another client id, an
+    /// origin that is not allowed).
+    case forbidden(String)
+    /// The server already streams to its maximum number of clients. Answered with `503` and `Retry-After`.
+    case tooManyClients(limit: Int)
+    /// The client id already has its maximum number of connections. Answered with `429` and `Retry-After`.
+    case tooManyConnections(clientID: String, limit: Int)
+    /// The request line and headers are larger than the limit.
+    case headersTooLarge(limit: Int)
+    /// The request (its head or its body) did not arrive in time.
+    case requestTimeout(String)
 
     public var description: String {
         switch self {
@@ -53,6 +67,18 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return "client id \"\(id)\" is banned"
         case .shuttingDown:
             return "the broker is shutting down"
+        case .unauthorized(let reason):
+            return reason
+        case .forbidden(let reason):
+            return reason
+        case .tooManyClients(let limit):
+            return "the server already serves its maximum of \(limit) clients; retry later"
+        case .tooManyConnections(let id, let limit):
+            return "client id \"\(id)\" already has its maximum of \(limit) connections"
+        case .headersTooLarge(let limit):
+            return "the request line and headers are larger than the limit of \(limit) bytes"
+        case .requestTimeout(let reason):
+            return reason
         }
     }
 
@@ -66,7 +92,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .methodNotAllowed: return .methodNotAllowed
         case .invalidConfiguration: return .internalServerError
         case .banned: return .noContent
-        case .shuttingDown: return .serviceUnavailable
+        case .shuttingDown, .tooManyClients: return .serviceUnavailable
+        case .unauthorized: return .unauthorized
+        case .forbidden: return .forbidden
+        case .tooManyConnections: return .tooManyRequests
+        case .headersTooLarge: return .requestHeaderFieldsTooLarge
+        case .requestTimeout: return .requestTimeout
         }
     }
 }

@@ -37,10 +37,10 @@ final class BrokerMetrics: Sendable {
 
     private struct State {
         var last = BrokerStatistics()
-        var refused: [Int: Counter] = [:]
+        var refused: [UInt: Counter] = [:]
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
 
     init(factory: any MetricsFactory) {
         self.factory = factory

@@ -62,6 +62,8 @@ public enum DisconnectReason: String, Sendable, Hashable, CustomStringConvertibl
     case banned
     /// The broker shut down.
     case shutdown
+    /// The credentials it connected with expired (a subscriber token's `exp`).
+    case expired
 
     public var description: String { self.rawValue }
 }
@@ -94,8 +96,12 @@ public struct BrokerStatistics: Sendable, Hashable {
     public var connected: Int
     /// Connections accepted since start.
     public var connectionsAccepted: Int
-    /// Refused HTTP requests by status code (`404`: 3), as reported with ``Broker/recordRefusal(_:)``.
-    public var refusals: [Int: Int]
+    /// Requests refused since start, by HTTP status code (`401`, `503`, …), as counted by the
+    /// server through ``Broker/recordRefusal(status:)``.
+    public var refusals: [UInt: Int]
+
+    /// All refused requests.
+    public var refused: Int { self.refusals.values.reduce(0, +) }
 
     public init(
         published: Int = 0,
@@ -108,7 +114,7 @@ public struct BrokerStatistics: Sendable, Hashable {
         listenerDrops: Int = 0,
         connected: Int = 0,
         connectionsAccepted: Int = 0,
-        refusals: [Int: Int] = [:]
+        refusals: [UInt: Int] = [:]
     ) {
         self.published = published
         self.delivered = delivered

@@ -108,7 +108,10 @@ public struct ConnectRequest: Sendable, Equatable {
 
     /// The response head of an event stream, as raw bytes. The body is delimited by the connection's
     /// close: no chunked framing, so each event is written as it is encoded, shared by every client.
-    public static func responseHead(clientID: String) -> ByteBuffer {
+    /// - Parameters:
+    ///   - clientID: sent back in `X-SSE-Client-ID`.
+    ///   - extraHeaders: more headers, such as CORS ones; names and values must not contain line breaks.
+    public static func responseHead(clientID: String, extraHeaders: HTTPHeaders = [:]) -> ByteBuffer {
         var head = ByteBuffer()
         head.writeString(
             "HTTP/1.1 200 OK\r\n"
@@ -117,6 +120,9 @@ public struct ConnectRequest: Sendable, Equatable {
                 + "X-Accel-Buffering: no\r\n"
                 + "Connection: close\r\n"
         )
+        for (name, value) in extraHeaders {
+            head.writeString("\(name): \(value)\r\n")
+        }
         head.writeString("X-SSE-Client-ID: \(clientID)\r\n\r\n")
         return head
     }

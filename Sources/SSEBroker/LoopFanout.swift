@@ -86,7 +86,8 @@ final class BrokerCounters: Sendable {
     let listenerDrops = Atomic<Int>(0)
     let accepted = Atomic<Int>(0)
     /// Refused HTTP requests by status code. Refusals are rare; a lock is cheaper than a slot per code.
-    let refusals = Mutex<[Int: Int]>([:])
+    // Refusals are rare (and cheap next to the socket work of one), so one small lock will do.
+    let refusals = Locked<[UInt: Int]>([:])
 
     func recordDelivery(written: Int, bytes: Int, missed: Int) {
         if written > 0 {

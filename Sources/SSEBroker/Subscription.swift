@@ -16,7 +16,8 @@ public final class Subscription: @unchecked Sendable {
     let remoteAddress: String?
     let userAgent: String?
     let connectedAt: Date
-    let eventLoop: any EventLoop
+    /// The loop that owns the connection.
+    public let eventLoop: any EventLoop
     let fanout: LoopFanout
 
     /// Position in its loop's subscriber array. Guarded by the broker's registry lock.
@@ -144,6 +145,13 @@ public final class Subscription: @unchecked Sendable {
     func flush() {
         self.needsFlush = false
         self.transport?.flush()
+    }
+
+    /// Ends this one connection for `reason` (such as ``DisconnectReason/expired``), after a last
+    /// comment telling the client why. Call it on ``eventLoop``. Idempotent.
+    public func disconnect(reason: DisconnectReason, comment: String? = nil) {
+        self.eventLoop.assertInEventLoop()
+        self.close(reason: reason, farewell: comment.map(EventEncoder.comment))
     }
 
     /// Closes the connection, remembering why. The broker removes it when the transport reports the close.

@@ -5,11 +5,18 @@ import SSEBroker
 
 /// Serves the broker's two endpoints on an HTTP/1.1 channel: `GET /connect` (the event stream) and
 /// `POST /broadcast`, plus any ``HTTPRoute``s you add (a page, metrics, a health check); every other
-/// path is answered `404` through the error handler. Mount it in any NIO HTTP server pipeline after `HTTPResponseEncoder` and
-/// `ByteToMessageHandler(HTTPRequestDecoder())`; ``BrokerServer`` does exactly that.
+/// path is answered `404` through the error handler. Mount it in any NIO HTTP server pipeline after
+/// `HTTPResponseEncoder` and `ByteToMessageHandler(HTTPRequestDecoder())`; ``BrokerServer`` does
+/// exactly that (with the decoder's header limit set to ``ServerLimits/maxHeaderBytes``).
+///
+/// It enforces a ``ServerSecurity`` on the broker's endpoints: tokens, CORS, stream limits, and the
+/// header and body deadlines. Every refusal goes through the broker's error handler and is counted
+/// with ``Broker/recordRefusal(status:)``.
 ///
 /// When a subscriber connects, the handler takes the HTTP codecs out of the pipeline and hands the
 /// channel to a raw stream handler: from then on the connection is an event stream.
+///
+/// Loop-confined like every `ChannelHandler`.
 public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHandler {
     public typealias InboundIn = HTTPServerRequestPart
     public typealias OutboundOut = HTTPServerResponsePart
@@ -17,36 +24,76 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     private enum State {
         case idle
         /// A `GET /connect` whose `.end` has not arrived yet.
-        case connecting(HTTPRequestHead, ConnectRequest)
+        case connecting(HTTPRequestHead, ConnectRequest, SubscriberToken?)
         case readingBody(HTTPRequestHead, BroadcastRequest, ByteBuffer)
         /// One of the extra routes; its body (if any) is dropped and it is answered at `.end`.
         case routing(HTTPRequestHead, HTTPRoute)
         /// Answered already (an error); the rest of the request is read and dropped.
         case discarding
+        /// A stream, or a connection being closed: nothing more is read.
         case streaming
     }
 
     private let broker: Broker
     private let routes: BrokerRoutes
     private let extraRoutes: [HTTPRoute]
+    private let security: ServerSecurity
+    private let admission: AdmissionControl
     private let logger: Logger
     private var state = State.idle
+    /// The header or body deadline in force.
+    private var deadline: Scheduled<Void>?
+    /// Responses sent on this connection; a keep-alive connection idle after one is closed quietly.
+    private var responsesSent = 0
+    /// CORS headers for the current request's responses.
+    private var corsHeaders = HTTPHeaders()
+    /// The `WWW-Authenticate` challenge for a `401` of the current request.
+    private var challenge = #"Bearer realm="sse-broker""#
 
     /// - Parameters:
     ///   - broker: the broker to serve.
     ///   - routes: the paths of the endpoints.
     ///   - extraRoutes: more routes served on the same connections; the broker's paths take precedence.
+    ///   - security: tokens, CORS and limits.
+    ///   - admission: the stream counts behind ``ServerLimits/maxClients``; share one between all the
+    ///     handlers of a server. `nil` makes one for this connection only.
     ///   - logger: where refused requests are logged (at `info`).
     public init(
         broker: Broker,
         routes: BrokerRoutes = BrokerRoutes(),
         extraRoutes: [HTTPRoute] = [],
+        security: ServerSecurity = ServerSecurity(),
+        admission: AdmissionControl? = nil,
         logger: Logger = Logger(label: "sse.http")
     ) {
         self.broker = broker
         self.routes = routes
         self.extraRoutes = extraRoutes
+        self.security = security
+        self.admission = admission ?? AdmissionControl(limits: security.limits)
         self.logger = logger
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive, case .idle = self.state, self.deadline == nil {
+            self.armHeaderDeadline(context: context)
+        }
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancelDeadline()
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        if case .idle = self.state, self.deadline == nil {
+            self.armHeaderDeadline(context: context)
+        }
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        self.cancelDeadline()
+        context.fireChannelInactive()
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -62,55 +109,210 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if case .streaming = self.state { return }
-        if error is HTTPParserError {
-            // No request head to hand to the error handler: answer plainly and hang up.
-            let error = BrokerError.malformedRequest("\(error)")
-            let response = HTTPErrorResponse.plainText(status: .badRequest, error: error)
-            self.broker.recordRefusal(error)
-            self.write(response, keepAlive: false, context: context)
-            self.logger.debug("malformed request", metadata: ["error": "\(error)"])
+        if let error = error as? HTTPParserError {
+            // No usable request head: answer and hang up (the parser cannot resynchronise).
+            let refusal: BrokerError =
+                error == .headerOverflow
+                ? .headersTooLarge(limit: self.security.limits.maxHeaderBytes)
+                : .malformedRequest("\(error)")
+            self.refuse(nil, refusal, context: context, close: true)
             return
         }
         context.close(promise: nil)
     }
 
+    // MARK: Deadlines
+
+    private func armHeaderDeadline(context: ChannelHandlerContext) {
+        let timeout = self.security.limits.headerTimeout
+        self.arm(timeout, context: context) { handler, context in
+            switch handler.state {
+            case .idle where handler.responsesSent > 0, .discarding:
+                // An idle keep-alive connection, or a refused request still trickling in.
+                handler.state = .streaming
+                context.close(promise: nil)
+            case .idle:
+                handler.refuse(
+                    nil,
+                    .requestTimeout("the request line and headers did not arrive within \(Self.describe(timeout))"),
+                    context: context,
+                    close: true
+                )
+            case .connecting, .readingBody, .routing, .streaming:
+                break
+            }
+        }
+    }
+
+    private func armBodyDeadline(context: ChannelHandlerContext) {
+        let timeout = self.security.limits.bodyTimeout
+        self.arm(timeout, context: context) { handler, context in
+            switch handler.state {
+            case .readingBody(let head, _, _), .connecting(let head, _, _), .routing(let head, _):
+                handler.refuse(
+                    head,
+                    .requestTimeout("the request body did not arrive within \(Self.describe(timeout))"),
+                    context: context,
+                    close: true
+                )
+            case .discarding:
+                handler.state = .streaming
+                context.close(promise: nil)
+            case .idle, .streaming:
+                break
+            }
+        }
+    }
+
+    private func arm(
+        _ timeout: Duration,
+        context: ChannelHandlerContext,
+        _ fire: @escaping (BrokerHTTPHandler, ChannelHandlerContext) -> Void
+    ) {
+        self.deadline?.cancel()
+        self.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
+            self.deadline = nil
+            fire(self, context)
+        }
+    }
+
+    private func cancelDeadline() {
+        self.deadline?.cancel()
+        self.deadline = nil
+    }
+
+    private static func describe(_ duration: Duration) -> String {
+        let (seconds, attoseconds) = duration.components
+        if attoseconds == 0 { return "\(seconds) s" }
+        let value = Double(seconds) + Double(attoseconds) / 1e18
+        return "\((value * 1000).rounded() / 1000) s"
+    }
+
     // MARK: Requests
 
     private func received(head: HTTPRequestHead, context: ChannelHandlerContext) {
+        self.cancelDeadline()
+        self.corsHeaders = [:]
+        self.challenge = #"Bearer realm="sse-broker""#
         let path = head.uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
         do throws(BrokerError) {
+            let method: HTTPMethod
             switch path {
-            case self.routes.connect:
-                guard head.method == .GET else { throw .methodNotAllowed(method: head.method, allowed: [.GET]) }
-                self.state = .connecting(head, try ConnectRequest(head: head))
-            case self.routes.broadcast:
-                guard head.method == .POST else { throw .methodNotAllowed(method: head.method, allowed: [.POST]) }
-                let request = try BroadcastRequest(head: head)
-                let limit = self.broker.configuration.maxBodyBytes
-                if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
-                    // Refuse before reading a byte of it.
-                    self.refuse(head, .bodyTooLarge(limit: limit), context: context, close: true)
-                    return
-                }
-                if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
-                    context.writeAndFlush(
-                        self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
-                        promise: nil
-                    )
-                }
-                let capacity = min(head.headers.first(name: "content-length").flatMap(Int.init) ?? 0, limit)
-                self.state = .readingBody(head, request, context.channel.allocator.buffer(capacity: capacity))
+            case self.routes.connect: method = .GET
+            case self.routes.broadcast: method = .POST
             default:
+                // Extra routes (a page, metrics, health) carry no broker data: no tokens or CORS.
                 let candidates = self.extraRoutes.filter { $0.path == path }
                 guard !candidates.isEmpty else { throw .notFound(path: path) }
                 guard let route = candidates.first(where: { $0.method == head.method }) else {
                     throw .methodNotAllowed(method: head.method, allowed: candidates.map(\.method))
                 }
                 self.state = .routing(head, route)
+                self.armBodyDeadline(context: context)
+                return
             }
+            try self.checkOrigin(head)
+            if head.method == .OPTIONS, let cors = self.security.cors {
+                try self.answerPreflight(head, cors: cors, method: method, context: context)
+                return
+            }
+            guard head.method == method else {
+                throw .methodNotAllowed(method: head.method, allowed: self.security.cors == nil ? [method] : [method, .OPTIONS])
+            }
+            if method == .GET {
+                var request = try ConnectRequest(head: head)
+                let token = try self.authenticateSubscriber(head, request: &request)
+                self.state = .connecting(head, request, token)
+                self.armBodyDeadline(context: context)
+                return
+            }
+            try self.authenticatePublisher(head)
+            let request = try BroadcastRequest(head: head)
+            let limit = self.broker.configuration.maxBodyBytes
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                // Refuse before reading a byte of it.
+                self.refuse(head, .bodyTooLarge(limit: limit), context: context, close: true)
+                return
+            }
+            if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(
+                    self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .continue))),
+                    promise: nil
+                )
+            }
+            let capacity = min(head.headers.first(name: "content-length").flatMap(Int.init) ?? 0, limit)
+            self.state = .readingBody(head, request, context.channel.allocator.buffer(capacity: capacity))
+            self.armBodyDeadline(context: context)
         } catch {
-            self.refuse(head, error, context: context, close: false)
+            // An unauthenticated producer's body is not worth reading.
+            let close = head.method == .POST && (error.status == .unauthorized || error.status == .forbidden)
+            self.refuse(head, error, context: context, close: close)
         }
+    }
+
+    /// With a CORS policy, a request from a browser page (it has an `Origin`) must come from an
+    /// allowed origin; the response then carries the CORS headers.
+    private func checkOrigin(_ head: HTTPRequestHead) throws(BrokerError) {
+        guard let cors = self.security.cors, let origin = head.headers.first(name: "origin") else { return }
+        guard cors.allows(origin) else { throw .forbidden("origin \(origin) is not allowed") }
+        self.corsHeaders = cors.responseHeaders(for: origin)
+    }
+
+    private func answerPreflight(
+        _ head: HTTPRequestHead,
+        cors: CORSPolicy,
+        method: HTTPMethod,
+        context: ChannelHandlerContext
+    ) throws(BrokerError) {
+        guard let origin = head.headers.first(name: "origin") else {
+            throw .forbidden("a CORS preflight request needs an Origin header")
+        }
+        self.corsHeaders = [:]
+        self.state = .discarding
+        self.write(
+            HTTPErrorResponse(status: .noContent, headers: cors.preflightHeaders(for: origin, methods: [method])),
+            keepAlive: head.isKeepAlive,
+            context: context
+        )
+    }
+
+    private func authenticatePublisher(_ head: HTTPRequestHead) throws(BrokerError) {
+        guard let token = self.security.publishToken else { return }
+        guard let presented = bearerToken(in: head.headers) else {
+            throw .unauthorized("publishing needs an Authorization: Bearer token")
+        }
+        guard token.accepts(presented) else {
+            self.challenge = #"Bearer realm="sse-broker", error="invalid_token""#
+            throw .unauthorized("the bearer token is not valid for publishing")
+        }
+    }
+
+    /// With subscriber tokens on: a valid token is required, `?id=` (if given) must be its subject,
+    /// and the subject becomes the client id.
+    private func authenticateSubscriber(
+        _ head: HTTPRequestHead,
+        request: inout ConnectRequest
+    ) throws(BrokerError) -> SubscriberToken? {
+        guard let verifier = self.security.subscriberTokens else { return nil }
+        let query = try QueryParameters(uri: head.uri)
+        guard let credential = verifier.credential(in: head, query: query) else {
+            throw .unauthorized(
+                "subscribing needs a token: an Authorization: Bearer header, the \(verifier.cookieName) cookie "
+                    + "or the \(verifier.queryParameter) query parameter"
+            )
+        }
+        let token: SubscriberToken
+        do {
+            token = try verifier.verify(credential)
+        } catch {
+            self.challenge = #"Bearer realm="sse-broker", error="invalid_token""#
+            throw .unauthorized("\(error)")
+        }
+        if let requested = request.clientID, requested != token.subject {
+            throw .forbidden("the token is for client id \"\(token.subject)\", not \"\(requested)\"")
+        }
+        request.clientID = token.subject
+        return token
     }
 
     private func received(chunk: ByteBuffer, context: ChannelHandlerContext) {
@@ -128,9 +330,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     private func receivedEnd(context: ChannelHandlerContext) {
         switch self.state {
-        case .connecting(let head, let request):
-            self.startStream(head: head, request: request, context: context)
+        case .connecting(let head, let request, let token):
+            self.cancelDeadline()
+            self.startStream(head: head, request: request, token: token, context: context)
         case .readingBody(let head, let request, let body):
+            self.cancelDeadline()
             self.state = .idle
             do throws(BrokerError) {
                 let delivery = try request.publish(body: body, on: self.broker)
@@ -146,6 +350,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 self.state = .idle
             }
         case .routing(let head, let route):
+            self.cancelDeadline()
             self.state = .idle
             var response = route.handler(head)
             response.headers.replaceOrAdd(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
@@ -159,15 +364,23 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     // MARK: Streaming
 
-    private func startStream(head: HTTPRequestHead, request: ConnectRequest, context: ChannelHandlerContext) {
+    private func startStream(
+        head: HTTPRequestHead,
+        request: ConnectRequest,
+        token: SubscriberToken?,
+        context: ChannelHandlerContext
+    ) {
         let clientID = request.clientID ?? Broker.generateClientID()
         do throws(BrokerError) {
             try self.broker.checkAdmission(of: clientID)
+            try self.admission.admit(clientID)
         } catch {
             self.refuse(head, error, context: context, close: false)
             self.state = .idle
             return
         }
+        let admission = self.admission
+        context.channel.closeFuture.whenComplete { _ in admission.release(clientID) }
         self.state = .streaming
         let pipeline = context.pipeline.syncOperations
         let stream = SubscriberChannelHandler(eventLoop: context.eventLoop)
@@ -184,7 +397,9 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 clientID: clientID,
                 request: request,
                 remoteAddress: context.channel.remoteAddress.map(Self.describe),
-                userAgent: head.headers.first(name: "user-agent")
+                userAgent: head.headers.first(name: "user-agent"),
+                extraHeaders: self.corsHeaders,
+                expiresAt: token?.expiresAt
             )
         } catch {
             // Only a ban or a shutdown racing with this request gets here; the head may be out, so hang up.
@@ -211,31 +426,64 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
 
     // MARK: Responses
 
-    private func refuse(_ head: HTTPRequestHead, _ error: BrokerError, context: ChannelHandlerContext, close: Bool) {
-        self.broker.recordRefusal(error)
+    /// Answers `error` through the broker's error handler, counts it, and either keeps the
+    /// connection for the next request (discarding the rest of this one) or closes it.
+    /// - Parameter head: `nil` when the request was refused before its head was complete.
+    private func refuse(_ head: HTTPRequestHead?, _ error: BrokerError, context: ChannelHandlerContext, close: Bool) {
+        self.cancelDeadline()
+        self.broker.recordRefusal(status: error.status)
         self.logger.info(
             "request refused",
-            metadata: ["method": "\(head.method)", "uri": "\(head.uri)", "status": "\(error.status.code)", "error": "\(error)"]
+            metadata: [
+                "method": "\(head.map { $0.method.rawValue } ?? "-")",
+                "uri": "\(head.map { self.redacted($0.uri) } ?? "-")",
+                "status": "\(error.status.code)",
+                "error": "\(error)",
+                "remote": "\(context.channel.remoteAddress.map(Self.describe) ?? "-")",
+            ]
         )
         var response: HTTPErrorResponse
         if case .banned = error {
             // 204 is how a server tells an EventSource to stop reconnecting; it carries no body.
             response = HTTPErrorResponse(status: .noContent)
         } else if let handler = self.broker.configuration.errorHandler {
-            response = handler(head, error.status, error)
+            response = handler(head ?? Self.placeholderHead, error.status, error)
         } else {
             response = HTTPErrorResponse.plainText(status: error.status, error: error)
         }
         if case .methodNotAllowed(_, let allowed) = error, !response.headers.contains(name: "allow") {
             response.headers.add(name: "Allow", value: allowed.map(\.rawValue).joined(separator: ", "))
         }
-        let keepAlive = head.isKeepAlive && !close
+        if error.status == .unauthorized, !response.headers.contains(name: "www-authenticate") {
+            response.headers.add(name: "WWW-Authenticate", value: self.challenge)
+        }
+        if error.status == .serviceUnavailable || error.status == .tooManyRequests, !response.headers.contains(name: "retry-after") {
+            response.headers.add(name: "Retry-After", value: String(self.security.limits.retryAfterSeconds))
+        }
+        let keepAlive = (head?.isKeepAlive ?? false) && !close
         self.state = close ? .streaming : .discarding  // .streaming: ignore whatever else arrives
         self.write(response, keepAlive: keepAlive, context: context)
     }
 
+    /// What an error handler gets for a request refused before its head was parsed (malformed, too
+    /// large, too slow): `GET` with an empty URI.
+    public static let placeholderHead = HTTPRequestHead(version: .http1_1, method: .GET, uri: "")
+
+    /// The URI with the value of the token query parameter hidden, for logs.
+    private func redacted(_ uri: String) -> String {
+        let name = self.security.subscriberTokens?.queryParameter ?? "token"
+        guard let query = uri.firstIndex(of: "?") else { return uri }
+        let pairs = uri[uri.index(after: query)...].split(separator: "&", omittingEmptySubsequences: false).map { pair in
+            pair.hasPrefix("\(name)=") ? "\(name)=<redacted>" : String(pair)
+        }
+        return uri[...query] + pairs.joined(separator: "&")
+    }
+
     private func write(_ response: HTTPErrorResponse, keepAlive: Bool, context: ChannelHandlerContext) {
         var headers = response.headers
+        for (name, value) in self.corsHeaders where !headers.contains(name: name) {
+            headers.add(name: name, value: value)
+        }
         if response.status != .noContent {
             headers.replaceOrAdd(name: "Content-Length", value: String(response.body.readableBytes))
         }
@@ -247,9 +495,21 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             context.write(self.wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
         let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        if !keepAlive {
+        self.responsesSent += 1
+        if keepAlive {
+            // The next request gets the full header timeout from now.
+            self.armHeaderDeadline(context: context)
+        } else {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
         }
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        self = .nanoseconds(overflow ? .max : product + attoseconds / 1_000_000_000)
     }
 }

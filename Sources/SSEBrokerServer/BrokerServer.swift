@@ -21,6 +21,10 @@ public final class BrokerServer: Sendable {
     public let routes: BrokerRoutes
     /// The routes served beside the broker's endpoints.
     public let extraRoutes: [HTTPRoute]
+    /// Tokens, CORS and limits in force.
+    public let security: ServerSecurity
+    /// The stream counts behind ``ServerLimits/maxClients``.
+    public let admission: AdmissionControl
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -30,6 +34,8 @@ public final class BrokerServer: Sendable {
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var isShuttingDown = false
+        /// The first ``shutdown()``; later callers wait for it rather than return early.
+        var shutdownTask: Task<Void, any Error>?
     }
 
     /// - Parameters:
@@ -39,6 +45,7 @@ public final class BrokerServer: Sendable {
     ///   - routes: the endpoint paths.
     ///   - extraRoutes: more routes on the same port — ``HTTPRoute/browserPage(_:routes:)``,
     ///     ``HTTPRoute/health(_:broker:)``, a metrics exporter; other paths get `404`.
+    ///   - security: tokens, CORS and limits; by default open, with the default limits.
     ///   - group: the event loops; by default the server makes ``defaultLoopCount`` loops and shuts
     ///     them down itself.
     ///   - logger: where the server logs.
@@ -48,6 +55,7 @@ public final class BrokerServer: Sendable {
         port: Int = 8080,
         routes: BrokerRoutes = BrokerRoutes(),
         extraRoutes: [HTTPRoute] = [],
+        security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
@@ -56,6 +64,8 @@ public final class BrokerServer: Sendable {
         self.port = port
         self.routes = routes
         self.extraRoutes = extraRoutes
+        self.security = security
+        self.admission = AdmissionControl(limits: security.limits)
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.defaultLoopCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -96,6 +106,16 @@ public final class BrokerServer: Sendable {
         let routes = self.routes
         let extraRoutes = self.extraRoutes
         let logger = self.logger
+        let security = self.security
+        let admission = self.admission
+        try security.limits.validate()
+        // The request line counts against the header limit too (NIO counts the URL with the headers).
+        let decoderLimits = {
+            var limits = NIOHTTPDecoderLimitConfiguration()
+            limits.maxHeaderListSize = security.limits.maxHeaderBytes
+            limits.maxHeaderFieldSize = security.limits.maxHeaderBytes
+            return limits
+        }()
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -107,8 +127,17 @@ public final class BrokerServer: Sendable {
                 return channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandlers(
                         HTTPResponseEncoder(),
-                        ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
-                        BrokerHTTPHandler(broker: broker, routes: routes, extraRoutes: extraRoutes, logger: logger)
+                        ByteToMessageHandler(
+                            HTTPRequestDecoder(
+                                leftOverBytesStrategy: .dropBytes,
+                                informationalResponseStrategy: .drop,
+                                limitConfiguration: decoderLimits
+                            )
+                        ),
+                        BrokerHTTPHandler(
+                            broker: broker, routes: routes, extraRoutes: extraRoutes, security: security,
+                            admission: admission, logger: logger
+                        )
                     )
                 }
             }
@@ -136,24 +165,47 @@ public final class BrokerServer: Sendable {
     }
 
     /// Stops accepting, tells every subscriber the broker is going away and closes it, closes
-    /// producer connections, and waits until all are closed. Idempotent.
-    public func shutdown() async throws {
-        let (serverChannel, connections, first) = self.state.withLockedValue { state in
-            defer { state.isShuttingDown = true }
-            return (state.serverChannel, Array(state.connections.values), !state.isShuttingDown)
+    /// producer connections, and waits until all are closed. Events accepted before the call are
+    /// written to the connected subscribers first: each loop runs the deliveries queued before the
+    /// farewell. Idempotent; a second caller waits for the first one to finish.
+    ///
+    /// - Parameter gracePeriod: how long to wait for connections to close before giving up on them.
+    public func shutdown(gracePeriod: Duration = .seconds(5)) async throws {
+        let task = self.state.withLockedValue { state -> Task<Void, any Error> in
+            if let task = state.shutdownTask { return task }
+            state.isShuttingDown = true
+            let serverChannel = state.serverChannel
+            let connections = Array(state.connections.values)
+            let task = Task { [broker = self.broker, group = self.group, ownsGroup = self.ownsGroup, logger = self.logger] in
+                try? await serverChannel?.close()
+                broker.shutdown()
+                // Queued on each loop after the broker's farewell tasks, so the farewell goes first.
+                for connection in connections {
+                    connection.close(promise: nil)
+                }
+                let closed = await Self.waitForClose(connections, within: gracePeriod, on: group.any())
+                if !closed {
+                    logger.warning("connections still open after the grace period", metadata: ["grace": "\(gracePeriod)"])
+                }
+                if ownsGroup {
+                    try await group.shutdownGracefully()
+                }
+            }
+            state.shutdownTask = task
+            return task
         }
-        guard first else { return }
-        try? await serverChannel?.close()
-        self.broker.shutdown()
-        for connection in connections {
-            connection.close(promise: nil)
-        }
-        for connection in connections {
-            try? await connection.closeFuture.get()
-        }
-        if self.ownsGroup {
-            try await self.group.shutdownGracefully()
-        }
+        try await task.value
+    }
+
+    /// Waits until every connection has closed, or `limit` has passed. Returns whether all closed.
+    private static func waitForClose(_ connections: [any Channel], within limit: Duration, on loop: any EventLoop) async -> Bool {
+        // Both completions run on `loop`; the second one is ignored.
+        let promise = loop.makePromise(of: Bool.self)
+        EventLoopFuture.andAllComplete(connections.map(\.closeFuture), on: loop).whenComplete { _ in promise.succeed(true) }
+        let timer = loop.scheduleTask(in: TimeAmount(limit)) { promise.succeed(false) }
+        let closed = (try? await promise.futureResult.get()) ?? false
+        timer.cancel()
+        return closed
     }
 
     private func track(_ channel: any Channel) {

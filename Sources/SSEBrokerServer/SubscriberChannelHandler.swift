@@ -1,4 +1,6 @@
+import Foundation
 import NIOCore
+import NIOHTTP1
 import SSEBroker
 
 /// The NIO side of one subscriber: a ``SubscriberTransport`` over a channel whose HTTP codecs have
@@ -12,6 +14,8 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     let eventLoop: any EventLoop
     private var context: ChannelHandlerContext?
     private var subscription: Subscription?
+    /// Closes the stream when the subscriber's token expires.
+    private var expiry: Scheduled<Void>?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -25,22 +29,33 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         self.context = nil
     }
 
-    /// Writes the response head and registers with the broker, which writes the preamble and the replay.
+    /// Writes the response head and registers with the broker, which writes the preamble and the
+    /// replay. With `expiresAt`, the stream is closed at that moment (reason ``DisconnectReason/expired``,
+    /// after a `: token expired` comment).
     func start(
         broker: Broker,
         clientID: String,
         request: ConnectRequest,
         remoteAddress: String?,
-        userAgent: String?
+        userAgent: String?,
+        extraHeaders: HTTPHeaders = [:],
+        expiresAt: Date? = nil
     ) throws(BrokerError) {
-        self.write(ConnectRequest.responseHead(clientID: clientID))
-        self.subscription = try broker.subscribe(
+        self.write(ConnectRequest.responseHead(clientID: clientID, extraHeaders: extraHeaders))
+        let subscription = try broker.subscribe(
             clientID: clientID,
             lastEventID: request.lastEventID,
             remoteAddress: remoteAddress,
             userAgent: userAgent,
             transport: self
         )
+        self.subscription = subscription
+        if let expiresAt {
+            let delay = max(0, expiresAt.timeIntervalSinceNow)
+            self.expiry = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+                subscription.disconnect(reason: .expired, comment: "token expired")
+            }
+        }
     }
 
     // A subscriber has nothing to say after its request; whatever it sends is dropped. Reading
@@ -53,6 +68,8 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.expiry?.cancel()
+        self.expiry = nil
         self.subscription?.transportClosed()
         self.subscription = nil
         context.fireChannelInactive()

@@ -62,10 +62,15 @@ public final class HTTPClientConnection: Sendable {
         let handler = self.handler
         let channel = self.channel
         self.channel.eventLoop.execute {
+            // On a closed connection nothing would ever answer (or fail) the promise.
+            guard channel.isActive else {
+                promise.fail(ChannelError.ioOnClosedChannel)
+                return
+            }
             handler.value.expect(promise)
             channel.write(HTTPClientRequestPart.head(request), promise: nil)
             if let body { channel.write(HTTPClientRequestPart.body(.byteBuffer(body)), promise: nil) }
-            channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+            channel.writeAndFlush(HTTPClientRequestPart.end(nil)).whenFailure { promise.fail($0) }
         }
         return try await promise.futureResult.get()
     }

@@ -7,6 +7,7 @@ import NIOPosix
 import Prometheus
 import SSEBroker
 import SSEBrokerServer
+import SSEConsoleCore
 
 /// `sse-console`: an SSE broker with its HTTP server, and a console to watch and drive it.
 @main
@@ -51,6 +52,56 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(help: "Event loops serving connections (default: one per CPU this process may run on).")
     var loops: Int?
 
+    // MARK: Access control and limits
+
+    @Option(
+        name: .customLong("publish-token"),
+        help: "Secret producers must send as 'Authorization: Bearer SECRET' (visible in ps: prefer the file or SSE_PUBLISH_TOKEN)."
+    )
+    var publishToken: String?
+
+    @Option(name: .customLong("publish-token-file"), help: "File holding the publish token (one line).")
+    var publishTokenFile: String?
+
+    @Option(
+        name: .customLong("subscriber-secret"),
+        help: "HS256 key (32+ bytes) for subscriber tokens (JWT, sub = client id); turns subscriber auth on. Also --subscriber-secret-file, SSE_SUBSCRIBER_SECRET."
+    )
+    var subscriberSecret: String?
+
+    @Option(name: .customLong("subscriber-secret-file"), help: "File holding the subscriber token key.")
+    var subscriberSecretFile: String?
+
+    @Option(name: .customLong("token-cookie"), help: "Cookie a subscriber token may come in.")
+    var tokenCookie = "sse_token"
+
+    @Flag(name: .customLong("allow-open"), help: "Serve a non-loopback address without a publish token, without the warning.")
+    var allowOpen = false
+
+    @Option(
+        name: .customLong("cors-origin"),
+        help: "Origin allowed to use the broker from a browser page (repeatable), or '*'. Explicit origins get credentials."
+    )
+    var corsOrigins: [String] = []
+
+    @Option(name: .customLong("max-clients"), help: "Most event streams at once; beyond: 503 with Retry-After.")
+    var maxClients: Int?
+
+    @Option(name: .customLong("max-per-client"), help: "Most streams one client id may have at once; beyond: 429.")
+    var maxPerClient: Int?
+
+    @Option(name: .customLong("max-header-bytes"), help: "Largest request line plus headers; beyond: 431.")
+    var maxHeaderBytes = 16 << 10
+
+    @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send its request head; beyond: 408, closed.")
+    var headerTimeout = 10.0
+
+    @Option(name: .customLong("body-timeout"), help: "Seconds a POST body may take to arrive; beyond: 408, closed.")
+    var bodyTimeout = 30.0
+
+    @Option(name: .customLong("shutdown-grace"), help: "Seconds to wait for connections to close on SIGTERM/SIGINT/quit.")
+    var shutdownGrace = 5.0
+
     @Flag(name: .customLong("no-tui"), help: "Run without the terminal console: logs on stderr, commands from stdin.")
     var noTUI = false
 
@@ -64,6 +115,63 @@ struct ConsoleCommand: AsyncParsableCommand {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
         try self.brokerConfiguration().validate()
+        _ = try self.serverSecurity()
+    }
+
+    /// The tokens (from the flag, its file or the environment, in that order), CORS and limits.
+    func serverSecurity(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServerSecurity {
+        func secret(_ value: String?, file: String?, env: String, flag: String) throws -> String? {
+            if value != nil && file != nil { throw ValidationError("give --\(flag) or --\(flag)-file, not both") }
+            if let value { return value }
+            if let file {
+                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+                    throw ValidationError("--\(flag)-file: cannot read \(file)")
+                }
+                // One line; the newline an editor adds is not part of the secret.
+                return text.trimmingCharacters(in: .newlines)
+            }
+            return environment[env].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func duration(_ seconds: Double, _ flag: String) throws -> Duration {
+            guard seconds.isFinite, seconds > 0 else { throw ValidationError("--\(flag) must be a positive number of seconds") }
+            return .milliseconds(Int64((seconds * 1000).rounded()))
+        }
+        let publish = try secret(self.publishToken, file: self.publishTokenFile, env: "SSE_PUBLISH_TOKEN", flag: "publish-token")
+        let subscriber = try secret(
+            self.subscriberSecret, file: self.subscriberSecretFile, env: "SSE_SUBSCRIBER_SECRET", flag: "subscriber-secret")
+        let headerTimeout = try duration(self.headerTimeout, "header-timeout")
+        let bodyTimeout = try duration(self.bodyTimeout, "body-timeout")
+        do throws(BrokerError) {
+            let limits = ServerLimits(
+                maxClients: self.maxClients,
+                maxConnectionsPerClientID: self.maxPerClient,
+                maxHeaderBytes: self.maxHeaderBytes,
+                headerTimeout: headerTimeout,
+                bodyTimeout: bodyTimeout
+            )
+            try limits.validate()
+            var security = ServerSecurity(limits: limits)
+            if let publish { security.publishToken = try PublishToken(publish) }
+            if let subscriber { security.subscriberTokens = try SubscriberTokenVerifier(secret: subscriber, cookieName: self.tokenCookie) }
+            if !self.corsOrigins.isEmpty { security.cors = try CORSPolicy(allowedOrigins: self.corsOrigins) }
+            return security
+        } catch {
+            throw ValidationError("\(error)")
+        }
+    }
+
+    /// The warning for a broker anyone on the network can publish to, or `nil`.
+    static func openAccessWarning(host: String, hasPublishToken: Bool, allowOpen: Bool) -> String? {
+        guard !hasPublishToken, !allowOpen, !self.isLoopback(host) else { return nil }
+        return "warning: listening on \(host) without a publish token: anyone who can reach this port can publish to "
+            + "every client. Set --publish-token-file (or SSE_PUBLISH_TOKEN), or pass --allow-open if that is intended."
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+        if bare == "localhost" || bare == "::1" { return true }
+        let octets = bare.split(separator: ".", omittingEmptySubsequences: false)
+        return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
     func brokerConfiguration() throws -> BrokerConfiguration {
@@ -111,6 +219,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             .milliseconds(100), .milliseconds(250), .seconds(1),
         ]
         MetricsSystem.bootstrap(factory)
+        let security = try self.serverSecurity()
         let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
         let server = BrokerServer(
@@ -122,25 +231,38 @@ struct ConsoleCommand: AsyncParsableCommand {
                 .health("/healthz", broker: broker),
                 .prometheus("/metrics", broker: broker, registry: registry),
             ],
+            security: security,
             group: group,
             logger: Logger(label: "sse.http")
         )
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
+        let warning = Self.openAccessWarning(host: self.host, hasPublishToken: security.publishToken != nil, allowOpen: self.allowOpen)
+        if let warning {
+            // Before the terminal belongs to curses, so it stays on screen after the console exits too.
+            FileHandle.standardError.write(Data((warning + "\n").utf8))
+        }
+        let grace = Duration.milliseconds(Int64((max(0, self.shutdownGrace) * 1000).rounded()))
         guard interactive else {
+            // Watch for signals before announcing the port: a script may send SIGTERM as soon as it reads it.
+            let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
             // Scripts and tests wait for this exact line.
             print("listening on \(url)")
             fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
-            try await HeadlessConsole(broker: broker, server: server, readCommands: true).run()
+            try await HeadlessConsole(broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals).run()
             try await group.shutdownGracefully()
             return
+        }
+        if let warning {
+            feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .broker, kind: .error, message: warning))
         }
         feed.follow(broker)
         let console = TerminalConsole(
             broker: broker,
             listenURL: url,
             feed: feed,
-            noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true
+            noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true,
+            flags: security.authSummary + (security.cors == nil ? "" : " cors")
         )
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
         Task {
@@ -149,7 +271,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         }
         let report = await console.run()
         let stats = broker.statistics
-        try await server.shutdown()
+        try await server.shutdown(gracePeriod: grace)
         try await group.shutdownGracefully()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
         print("sse-console: \(report)")

@@ -3,7 +3,6 @@ import Logging
 import NIOCore
 import SSEBroker
 import SSEConsoleCore
-import Synchronization
 
 /// What the console learns from the broker between two frames: log entries and departed clients.
 ///
@@ -19,7 +18,7 @@ final class ConsoleFeed: Sendable {
     }
 
     let capacity: Int
-    private let inbox = Mutex(Inbox())
+    private let inbox = Locked(Inbox())
 
     init(capacity: Int = 2000) {
         self.capacity = capacity
@@ -129,6 +128,7 @@ final class ConsoleFeed: Sendable {
         case .overTolerance: .overTolerance
         case .banned: .banned
         case .shutdown: .shutdown
+        case .expired: .expired
         }
     }
 }

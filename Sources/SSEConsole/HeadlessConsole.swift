@@ -15,15 +15,20 @@ struct HeadlessConsole {
     let broker: Broker
     let server: BrokerServer
     let readCommands: Bool
+    /// How long shutdown waits for connections to close.
+    var gracePeriod: Duration = .seconds(5)
+    /// Installed by the caller before it announces the port; `nil` installs one here.
+    var signals: SignalWatcher? = nil
 
     func run() async throws {
         let logger = Logger(label: "sse.console")
         let server = self.server
-        let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
+        let grace = self.gracePeriod
+        let signals = self.signals ?? SignalWatcher(signals: [SIGINT, SIGTERM])
         Task {
             let signal = await signals.next()
             logger.notice("shutting down", metadata: ["signal": "\(signal)"])
-            try? await server.shutdown()
+            try? await server.shutdown(gracePeriod: grace)
         }
         if self.readCommands {
             let executor = CommandExecutor(broker: self.broker)
@@ -31,7 +36,7 @@ struct HeadlessConsole {
                 while let line = readLine(strippingNewline: true) {
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
                     if Self.respond(to: line, with: executor) == .quit {
-                        Task { try? await server.shutdown() }
+                        Task { try? await server.shutdown(gracePeriod: grace) }
                         return
                     }
                 }
@@ -40,7 +45,8 @@ struct HeadlessConsole {
             thread.start()
         }
         try await server.run()
-        try await server.shutdown()
+        // Returns once the shutdown that closed the listener (a signal, `quit`) has finished.
+        try await server.shutdown(gracePeriod: grace)
     }
 
     /// Parses and runs one line; prints the result (or `error: …`) on stdout.
@@ -72,13 +78,18 @@ final class SignalWatcher: @unchecked Sendable {
     init(signals: [Int32]) {
         let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
         self.stream = stream
+        let registered = DispatchSemaphore(value: 0)
         self.sources = signals.map { number in
             signal(number, SIG_IGN)
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler { continuation.yield(number) }
+            source.setRegistrationHandler { registered.signal() }
             source.resume()
             return source
         }
+        // The sources are armed asynchronously; until then an ignored signal would simply be lost
+        // (a SIGTERM right after start-up left the process running for ever).
+        for _ in signals { registered.wait() }
     }
 
     func next() async -> Int32 {

@@ -13,10 +13,13 @@ final class TerminalConsole: Sendable {
     private let listenURL: String
     private let feed: ConsoleFeed
     private let noColor: Bool
+    /// Shown at the end of the header, such as `auth pub+sub`.
+    private let flags: String?
     private let startedAt = Date().timeIntervalSince1970
     private let quitRequested = Atomic<Bool>(false)
 
-    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool) {
+    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, flags: String? = nil) {
+        self.flags = flags
         self.broker = broker
         self.listenURL = listenURL
         self.feed = feed
@@ -152,10 +155,11 @@ final class TerminalConsole: Sendable {
             bytesOutPerSecond: rates.bytesOut,
             totalDropped: stats.dropped,
             totalKicked: stats.kicked,
+            totalRefused: stats.refused,
             writeTimeout: Double(configuration.writeTimeout.components.seconds)
                 + Double(configuration.writeTimeout.components.attoseconds) / 1e18,
             tolerance: configuration.tolerance,
-            flags: nil
+            flags: self.flags
         )
     }
 

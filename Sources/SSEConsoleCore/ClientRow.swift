@@ -1,6 +1,6 @@
 /// Why a connection went away; shown instead of its age while the row fades out.
 public enum DepartureReason: String, Sendable, Hashable, CaseIterable {
-    case closed, kicked, overTolerance, banned, shutdown
+    case closed, kicked, overTolerance, banned, shutdown, expired
 
     /// Short label that fits the age column.
     public var label: String {
@@ -10,6 +10,7 @@ public enum DepartureReason: String, Sendable, Hashable, CaseIterable {
         case .overTolerance: "over-tol"
         case .banned: "banned"
         case .shutdown: "shutdown"
+        case .expired: "expired"
         }
     }
 }

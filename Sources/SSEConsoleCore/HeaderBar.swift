@@ -34,19 +34,19 @@ enum HeaderBar {
         if minimal {
             groups.append(["\(clients)cl"])
             groups.append(["in\(rateIn)", "out\(rateOut)"])
-            groups.append(["d\(s.totalDropped)", "k\(s.totalKicked)"])
+            groups.append(["d\(s.totalDropped)", "k\(s.totalKicked)", "r\(s.totalRefused)"])
             groups.append(["\(timeout)/\(s.tolerance)"])
         } else if short {
             groups.append(["cl \(clients)"])
             var rates = ["in \(rateIn)", "out \(rateOut)"]
             if level < 8 { rates.append(Format.byteRateShort(s.bytesOutPerSecond)) }
             groups.append(rates)
-            groups.append(["drop \(s.totalDropped)", "kick \(s.totalKicked)"])
+            groups.append(["drop \(s.totalDropped)", "kick \(s.totalKicked)", "ref \(s.totalRefused)"])
             groups.append(["to \(timeout)", "tol \(s.tolerance)"])
         } else {
             groups.append(["clients \(clients)"])
             groups.append(["in \(rateIn)", "out \(rateOut)", Format.byteRate(s.bytesOutPerSecond)])
-            groups.append(["dropped \(s.totalDropped)", "kicked \(s.totalKicked)"])
+            groups.append(["dropped \(s.totalDropped)", "kicked \(s.totalKicked)", "refused \(s.totalRefused)"])
             groups.append(["timeout \(timeout)", "tol \(s.tolerance)"])
         }
         if level < 6, let flags = s.flags, !flags.isEmpty { groups.append([flags]) }

@@ -9,18 +9,20 @@ public struct HeaderStats: Sendable, Hashable {
     public var bytesOutPerSecond: Double
     public var totalDropped: Int
     public var totalKicked: Int
+    /// Requests refused (bad tokens, limits, malformed requests…), all statuses together.
+    public var totalRefused: Int
     /// Per-write timeout in seconds.
     public var writeTimeout: Double
     /// Consecutive failed writes tolerated before a client is dropped.
     public var tolerance: Int
-    /// Extra status such as `"auth off"`.
+    /// Extra status such as `"auth off"` or `"auth pub+sub"`.
     public var flags: String?
 
     public init(
         listenURL: String, uptime: Double = 0, clientsConnected: Int = 0,
         eventsInPerSecond: Double = 0, eventsOutPerSecond: Double = 0, bytesOutPerSecond: Double = 0,
-        totalDropped: Int = 0, totalKicked: Int = 0, writeTimeout: Double = 3, tolerance: Int = 3,
-        flags: String? = nil
+        totalDropped: Int = 0, totalKicked: Int = 0, totalRefused: Int = 0, writeTimeout: Double = 3,
+        tolerance: Int = 3, flags: String? = nil
     ) {
         self.listenURL = listenURL
         self.uptime = uptime
@@ -30,6 +32,7 @@ public struct HeaderStats: Sendable, Hashable {
         self.bytesOutPerSecond = bytesOutPerSecond
         self.totalDropped = totalDropped
         self.totalKicked = totalKicked
+        self.totalRefused = totalRefused
         self.writeTimeout = writeTimeout
         self.tolerance = tolerance
         self.flags = flags

@@ -18,6 +18,7 @@ struct TestServer {
     static func with(
         _ configuration: BrokerConfiguration = BrokerConfiguration(),
         extraRoutes: [HTTPRoute] = [],
+        security: ServerSecurity = ServerSecurity(),
         logger: Logger = quietLogger,
         _ body: (TestServer) async throws -> Void
     ) async throws {
@@ -27,6 +28,7 @@ struct TestServer {
             host: "127.0.0.1",
             port: 0,
             extraRoutes: extraRoutes,
+            security: security,
             group: MultiThreadedEventLoopGroup.singleton,
             logger: logger
         )
@@ -72,6 +74,11 @@ struct TestServer {
 
     func publisher() async throws -> HTTPClientConnection {
         try await HTTPClientConnection.connect(host: "127.0.0.1", port: self.port)
+    }
+
+    /// A raw TCP connection, for requests an HTTP client would not send.
+    func raw() async throws -> RawConnection {
+        try await RawConnection.connect(port: self.port)
     }
 
     /// A one-off request on a fresh connection.
@@ -121,5 +128,67 @@ struct StreamReader {
         var rest: [SSEMessage] = []
         while let message = await self.iterator.next() { rest.append(message) }
         return rest
+    }
+}
+
+/// A raw TCP connection: bytes out, and everything the server sends until it closes the connection.
+final class RawConnection: Sendable {
+    private let channel: any Channel
+    private let closed: EventLoopFuture<String>
+
+    private init(channel: any Channel, closed: EventLoopFuture<String>) {
+        self.channel = channel
+        self.closed = closed
+    }
+
+    static func connect(port: Int) async throws -> RawConnection {
+        let group = MultiThreadedEventLoopGroup.singleton
+        let loop = group.any()
+        let promise = loop.makePromise(of: String.self)
+        let channel = try await ClientBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(Collector(done: promise))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        return RawConnection(channel: channel, closed: promise.futureResult)
+    }
+
+    func send(_ text: String) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(string: text))
+    }
+
+    /// Everything received, once the server has closed the connection.
+    func untilClosed() async throws -> String {
+        try await self.closed.get()
+    }
+
+    func close() async {
+        try? await self.channel.close()
+    }
+
+    private final class Collector: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let done: EventLoopPromise<String>
+        var text = ""
+
+        init(done: EventLoopPromise<String>) {
+            self.done = done
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            self.text += String(buffer: self.unwrapInboundIn(data))
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.done.succeed(self.text)
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
     }
 }

@@ -9,7 +9,7 @@ enum Fixtures {
     static let header = HeaderStats(
         listenURL: "http://127.0.0.1:8080", uptime: 3_725, clientsConnected: 4,
         eventsInPerSecond: 12, eventsOutPerSecond: 9_900, bytesOutPerSecond: 5_347_737,
-        totalDropped: 3, totalKicked: 1, writeTimeout: 3, tolerance: 3, flags: "auth off")
+        totalDropped: 3, totalKicked: 1, totalRefused: 2, writeTimeout: 3, tolerance: 3, flags: "auth off")
 
     static let rows: [ClientRow] = [
         ClientRow(connectionID: 1, id: "alice", remoteAddress: "192.168.1.20:51234", connectedAt: now - 7_260,

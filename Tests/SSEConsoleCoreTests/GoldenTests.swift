@@ -19,7 +19,7 @@ import Testing
     @Test func screen80x24() {
         let canvas = Fixtures.render(Fixtures.state(), cols: 80, rows: 24)
         expectScreen(canvas, #"""
- 127.0.0.1:8080  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1  to 3s tol 3
+ 127.0.0.1:8080 cl 4 in 12.0/s out 9.9k/s drop 3 kick 1 ref 2 to 3s tol 3
 ── Clients 4 (1 leaving) ─ sort: id ▲ ───────────────────────────── [focused] ──
   ID▲               ADDRESS                     AGE     EVENTS     ERR   BACKLOG
 > alice             192.168.1.20:51234        2h01m     12,345     0/3        0B
@@ -50,7 +50,7 @@ broadcast greeting → 4 clients
     @Test func screen120x40() {
         let canvas = Fixtures.render(Fixtures.state(), cols: 120, rows: 40)
         expectScreen(canvas, #"""
- http://127.0.0.1:8080  up 1h02m  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1  to 3s tol 3  auth off
+ http://127.0.0.1:8080  up 1h02m  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1 ref 2  to 3s tol 3  auth off
 ── Clients 4 (1 leaving) ─ sort: id ▲ ───────────────────────────────────────────────────────────────────── [focused] ──
   ID▲                               ADDRESS                          AGE     EVENTS     ERR   TOT.ERR   BACKLOG     SENT
 > alice                             192.168.1.20:51234             2h01m     12,345     0/3         0        0B     1.2M
@@ -99,7 +99,7 @@ broadcast greeting → 4 clients
         state.isHelpVisible = true
         let canvas = Fixtures.render(state, cols: 80, rows: 24)
         expectScreen(canvas, #"""
- 127.0.0.1:8080  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1  to 3s tol 3
+ 127.0.0.1:8080 cl 4 in 12.0/s out 9.9k/s drop 3 kick 1 ref 2 to 3s tol 3
  ┌──────────────────────────── sse-console help ─────────────────────────────┐
  │ Commands                                                                  │
  │   broadcast <type> [data...]         b       send an event to all clients │
@@ -134,7 +134,7 @@ broadcast greeting → 4 clients
         state.setMessage("kick: no client \"zed\" is connected", severity: .error)
         let canvas = Fixtures.render(state, cols: 80, rows: 24, colors: false)
         expectScreen(canvas, #"""
- 127.0.0.1:8080  cl 4  in 12.0/s out 9.9k/s 5.1MB/s  drop 3 kick 1  to 3s tol 3
+ 127.0.0.1:8080 cl 4 in 12.0/s out 9.9k/s drop 3 kick 1 ref 2 to 3s tol 3
 ── Clients 4 (1 leaving) ─ sort: id ▲ ───────────────────────────── [focused] ──
   ID▲               ADDRESS                     AGE     EVENTS     ERR   BACKLOG
   alice             192.168.1.20:51234        2h01m     12,345     0/3        0B
@@ -172,7 +172,7 @@ broadcast greeting → 4 clients
         state.log.scrollUp(by: 2, viewportHeight: 3)
         state.focus = .log
         expectScreen(Fixtures.render(state, cols: 60, rows: 12), #"""
- 127.0.0.1:8080 4cl in12.0/s out9.9k/s d3 k1 3s/3
+ 127.0.0.1:8080 4cl in12.0/s out9.9k/s d3 k1 r2 3s/3
 ── Clients 4 (1 leaving) ─ sort: id ▲ ─ 1–1 of 5 ───────────
   ID▲                       AGE     EVENTS     ERR   BACKLOG
 > alice                   2h01m     12,345     0/3        0B

@@ -84,6 +84,9 @@ func spawn(_ arguments: [String]) throws -> (status: Int32, output: String) {
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
     posix_spawn_file_actions_adddup2(&actions, 1, 2)
+    // NIO's sockets are not close-on-exec: without this the tmux server would keep copies of the
+    // other tests' connections open for its whole life, and their peers would never see them close.
+    closeInheritedDescriptors(&actions)
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
@@ -107,4 +110,18 @@ func consoleBinary() throws -> String {
         throw TmuxError.failed("locate sse-console", "no executable at \(binary); run `swift build` first")
     }
     return binary
+}
+
+/// Makes a spawned child close every descriptor from 3 up (glibc's
+/// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time: the Glibc module does not
+/// export it). NIO's sockets are not close-on-exec, so without this a child — and the tmux server
+/// it may fork — keeps copies of the other tests' connections, whose peers then never see them close.
+func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else {
+        Issue.record("posix_spawn_file_actions_addclosefrom_np is missing (glibc < 2.34)")
+        return
+    }
+    let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
+    _ = addCloseFrom(&actions, 3)
 }
