@@ -41,8 +41,8 @@ def parse_args():
     p.add_argument("--churners", type=int, default=1500)
     p.add_argument("--stallers", type=int, default=300)
     p.add_argument("--loris", type=int, default=50)
-    p.add_argument("--rate", type=float, default=20.0, help="events per second (broadcasts; 1 in 10 targeted)")
-    p.add_argument("--payload", type=int, default=200, help="bytes per event")
+    p.add_argument("--rate", type=float, default=40.0, help="events per second (broadcasts; 1 in 10 targeted)")
+    p.add_argument("--payload", type=int, default=4000, help="bytes per event (big enough that a staller's socket buffers fill)")
     p.add_argument("--rss-slack-mb", type=float, default=16.0)
     return p.parse_args()
 
@@ -82,12 +82,20 @@ async def open_stream(port, path, rcvbuf=None, headers=""):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
-    await loop.sock_connect(sock, ("127.0.0.1", port))
-    reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
-    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{headers}\r\n".encode())
-    await writer.drain()
-    head = await reader.readuntil(b"\r\n\r\n")
-    return reader, writer, head
+    writer = None
+    try:
+        await loop.sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock, limit=1 << 20)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n{headers}\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        return reader, writer, head
+    except BaseException:  # cancelled or failed half-way: never leave the socket open
+        if writer is not None:
+            writer.transport.abort()
+        else:
+            sock.close()
+        raise
 
 
 class Healthy:
@@ -100,6 +108,7 @@ class Healthy:
         self.ended = False
 
     async def run(self, port, stop):
+        # `stop` here is the readers' stop: set only after the producers stopped and the last events drained.
         reader, writer, head = await open_stream(port, f"/connect?id={self.id}")
         assert b" 200 " in head.split(b"\r\n")[0], head
         buffer = b""
@@ -123,6 +132,7 @@ class Healthy:
 
 
 async def churner(port, stop, stats):
+    writer = None
     while not stop.is_set():
         try:
             reader, writer, _ = await open_stream(port, f"/connect?id=churn-{random.randrange(1 << 30)}")
@@ -134,17 +144,21 @@ async def churner(port, stop, stats):
                         break
                 except asyncio.TimeoutError:
                     break
-            if random.random() < 0.5:  # half of them reset instead of closing
-                writer.transport.abort()
-            else:
-                writer.close()
             stats.churn_drops += 1
         except (OSError, asyncio.IncompleteReadError):
             stats.errors += 1
             await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                if random.random() < 0.5:  # half of them reset instead of closing
+                    writer.transport.abort()
+                else:
+                    writer.close()
+                writer = None
 
 
 async def staller(port, stop, stats):
+    writer = None
     while not stop.is_set():
         try:
             reader, writer, _ = await open_stream(port, f"/connect?id=stall-{random.randrange(1 << 30)}", rcvbuf=4096)
@@ -152,7 +166,7 @@ async def staller(port, stop, stats):
             writer.transport.pause_reading()  # never reads again: the broker must cut it off
             sock = writer.get_extra_info("socket")
             # Wait until the broker closes it (poll the socket state without reading payload).
-            deadline = time.monotonic() + 60
+            deadline = time.monotonic() + 150
             while not stop.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(1.0)
                 try:
@@ -162,13 +176,17 @@ async def staller(port, stop, stats):
                         break
                 except OSError:
                     break
-            writer.transport.abort()
         except (OSError, asyncio.IncompleteReadError):
             stats.errors += 1
             await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+                writer = None
 
 
 async def loris(port, stop, stats):
+    writer = None
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -177,10 +195,13 @@ async def loris(port, stop, stats):
             answer = await asyncio.wait_for(reader.read(), 60)
             if b" 408 " in answer:
                 stats.loris_closed += 1
-            writer.close()
         except (OSError, asyncio.TimeoutError):
             stats.errors += 1
             await asyncio.sleep(0.1)
+        finally:
+            if writer is not None:
+                writer.transport.abort()
+                writer = None
 
 
 async def refused(port, stop, stats):
@@ -245,8 +266,10 @@ async def main():
 
     stats = Stats()
     stop = asyncio.Event()
+    readers_stop = asyncio.Event()
     healthy = [Healthy(i) for i in range(args.healthy)]
-    tasks = [asyncio.create_task(h.run(port, stop)) for h in healthy]
+    readers = [asyncio.create_task(h.run(port, readers_stop)) for h in healthy]
+    tasks = []
     while any(h.connected_at is None for h in healthy):
         await asyncio.sleep(0.1)
     tasks += [asyncio.create_task(churner(port, stop, stats)) for _ in range(args.churners)]
@@ -258,7 +281,7 @@ async def main():
     samples = []
     started = time.monotonic()
     end = started + args.minutes * 60
-    print(f"{'t(s)':>6} {'RSS MiB':>8} {'fds':>6} {'events':>7} {'connects':>9} {'stall-kicked':>12} {'408':>5}")
+    print(f"{'t(s)':>6} {'RSS MiB':>8} {'fds':>6} {'events':>7} {'connects':>9} {'stall-closed':>12} {'408':>5}")
     while time.monotonic() < end:
         await asyncio.sleep(min(5, max(0, end - time.monotonic())))
         sample = (time.monotonic() - started, proc_rss_mb(pid), proc_fds(pid))
@@ -270,10 +293,12 @@ async def main():
     last_sent = time.monotonic()
     stop.set()
     await asyncio.gather(*producers, return_exceptions=True)
-    await asyncio.sleep(2)
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.sleep(3)  # the last events reach the healthy readers
+    readers_stop.set()
+    await asyncio.gather(*readers, return_exceptions=True)
 
     # Descriptors back to baseline once every client is gone.
     deadline = time.monotonic() + 30
@@ -285,7 +310,10 @@ async def main():
     for h in healthy:
         expected = {eid for eid, sent, target in stats.published
                     if sent > h.connected_at and (not target or target == f"&id={h.id}")}
-        lost += len(expected - h.ids)
+        missing = expected - h.ids
+        if missing:
+            print(f"{h.id} missed {len(missing)} events, e.g. {sorted(missing)[:5]}")
+        lost += len(missing)
     ended_early = sum(h.ended for h in healthy)
 
     half = [rss for t, rss, _ in samples if t >= args.minutes * 30]
