@@ -129,14 +129,16 @@ let package = Package(
         ),
         // libFuzzer targets; `scripts/fuzz.sh` builds them with -sanitize=fuzzer,address. A plain
         // build makes corpus replayers of them (`FuzzEncoder FILE...`), which the tests also run.
+        .target(name: "FuzzSupport", path: "Fuzz/FuzzSupport"),
         .executableTarget(
             name: "FuzzEncoder",
-            dependencies: ["SSEBroker", "SSEClient", .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: ["FuzzSupport", "SSEBroker", "SSEClient", .product(name: "NIOCore", package: "swift-nio")],
             path: "Fuzz/FuzzEncoder"
         ),
         .executableTarget(
             name: "FuzzRequestParsing",
             dependencies: [
+                "FuzzSupport",
                 "SSEBroker",
                 "SSEBrokerServer",
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -146,7 +148,9 @@ let package = Package(
             ],
             path: "Fuzz/FuzzRequestParsing"
         ),
-        .executableTarget(name: "FuzzCommandParser", dependencies: ["SSEConsoleCore"], path: "Fuzz/FuzzCommandParser"),
+        .executableTarget(
+            name: "FuzzCommandParser", dependencies: ["FuzzSupport", "SSEConsoleCore"], path: "Fuzz/FuzzCommandParser"
+        ),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(
@@ -199,6 +203,7 @@ let package = Package(
                 "SSEBroker",
                 "SSEBrokerHummingbird",
                 "SSEClient",
+                "SSETestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,11 +1,6 @@
-import Foundation
+import FuzzSupport
 
-// The libFuzzer entry points, or — in a plain build — a replayer that runs `fuzzOne` on each file
-// (or every file of each directory) named on the command line: corpus and crash regression runs.
-//
-// `scripts/fuzz.sh` builds with `-sanitize=fuzzer,address -parse-as-library -DFUZZING`. SwiftPM links
-// an executable with `main` aliased to `<Module>_main`, which would hide libFuzzer's own `main`, so
-// that symbol hands over to libFuzzer's driver (`LLVMFuzzerRunDriver`).
+// libFuzzer's entry points for this target, or a corpus replayer in a plain build (see FuzzDriver).
 
 #if FUZZING
 @_cdecl("LLVMFuzzerInitialize")
@@ -20,40 +15,16 @@ public func fuzzerTestOneInput(_ data: UnsafePointer<UInt8>, _ size: Int) -> CIn
     return 0
 }
 
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<CInt>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt
-) -> CInt
-
 @_cdecl("FuzzCommandParser_main")
 public func fuzzerMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv, fuzzerTestOneInput)
+    FuzzDriver.run(argc, argv, testOneInput: fuzzerTestOneInput)
 }
 #else
 @main
 struct Replay {
     static func main() throws {
         fuzzSetUp()
-        var count = 0
-        for argument in CommandLine.arguments.dropFirst() {
-            var isDirectory: ObjCBool = false
-            guard FileManager.default.fileExists(atPath: argument, isDirectory: &isDirectory) else {
-                throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: argument])
-            }
-            let files =
-                isDirectory.boolValue
-                ? try FileManager.default.contentsOfDirectory(atPath: argument).sorted().map { argument + "/" + $0 }
-                : [argument]
-            for file in files {
-                fuzzOne(Array(try Data(contentsOf: URL(fileURLWithPath: file))))
-                count += 1
-            }
-        }
-        print("replayed \(count) inputs")
+        try FuzzDriver.replay(CommandLine.arguments.dropFirst(), fuzzOne: fuzzOne)
     }
 }
 #endif

@@ -6,6 +6,7 @@ import NIOHTTP1
 import SSEBroker
 import SSEBrokerHummingbird
 import SSEClient
+import SSETestSupport
 import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -40,11 +41,11 @@ struct MountedBroker {
     }
 
     /// Subscribes and reads up to the `retry:` hint, so the client is registered on return.
-    func subscribe(_ path: String, headers: HTTPHeaders = [:]) async throws -> Reader {
+    func subscribe(_ path: String, headers: HTTPHeaders = [:]) async throws -> StreamReader {
         let client = try await SSEClient.connect(host: "127.0.0.1", port: self.port, path: path, headers: headers)
         #expect(client.status == .ok)
         #expect(client.headers.first(name: "content-type") == "text/event-stream; charset=utf-8")
-        var reader = Reader(client)
+        var reader = StreamReader(client)
         guard case .comment(let text) = try await reader.next(), text.hasPrefix("connected ") else {
             throw ReaderError.unexpected("no connected comment first")
         }
@@ -53,36 +54,9 @@ struct MountedBroker {
 }
 
 enum ReaderError: Error {
-    case ended
     case unexpected(String)
 }
 
-struct Reader {
-    let client: SSEClient
-    private var iterator: AsyncStream<SSEMessage>.Iterator
-
-    init(_ client: SSEClient) {
-        self.client = client
-        self.iterator = client.messages.makeAsyncIterator()
-    }
-
-    mutating func next() async throws -> SSEMessage {
-        guard let message = await self.iterator.next() else { throw ReaderError.ended }
-        return message
-    }
-
-    mutating func nextEvent() async throws -> ServerSentEvent {
-        while true {
-            if case .event(let event) = try await self.next() { return event }
-        }
-    }
-
-    mutating func untilEnd() async -> [SSEMessage] {
-        var rest: [SSEMessage] = []
-        while let message = await self.iterator.next() { rest.append(message) }
-        return rest
-    }
-}
 
 @Suite(.timeLimit(.minutes(1)))
 struct HummingbirdTests {

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SSEBroker
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 let subscriberSecret = "an-example-secret-of-at-least-32-bytes!"

@@ -4,6 +4,7 @@ import NIOHTTP1
 import SSEBroker
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 /// Every resource a peer can make the server hold is bounded, and every refusal is counted.

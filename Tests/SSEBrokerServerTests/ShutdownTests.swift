@@ -4,6 +4,7 @@ import NIOPosix
 import SSEBroker
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

@@ -3,6 +3,7 @@ import NIOHTTP1
 import SSEBroker
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))

@@ -5,6 +5,7 @@ import NIOPosix
 import SSEBroker
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
@@ -89,47 +90,6 @@ struct TestServer {
     }
 }
 
-enum StreamEnded: Error {
-    case ended
-}
-
-/// Reads a subscriber's stream message by message.
-struct StreamReader {
-    let client: SSEClient
-    private var iterator: AsyncStream<SSEMessage>.Iterator
-
-    init(_ client: SSEClient) {
-        self.client = client
-        self.iterator = client.messages.makeAsyncIterator()
-    }
-
-    /// The next message; throws if the stream ended.
-    mutating func next() async throws -> SSEMessage {
-        guard let message = await self.iterator.next() else { throw StreamEnded.ended }
-        return message
-    }
-
-    /// The next event, skipping comments and retry hints.
-    mutating func nextEvent() async throws -> ServerSentEvent {
-        while true {
-            if case .event(let event) = try await self.next() { return event }
-        }
-    }
-
-    /// The next `count` events' data.
-    mutating func data(_ count: Int) async throws -> [String] {
-        var result: [String] = []
-        for _ in 0..<count { result.append(try await self.nextEvent().data) }
-        return result
-    }
-
-    /// Reads until the server closes the stream; returns the events seen on the way.
-    mutating func untilEnd() async -> [SSEMessage] {
-        var rest: [SSEMessage] = []
-        while let message = await self.iterator.next() { rest.append(message) }
-        return rest
-    }
-}
 
 /// A raw TCP connection: bytes out, and everything the server sends until it closes the connection.
 final class RawConnection: Sendable {
