@@ -25,7 +25,10 @@ struct BrowserPageTests {
 
     @Test func page_showsLiveEvents_andResumesFromLastEventIDAfterAKick_losingNone() async throws {
         let logs = InMemoryLogHandler()
-        let configuration = BrokerConfiguration(retry: .milliseconds(200))
+        // The browser reconnects `retry` after a kick. The three events published while it is away
+        // take milliseconds (tens under TSan), so 2 s leaves no doubt that they land in the gap and
+        // must come back as a replay.
+        let configuration = BrokerConfiguration(retry: .seconds(2))
         try await TestServer.with(configuration, extraRoutes: [.browserPage("/")], logger: Logger(label: "sse", factory: { _ in logs })) { server in
             let activity = server.broker.activity()
             var changes = activity.makeAsyncIterator()
@@ -47,7 +50,7 @@ struct BrowserPageTests {
                 #expect(try await browser.execute(Self.rowsScript) as? [String] == ["1 greeting e1", "2 greeting e2", "3 greeting e3"])
                 #expect(try await browser.execute(Self.text("last-event-id")) as? String == "3")
 
-                // Kicked: the browser's EventSource reconnects after `retry:` (200 ms) with
+                // Kicked: the browser's EventSource reconnects after `retry:` (2 s) with
                 // Last-Event-ID; what was published meanwhile is replayed, then live events follow.
                 #expect(try server.broker.kick("browser-1") == 1)
                 guard case .disconnected(_, .kicked) = await changes.next() else { throw ChildProcessError.failed("no kick") }
