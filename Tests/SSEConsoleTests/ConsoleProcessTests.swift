@@ -105,7 +105,9 @@ final class ConsoleProcess: Sendable {
         var argv: [UnsafeMutablePointer<CChar>?] = ([binary] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, binary, &actions, nil, &argv, environ)
+        var attributes = cleanSpawnAttributes()
+        defer { posix_spawnattr_destroy(&attributes) }
+        let spawned = posix_spawn(&pid, binary, &actions, &attributes, &argv, environ)
         guard spawned == 0 else { throw TmuxError.failed(binary, "posix_spawn: \(spawned)") }
         try pipe.fileHandleForWriting.close()
         return ConsoleProcess(pid: pid, stdout: pipe.fileHandleForReading, stderrPath: stderrPath)

@@ -90,7 +90,9 @@ func spawn(_ arguments: [String]) throws -> (status: Int32, output: String) {
     var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var pid: pid_t = 0
-    let spawned = posix_spawnp(&pid, arguments[0], &actions, nil, &argv, environ)
+    var attributes = cleanSpawnAttributes()
+    defer { posix_spawnattr_destroy(&attributes) }
+    let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
     guard spawned == 0 else { throw TmuxError.failed(arguments.joined(separator: " "), "posix_spawnp: \(spawned)") }
     var status: Int32 = 0
     while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
@@ -124,4 +126,17 @@ func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
     }
     let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
     _ = addCloseFrom(&actions, 3)
+}
+
+/// Spawn attributes with no blocked signals. Tests run on concurrency threads, which block every
+/// signal, and a spawned child inherits its parent thread's mask: the tmux server then ignored
+/// `kill-server`'s SIGTERM and outlived the test (with its pane's `sleep 600`).
+func cleanSpawnAttributes() -> posix_spawnattr_t {
+    var attributes = posix_spawnattr_t()
+    posix_spawnattr_init(&attributes)
+    var none = sigset_t()
+    sigemptyset(&none)
+    posix_spawnattr_setsigmask(&attributes, &none)
+    posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+    return attributes
 }
