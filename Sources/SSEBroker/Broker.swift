@@ -20,6 +20,7 @@ public final class Broker: EventBroker {
     private let metrics: BrokerMetrics
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
+    private let journal: (any EventJournal)?
 
     /// Creates a broker.
     /// - Parameters:
@@ -28,16 +29,20 @@ public final class Broker: EventBroker {
     ///   - metricsFactory: where the broker's metrics go (see ``updateMetrics()``); by default the
     ///     factory the application bootstrapped, a no-op if it bootstrapped none. The library never
     ///     bootstraps metrics.
+    ///   - journal: where every event is recorded besides the in-memory replay history, such as a
+    ///     durable history on disk; see ``restore(_:)`` for reading it back.
     public init(
         configuration: BrokerConfiguration = BrokerConfiguration(),
         logger: Logger = Logger(label: "sse.broker"),
-        metricsFactory: any MetricsFactory = MetricsSystem.factory
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        journal: (any EventJournal)? = nil
     ) throws(BrokerError) {
         try configuration.validate()
         self.configuration = configuration
         self.policy = TolerancePolicy(configuration)
         self.logger = logger
         self.metrics = BrokerMetrics(factory: metricsFactory)
+        self.journal = journal
         self.registry = Locked(
             ClientRegistry(
                 history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
@@ -49,58 +54,128 @@ public final class Broker: EventBroker {
 
     @discardableResult
     public func broadcast(_ event: Event) throws(BrokerError) -> Delivery {
-        try self.publish(event, to: nil)
+        try self.publishLocally(event, to: nil)
     }
 
     @discardableResult
     public func broadcast(_ event: Event, to clientID: String) throws(BrokerError) -> Delivery {
-        try self.publish(event, to: clientID)
+        try self.publishLocally(event, to: clientID)
     }
 
-    private func publish(_ event: Event, to target: String?) throws(BrokerError) -> Delivery {
+    /// Publishes `event` to every client (`target == nil`) or to every connection of `target`, through
+    /// the attached ``EventBackplane`` if there is one (then the id comes from the shared log and
+    /// every node delivers the event), else directly as ``broadcast(_:)`` does.
+    @discardableResult
+    public func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
+        guard let backplane = self.backplane else {
+            return try self.publishLocally(event, to: target)
+        }
+        try Self.validate(event, target: target)
+        guard !self.isShuttingDown else { throw .shuttingDown }
+        let delivery = try await backplane.publish(event, to: target)
+        self.counters.published.add(1, ordering: .relaxed)
+        return delivery
+    }
+
+    /// The backplane publishes go through; `nil` for a stand-alone broker.
+    public var backplane: (any EventBackplane)? {
+        self.registry.withLock { $0.backplane }
+    }
+
+    /// Routes every ``publish(_:to:)`` through `backplane` from now on. The synchronous
+    /// ``broadcast(_:)`` then throws ``BrokerError/unavailable(_:)``: only the backplane can assign ids.
+    /// Attach it before the server starts.
+    public func attach(_ backplane: any EventBackplane) {
+        self.registry.withLock { $0.backplane = backplane }
+    }
+
+    private static func validate(_ event: Event, target: String?) throws(BrokerError) {
         if let type = event.type {
             try Validation.validateEventType(type)
         }
         if let target {
             try Validation.validateClientID(target)
         }
+    }
+
+    private func publishLocally(_ event: Event, to target: String?) throws(BrokerError) -> Delivery {
+        try Self.validate(event, target: target)
         let publishedAt = NIODeadline.now().uptimeNanoseconds
         // Encode outside the lock; only the id line is appended under it.
         var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
         let delivery = try self.registry.withLock { registry throws(BrokerError) -> Delivery in
             guard !registry.isShutDown else { throw .shuttingDown }
-            let groups: [(LoopFanout, [Subscription])]
-            if let target {
-                groups = registry.targets(of: target)
-                guard !groups.isEmpty else { throw .unknownClient(target) }
-            } else {
-                groups = registry.buckets.values.compactMap { $0.subscribers.isEmpty ? nil : ($0.fanout, $0.subscribers) }
+            guard registry.backplane == nil else {
+                throw .unavailable("this broker is a cluster node: publish with publish(_:to:), which gets the id from the shared log")
             }
+            if let target, registry.byClientID[target] == nil { throw .unknownClient(target) }
             registry.nextEventID += 1
             let id = registry.nextEventID
             EventEncoder.appendID(id, to: &encoded)
-            registry.history.append(id: id, target: target, encoded: encoded)
-
-            // Queued under the lock so every loop receives events in id order.
-            var recipients = 0
-            for (fanout, subscribers) in groups {
-                recipients += subscribers.count
-                fanout.enqueue(encoded, to: subscribers, publishedAt: publishedAt)
-            }
-            if !registry.listeners.isEmpty {
-                var published = event
-                published.id = id
-                published.target = target
-                for continuation in registry.listeners.values {
-                    if case .dropped = continuation.yield(published) {
-                        self.counters.listenerDrops.add(1, ordering: .relaxed)
-                    }
-                }
-            }
-            return Delivery(eventID: id, recipients: recipients)
+            let logged = LoggedEvent(id: id, type: event.type, data: event.data, target: target, origin: event.origin)
+            return Delivery(eventID: id, recipients: self.fanOut(logged, encoded: encoded, publishedAt: publishedAt, in: &registry))
         }
         self.counters.published.add(1, ordering: .relaxed)
         return delivery
+    }
+
+    /// Delivers an event whose id was assigned elsewhere — by a cluster's shared log — to this broker's
+    /// clients and listeners, and keeps it for replay. Call it with ids in increasing order, from
+    /// one task; an id not above ``lastEventID`` was delivered already and is ignored.
+    /// - Returns: how many connections it was handed to (0 for a targeted event whose client is not here).
+    @discardableResult
+    public func deliver(_ event: LoggedEvent) -> Int {
+        let publishedAt = NIODeadline.now().uptimeNanoseconds
+        var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
+        EventEncoder.appendID(event.id, to: &encoded)
+        return self.registry.withLock { registry in
+            guard !registry.isShutDown, event.id > registry.nextEventID else { return 0 }
+            registry.nextEventID = event.id
+            return self.fanOut(event, encoded: encoded, publishedAt: publishedAt, in: &registry)
+        }
+    }
+
+    /// Seeds the replay history with events published before this broker started — from a durable
+    /// history or a cluster's shared log — so clients resume across a restart. Ids continue after the
+    /// newest. Call it before the server accepts connections, with events in increasing id order.
+    public func restore(_ events: some Sequence<LoggedEvent>) {
+        self.registry.withLock { registry in
+            for event in events where event.id > registry.nextEventID {
+                var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
+                EventEncoder.appendID(event.id, to: &encoded)
+                registry.history.append(id: event.id, target: event.target, encoded: encoded)
+                registry.nextEventID = event.id
+            }
+        }
+    }
+
+    /// Under the registry lock: hands `encoded` to every loop with a recipient, keeps it for replay,
+    /// journals it and tells the listeners. Queued under the lock so every loop receives events in
+    /// id order. - Returns: the number of connections it was handed to.
+    private func fanOut(_ event: LoggedEvent, encoded: ByteBuffer, publishedAt: UInt64, in registry: inout ClientRegistry) -> Int {
+        registry.history.append(id: event.id, target: event.target, encoded: encoded)
+        self.journal?.record(event)
+        var recipients = 0
+        if let target = event.target {
+            for (fanout, subscribers) in registry.targets(of: target) {
+                recipients += subscribers.count
+                fanout.enqueue(encoded, eventID: event.id, to: subscribers, publishedAt: publishedAt)
+            }
+        } else {
+            for bucket in registry.buckets.values where !bucket.subscribers.isEmpty {
+                recipients += bucket.subscribers.count
+                bucket.fanout.enqueue(encoded, eventID: event.id, to: bucket.subscribers, publishedAt: publishedAt)
+            }
+        }
+        if !registry.listeners.isEmpty {
+            let published = event.event
+            for continuation in registry.listeners.values {
+                if case .dropped = continuation.yield(published) {
+                    self.counters.listenerDrops.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        return recipients
     }
 
     // MARK: Listening
@@ -196,6 +271,11 @@ public final class Broker: EventBroker {
                 fanout: registry.buckets[key]!.fanout,
                 broker: self
             )
+            if registry.backplane != nil, let resumeAfter {
+                // Ids are cluster-wide: another node may already have sent this client events that
+                // this node has yet to deliver. Never send them twice.
+                subscription.skipThrough = resumeAfter
+            }
             registry.insert(subscription)
             // Taken under the same lock as the registration: every later event is delivered live,
             // every earlier one is in this list — no gap, no duplicate.
@@ -262,7 +342,7 @@ public final class Broker: EventBroker {
             guard let self else { return }
             let bucket = self.registry.withLock { $0.buckets[key] }
             guard let bucket, !bucket.subscribers.isEmpty else { return }
-            bucket.fanout.enqueue(self.heartbeat, to: bucket.subscribers, publishedAt: nil)
+            bucket.fanout.enqueue(self.heartbeat, eventID: 0, to: bucket.subscribers, publishedAt: nil)
         }
     }
 

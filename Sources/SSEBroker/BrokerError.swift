@@ -40,6 +40,9 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     case headersTooLarge(limit: Int)
     /// The request (its head or its body) did not arrive in time.
     case requestTimeout(String)
+    /// The broker cannot accept the event now: in cluster mode, its node cannot reach the shared
+    /// log (the event would not be durable or seen by the other nodes). Answered with `503`.
+    case unavailable(String)
 
     public var description: String {
         switch self {
@@ -79,6 +82,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return "the request line and headers are larger than the limit of \(limit) bytes"
         case .requestTimeout(let reason):
             return reason
+        case .unavailable(let reason):
+            return reason
         }
     }
 
@@ -92,7 +97,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .methodNotAllowed: return .methodNotAllowed
         case .invalidConfiguration: return .internalServerError
         case .banned: return .noContent
-        case .shuttingDown, .tooManyClients: return .serviceUnavailable
+        case .shuttingDown, .tooManyClients, .unavailable: return .serviceUnavailable
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
         case .tooManyConnections: return .tooManyRequests

@@ -23,6 +23,8 @@ struct ClientRegistry {
     var bans: [String: NIODeadline] = [:]
     var recentDisconnections = CircularBuffer<Disconnection>(initialCapacity: 256)
     var isShutDown = false
+    /// Set when a backplane is attached: ids come from a log shared by several nodes.
+    var backplane: (any EventBackplane)?
 
     var connectionCount: Int {
         self.buckets.values.reduce(0) { $0 + $1.subscribers.count }

@@ -13,6 +13,12 @@ public protocol EventBroker: Sendable {
     @discardableResult
     func broadcast(_ event: Event, to clientID: String) throws(BrokerError) -> Delivery
 
+    /// Publishes `event` to every client (`clientID == nil`) or to every connection of `clientID`,
+    /// waiting for the shared log when the broker is a cluster node. The default calls
+    /// ``broadcast(_:)`` or ``broadcast(_:to:)``.
+    @discardableResult
+    func publish(_ event: Event, to clientID: String?) async throws(BrokerError) -> Delivery
+
     /// A stream of everything published (broadcasts and targeted events), in id order. Any number of
     /// listeners may exist; one that does not read never slows a broadcast — its buffer is bounded
     /// and what it drops is counted in ``BrokerStatistics/listenerDrops``.
@@ -25,6 +31,16 @@ public protocol EventBroker: Sendable {
 
     /// A snapshot of the open connections.
     var clients: [ClientInfo] { get }
+}
+
+extension EventBroker {
+    @discardableResult
+    public func publish(_ event: Event, to clientID: String?) async throws(BrokerError) -> Delivery {
+        if let clientID {
+            return try self.broadcast(event, to: clientID)
+        }
+        return try self.broadcast(event)
+    }
 }
 
 /// The result of publishing an event.

@@ -161,13 +161,23 @@ public struct BroadcastRequest: Sendable, Equatable {
     /// Publishes `body` as the event's data.
     /// - Throws: ``BrokerError/invalidUTF8`` for a body that is not UTF-8, ``BrokerError/unknownClient(_:)``.
     public func publish(body: ByteBuffer, on broker: some EventBroker) throws(BrokerError) -> Delivery {
-        guard body.readableBytesView.withContiguousStorageIfAvailable({ String(validating: $0, as: UTF8.self) != nil }) ?? true
-        else { throw .invalidUTF8 }
-        let event = Event(type: self.type, data: body, origin: .http)
+        let event = try self.event(body: body)
         if let clientID = self.clientID {
             return try broker.broadcast(event, to: clientID)
         }
         return try broker.broadcast(event)
+    }
+
+    /// Publishes `body` as the event's data with ``EventBroker/publish(_:to:)``: through the shared log
+    /// when the broker is a cluster node.
+    public func publish(body: ByteBuffer, on broker: some EventBroker) async throws(BrokerError) -> Delivery {
+        try await broker.publish(self.event(body: body), to: self.clientID)
+    }
+
+    private func event(body: ByteBuffer) throws(BrokerError) -> Event {
+        guard body.readableBytesView.withContiguousStorageIfAvailable({ String(validating: $0, as: UTF8.self) != nil }) ?? true
+        else { throw .invalidUTF8 }
+        return Event(type: self.type, data: body, origin: .http)
     }
 
     /// The `202 Accepted` body: `{"id":"<event id>","delivered":N}`.

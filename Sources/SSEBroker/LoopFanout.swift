@@ -29,21 +29,23 @@ final class LoopFanout: @unchecked Sendable {
 
     /// Queues `buffer` for `subscribers` (all on this loop). Callable from any thread; tasks run in
     /// the order they were queued, which the broker makes the event id order.
-    /// - Parameter publishedAt: for events, when the event was published (`uptimeNanoseconds`);
-    ///   `nil` for heartbeats, which are neither counted nor timed.
-    func enqueue(_ buffer: ByteBuffer, to subscribers: [Subscription], publishedAt: UInt64?) {
+    /// - Parameters:
+    ///   - eventID: the event's id (a subscriber that resumed past it skips it); 0 for heartbeats.
+    ///   - publishedAt: for events, when the event was published (`uptimeNanoseconds`);
+    ///     `nil` for heartbeats, which are neither counted nor timed.
+    func enqueue(_ buffer: ByteBuffer, eventID: UInt64, to subscribers: [Subscription], publishedAt: UInt64?) {
         self.pendingDeliveries.add(1, ordering: .relaxed)
         self.eventLoop.execute {
-            self.deliver(buffer, to: subscribers, publishedAt: publishedAt)
+            self.deliver(buffer, eventID: eventID, to: subscribers, publishedAt: publishedAt)
         }
     }
 
-    private func deliver(_ buffer: ByteBuffer, to subscribers: [Subscription], publishedAt: UInt64?) {
+    private func deliver(_ buffer: ByteBuffer, eventID: UInt64, to subscribers: [Subscription], publishedAt: UInt64?) {
         let isEvent = publishedAt != nil
         var written = 0
         var missed = 0
         for subscriber in subscribers {
-            switch subscriber.offer(buffer, isEvent: isEvent, policy: self.policy) {
+            switch subscriber.offer(buffer, eventID: eventID, isEvent: isEvent, policy: self.policy) {
             case .written:
                 written += 1
                 if !subscriber.needsFlush {

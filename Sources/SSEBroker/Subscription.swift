@@ -26,6 +26,9 @@ public final class Subscription: @unchecked Sendable {
     // Loop-confined delivery state.
     private var transport: (any SubscriberTransport)?
     private var unwritableSince: NIODeadline?
+    /// Events up to this id are skipped. In cluster mode a client may resume on a node that has not
+    /// yet delivered what another node already sent it; set once, before the first delivery.
+    var skipThrough: UInt64 = 0
     private var closeReason: DisconnectReason?
     private(set) var isClosed = false
     var needsFlush = false
@@ -97,8 +100,10 @@ public final class Subscription: @unchecked Sendable {
     /// and closes the connection at the tolerance. `isEvent` is false for heartbeats, which are
     /// subject to the same policy (so a stalled idle client is found) but not counted as events.
     @inline(__always)
-    func offer(_ buffer: ByteBuffer, isEvent: Bool, policy: TolerancePolicy) -> Offer {
-        guard !self.isClosed, let transport = self.transport else { return .skipped }
+    func offer(_ buffer: ByteBuffer, eventID: UInt64, isEvent: Bool, policy: TolerancePolicy) -> Offer {
+        guard !self.isClosed, let transport = self.transport, eventID > self.skipThrough || !isEvent else {
+            return .skipped
+        }
         if let since = self.unwritableSince {
             let backlog = transport.bufferedBytes
             self.publishedBacklog.store(backlog, ordering: .relaxed)
@@ -137,7 +142,7 @@ public final class Subscription: @unchecked Sendable {
         guard let transport = self.transport else { return }
         transport.write(preamble)
         for event in replay {
-            _ = self.offer(event, isEvent: true, policy: policy)
+            _ = self.offer(event, eventID: .max, isEvent: true, policy: policy)
         }
         transport.flush()
     }

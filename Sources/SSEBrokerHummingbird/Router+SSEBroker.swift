@@ -132,7 +132,7 @@ enum BrokerEndpoints {
             return self.refusal(.malformedRequest("\(error)"), request: request, logger: logger, broker: broker)
         }
         do throws(BrokerError) {
-            let delivery = try publish.publish(body: body, on: broker)
+            let delivery = try await publish.publish(body: body, on: broker)
             return Response(
                 status: .accepted,
                 headers: [.contentType: "application/json"],

@@ -32,6 +32,8 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         case discarding
         /// A stream, or a connection being closed: nothing more is read.
         case streaming
+        /// A `POST /broadcast` waiting for a cluster's shared log.
+        case publishing
     }
 
     private let broker: Broker
@@ -138,7 +140,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                     context: context,
                     close: true
                 )
-            case .connecting, .readingBody, .routing, .streaming:
+            case .connecting, .readingBody, .routing, .streaming, .publishing:
                 break
             }
         }
@@ -158,7 +160,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             case .discarding:
                 handler.state = .streaming
                 context.close(promise: nil)
-            case .idle, .streaming:
+            case .idle, .streaming, .publishing:
                 break
             }
         }
@@ -336,18 +338,26 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         case .readingBody(let head, let request, let body):
             self.cancelDeadline()
             self.state = .idle
-            do throws(BrokerError) {
-                let delivery = try request.publish(body: body, on: self.broker)
-                var headers = HTTPHeaders([("Content-Type", "application/json")])
-                headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
-                self.write(
-                    HTTPErrorResponse(status: .accepted, headers: headers, body: BroadcastRequest.responseBody(for: delivery)),
-                    keepAlive: head.isKeepAlive,
-                    context: context
-                )
-            } catch {
-                self.refuse(head, error, context: context, close: false)
-                self.state = .idle
+            guard self.broker.backplane != nil else {
+                self.answer(head, with: Result(catching: { () throws(BrokerError) -> Delivery in try request.publish(body: body, on: self.broker) }), context: context)
+                return
+            }
+            // A cluster node: the id comes from the shared log. Nothing else is read meanwhile (the
+            // pipelining handler holds any next request until this response has been written).
+            self.state = .publishing
+            let broker = self.broker
+            let loopBoundSelf = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask { () async -> Result<Delivery, BrokerError> in
+                do throws(BrokerError) {
+                    return .success(try await request.publish(body: body, on: broker))
+                } catch {
+                    return .failure(error)
+                }
+            }.whenSuccess { result in
+                let (handler, context) = loopBoundSelf.value
+                guard case .publishing = handler.state else { return }  // the connection went away
+                handler.state = .idle
+                handler.answer(head, with: result, context: context)
             }
         case .routing(let head, let route):
             self.cancelDeadline()
@@ -357,8 +367,25 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             self.write(response, keepAlive: head.isKeepAlive, context: context)
         case .discarding:
             self.state = .idle
-        case .idle, .streaming:
+        case .idle, .streaming, .publishing:
             break
+        }
+    }
+
+    /// Answers a `POST /broadcast`: `202` with the delivery, or the refusal.
+    private func answer(_ head: HTTPRequestHead, with result: Result<Delivery, BrokerError>, context: ChannelHandlerContext) {
+        switch result {
+        case .success(let delivery):
+            var headers = HTTPHeaders([("Content-Type", "application/json")])
+            headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+            self.write(
+                HTTPErrorResponse(status: .accepted, headers: headers, body: BroadcastRequest.responseBody(for: delivery)),
+                keepAlive: head.isKeepAlive,
+                context: context
+            )
+        case .failure(let error):
+            self.refuse(head, error, context: context, close: false)
+            self.state = .idle
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import SSEBroker
 import SSEConsoleCore
 
@@ -17,13 +18,10 @@ struct CommandExecutor {
         do throws(BrokerError) {
             switch command {
             case .broadcast(let type, let data):
-                let delivery = try self.broker.broadcast(Event(type: type.isEmpty ? nil : type, data: data, origin: .console))
+                let delivery = try self.publish(Event(type: type.isEmpty ? nil : type, data: data, origin: .console), to: nil)
                 return .ok("broadcast \(type) #\(delivery.eventID) → \(Self.clients(delivery.recipients))")
             case .broadcastTo(let clientID, let type, let data):
-                let delivery = try self.broker.broadcast(
-                    Event(type: type.isEmpty ? nil : type, data: data, origin: .console),
-                    to: clientID
-                )
+                let delivery = try self.publish(Event(type: type.isEmpty ? nil : type, data: data, origin: .console), to: clientID)
                 return .ok("broadcastTo \(clientID) \(type) #\(delivery.eventID) → \(Self.connections(delivery.recipients))")
             case .kick(let clientID):
                 let closed = try self.broker.kick(clientID)
@@ -47,6 +45,31 @@ struct CommandExecutor {
         } catch {
             return .error("\(command.name): \(error)")
         }
+    }
+
+    /// Publishes on the calling thread (the UI or stdin thread, never an event loop). A cluster node
+    /// waits for the shared log; its backplane bounds that wait and fails fast while it is offline.
+    private func publish(_ event: Event, to target: String?) throws(BrokerError) -> Delivery {
+        guard self.broker.backplane != nil else {
+            if let target {
+                return try self.broker.broadcast(event, to: target)
+            }
+            return try self.broker.broadcast(event)
+        }
+        let result = NIOLockedValueBox<Result<Delivery, BrokerError>?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        let broker = self.broker
+        Task {
+            do throws(BrokerError) {
+                let delivery = try await broker.publish(event, to: target)
+                result.withLockedValue { $0 = .success(delivery) }
+            } catch {
+                result.withLockedValue { $0 = .failure(error) }
+            }
+            done.signal()
+        }
+        done.wait()
+        return try result.withLockedValue { $0! }.get()
     }
 
     private static let clientHeader = "ID\tADDRESS\tCONNECTED\tEVENTS\tERRORS\tTOTAL_ERRORS\tBACKLOG"
