@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SSEBrokerServer", targets: ["SSEBrokerServer"]),
         .library(name: "SSEClient", targets: ["SSEClient"]),
         .library(name: "SSEBrokerHummingbird", targets: ["SSEBrokerHummingbird"]),
+        .library(name: "SSEBrokerPostgres", targets: ["SSEBrokerPostgres"]),
         .executable(name: "sse-console", targets: ["SSEConsole"]),
         .executable(name: "sse-bench", targets: ["SSEBench"]),
         .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         // HMAC-SHA256 for subscriber tokens (JWT HS256) and digests for constant-time comparison.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // Cluster mode: PostgreSQL as the shared event log and NOTIFY/LISTEN backplane.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -48,6 +51,17 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // Cluster mode: several broker nodes made one through PostgreSQL (shared log, NOTIFY/LISTEN, presence).
+        .target(
+            name: "SSEBrokerPostgres",
+            dependencies: [
+                "SSEBroker",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // The broker's endpoints mounted on a Hummingbird 2 router. The core never imports Hummingbird.
@@ -95,6 +109,7 @@ let package = Package(
                 "SSEConsoleCore",
                 "CNcurses",
                 "SSEBrokerServer",
+                "SSEBrokerPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

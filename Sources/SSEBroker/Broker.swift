@@ -444,6 +444,11 @@ public final class Broker: EventBroker {
         return subscriptions.map { $0.info() }
     }
 
+    /// How many connections each connected client id has: what a cluster node announces as its presence.
+    public var connectionsByClientID: [String: Int] {
+        self.registry.withLock { $0.byClientID.mapValues(\.count) }
+    }
+
     /// How many connections are open.
     public var connectionCount: Int {
         self.registry.withLock { $0.connectionCount }

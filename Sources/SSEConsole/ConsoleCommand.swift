@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import SSEBroker
+import SSEBrokerPostgres
 import SSEBrokerServer
 import SSEConsoleCore
 
@@ -193,6 +194,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
     var noColor = false
 
+    @OptionGroup(title: "Cluster")
+    var cluster: ClusterOptions
+
     func run() async throws {
         let level = Logger.Level(rawValue: self.logLevel) ?? .info
         // The terminal console needs a terminal on both ends; anything else (a pipe, a script, CI)
@@ -222,13 +226,14 @@ struct ConsoleCommand: AsyncParsableCommand {
         let security = try self.serverSecurity()
         let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
+        let node = try await self.joinCluster(broker: broker)
         let server = BrokerServer(
             broker: broker,
             host: self.host,
             port: self.port,
             extraRoutes: [
                 .browserPage("/"),
-                .health("/healthz", broker: broker),
+                node.map { .clusterHealth("/healthz", broker: broker, cluster: $0.cluster) } ?? .health("/healthz", broker: broker),
                 .prometheus("/metrics", broker: broker, registry: registry),
             ],
             security: security,
@@ -250,6 +255,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             print("listening on \(url)")
             fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
             try await HeadlessConsole(broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals).run()
+            await node?.leave()
             try await group.shutdownGracefully()
             return
         }
@@ -272,9 +278,28 @@ struct ConsoleCommand: AsyncParsableCommand {
         let report = await console.run()
         let stats = broker.statistics
         try await server.shutdown(gracePeriod: grace)
+        await node?.leave()
         try await group.shutdownGracefully()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
         print("sse-console: \(report)")
+    }
+
+    /// With `--cluster`: attaches a PostgreSQL backplane to `broker`, starts it, and waits (up to
+    /// `--cluster-startup-wait`) for it to restore the replay history and go online, so the first
+    /// clients can resume. A node that cannot reach the database still serves, offline.
+    func joinCluster(broker: Broker) async throws -> ClusterNode? {
+        let advertised = "http://\(Self.hostForURL(self.host)):\(self.port)"
+        guard let configuration = try self.cluster.configuration(advertisedURL: advertised) else { return nil }
+        let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: Logger(label: "sse.cluster"))
+        let task = Task { await cluster.run() }
+        let wait = Duration.milliseconds(Int64((self.cluster.startupWait * 1000).rounded()))
+        if !(await cluster.waitUntilOnline(timeout: wait)) {
+            Logger(label: "sse.cluster").warning(
+                "serving while the cluster is offline: publishes get 503 until the database is reachable",
+                metadata: ["state": "\(cluster.status.state)"]
+            )
+        }
+        return ClusterNode(cluster: cluster, task: task)
     }
 
     static func hostForURL(_ host: String) -> String {

@@ -1,0 +1,121 @@
+import Foundation
+import PostgresNIO
+import SSEBroker
+
+/// How a node joins a cluster: where the database is and how the node behaves towards it.
+public struct ClusterConfiguration: Sendable {
+    /// The database, as parsed from a `postgres://user:password@host:port/database` URL.
+    public var database: PostgresClient.Configuration
+    /// This node's name, unique in the cluster; a node restarted with the same name takes over its
+    /// old row. Shown in every node's console. Default: the host name and a random suffix.
+    public var nodeName: String
+    /// The URL this node serves, shown to the other nodes' consoles.
+    public var advertisedURL: String
+    /// Prefix of the tables, the sequence and the `LISTEN` channel (`<prefix>_events`, …), so several
+    /// clusters (or tests) can share one database. Letters, digits and `_`. Default `sse`.
+    public var tablePrefix: String
+    /// Events kept in the shared table for replay; older ones are deleted by the cleanup job.
+    /// Default 10,000.
+    public var retentionCount: Int
+    /// Events older than this are deleted by the cleanup job. Default 1 hour.
+    public var retentionAge: Duration
+    /// How often a node reports itself (client count, last event) and syncs its presence. Default 1 s.
+    public var heartbeatInterval: Duration
+    /// A node not heard from for this long is considered dead: its clients no longer count for
+    /// `broadcastTo`, and the cleanup job deletes its rows. Default 5 s.
+    public var nodeTimeout: Duration
+    /// The longest a producer waits for the shared log before getting `503`. Default 5 s.
+    public var publishTimeout: Duration
+    /// The most events committed in one transaction (publishes waiting together are written together).
+    public var maxBatch: Int
+    /// Reconnection backoff: the first delay, doubled up to the maximum, with jitter.
+    public var reconnectDelay: ClosedRange<Duration>
+
+    /// - Parameters:
+    ///   - url: `postgres://user:password@host:port/database` (also `postgresql://`). Query options:
+    ///     `sslmode=disable|prefer|require` (default `prefer`).
+    ///   - nodeName: unique per node; `nil` generates one.
+    /// - Throws: ``ClusterConfigurationError`` naming what is wrong with the URL.
+    public init(url: String, nodeName: String? = nil, advertisedURL: String = "") throws(ClusterConfigurationError) {
+        self.database = try Self.parse(url)
+        self.nodeName = nodeName ?? Self.defaultNodeName()
+        self.advertisedURL = advertisedURL
+        self.tablePrefix = "sse"
+        self.retentionCount = 10_000
+        self.retentionAge = .seconds(3600)
+        self.heartbeatInterval = .seconds(1)
+        self.nodeTimeout = .seconds(5)
+        self.publishTimeout = .seconds(5)
+        self.maxBatch = 256
+        self.reconnectDelay = .milliseconds(100) ... .seconds(5)
+    }
+
+    /// Throws ``ClusterConfigurationError`` for a value out of range.
+    public func validate() throws(ClusterConfigurationError) {
+        func require(_ condition: Bool, _ message: @autoclosure () -> String) throws(ClusterConfigurationError) {
+            if !condition { throw ClusterConfigurationError(message: message()) }
+        }
+        try require(
+            !self.tablePrefix.isEmpty && self.tablePrefix.count <= 40
+                && self.tablePrefix.unicodeScalars.allSatisfy { $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_") }
+                && !("0"..."9").contains(self.tablePrefix.unicodeScalars.first!),
+            "the table prefix must be 1 to 40 letters, digits or _, not starting with a digit (got \"\(self.tablePrefix)\")"
+        )
+        try require(!self.nodeName.isEmpty && self.nodeName.utf8.count <= 128, "the node name must be 1 to 128 bytes")
+        try require(self.nodeName.unicodeScalars.allSatisfy { $0.value >= 0x21 && $0.value != 0x7F }, "the node name must not contain spaces or control characters")
+        try require(self.retentionCount >= 1, "the retention must keep at least 1 event (got \(self.retentionCount))")
+        try require(self.retentionAge > .zero, "the retention age must be positive")
+        try require(self.heartbeatInterval > .zero, "the heartbeat interval must be positive")
+        try require(self.nodeTimeout > self.heartbeatInterval, "the node timeout must be longer than the heartbeat interval")
+        try require(self.publishTimeout > .zero, "the publish timeout must be positive")
+        try require(self.maxBatch >= 1, "the batch size must be at least 1")
+    }
+
+    static func defaultNodeName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        let host =
+            gethostname(&buffer, buffer.count) == 0
+            ? String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) : "node"
+        let suffix = String(UInt32.random(in: 0..<(1 << 24)), radix: 16)
+        return "\(host.split(separator: ".").first.map(String.init) ?? "node")-\(suffix)"
+    }
+
+    static func parse(_ url: String) throws(ClusterConfigurationError) -> PostgresClient.Configuration {
+        guard let components = URLComponents(string: url), let scheme = components.scheme,
+            scheme == "postgres" || scheme == "postgresql"
+        else {
+            throw ClusterConfigurationError(message: "not a PostgreSQL URL: \"\(url)\"; expected postgres://user:password@host:port/database")
+        }
+        guard let host = components.host, !host.isEmpty else {
+            throw ClusterConfigurationError(message: "the URL names no host: \"\(url)\"")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw ClusterConfigurationError(message: "the URL names no user: \"\(url)\"")
+        }
+        let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
+        let tls: PostgresClient.Configuration.TLS
+        switch components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
+        case "disable": tls = .disable
+        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
+        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case let other: throw ClusterConfigurationError(message: "unknown sslmode \"\(other)\"; use disable, prefer or require")
+        }
+        var configuration = PostgresClient.Configuration(
+            host: host,
+            port: components.port ?? 5432,
+            username: user.removingPercentEncoding ?? user,
+            password: components.password.map { $0.removingPercentEncoding ?? $0 },
+            database: database.isEmpty ? nil : database,
+            tls: tls
+        )
+        configuration.options.connectTimeout = .seconds(3)
+        configuration.options.maximumConnections = 8
+        return configuration
+    }
+}
+
+/// A cluster option that cannot work, with a message a person can act on.
+public struct ClusterConfigurationError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { self.message }
+}

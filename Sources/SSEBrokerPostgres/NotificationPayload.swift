@@ -1,0 +1,62 @@
+import NIOCore
+import SSEBroker
+
+/// The text a node sends with `NOTIFY` for each event it commits.
+///
+/// `NOTIFY` payloads are text (no NUL, valid UTF-8) of less than 8,000 bytes. An event that fits is
+/// carried whole, so the other nodes need no query to deliver it:
+///
+///     <id> US <target> US <type> US <origin> US <data…>
+///
+/// (US is the unit separator, U+001F, which validation keeps out of ids and types; the data is last
+/// and may contain anything that fits.) An event that does not fit is announced by id only, `<id>`,
+/// and each node reads it from the events table.
+enum NotificationPayload: Equatable {
+    case event(LoggedEvent)
+    case reference(UInt64)
+
+    /// Payloads must stay below PostgreSQL's 8,000-byte limit.
+    static let maxBytes = 7_999
+    private static let separator = UInt8(0x1F)
+
+    /// The payload announcing `event`: the event itself when it fits, else its id.
+    static func encode(_ event: LoggedEvent) -> String {
+        let origin = event.origin.rawValue.unicodeScalars.contains { $0.value < 0x20 } ? "?" : event.origin.rawValue
+        let head = "\(event.id)\u{1F}\(event.target ?? "")\u{1F}\(event.type ?? "")\u{1F}\(origin)\u{1F}"
+        let data = event.data.readableBytesView
+        guard head.utf8.count + data.count <= self.maxBytes, !data.contains(0),
+            let text = String(validating: data, as: UTF8.self)
+        else { return String(event.id) }
+        return head + text
+    }
+
+    /// Parses a payload; `nil` for one this version does not understand.
+    static func decode(_ payload: String) -> NotificationPayload? {
+        let utf8 = payload.utf8
+        guard let firstSeparator = utf8.firstIndex(of: self.separator) else {
+            return UInt64(payload).map(NotificationPayload.reference)
+        }
+        var fields: [Substring.UTF8View] = []
+        var start = utf8.startIndex
+        var index = firstSeparator
+        while fields.count < 4 {
+            guard let end = utf8[start...].firstIndex(of: self.separator) else { return nil }
+            fields.append(Substring(payload)[start..<end].utf8)
+            start = utf8.index(after: end)
+            index = start
+        }
+        guard let id = UInt64(Substring(fields[0])) else { return nil }
+        let target = Substring(fields[1])
+        let type = Substring(fields[2])
+        let origin = Substring(fields[3])
+        return .event(
+            LoggedEvent(
+                id: id,
+                type: type.isEmpty ? nil : String(type),
+                data: ByteBuffer(bytes: utf8[index...]),
+                target: target.isEmpty ? nil : String(target),
+                origin: EventOrigin(rawValue: String(origin))
+            )
+        )
+    }
+}

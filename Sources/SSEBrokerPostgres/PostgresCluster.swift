@@ -1,0 +1,693 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import PostgresNIO
+import SSEBroker
+
+/// Makes several broker nodes one broker, with PostgreSQL as the backplane.
+///
+/// - **Publishing** (``publish(_:to:)``): the node commits the event to the shared events table and
+///   announces it with `NOTIFY`, in one transaction. Transactions take a cluster-wide advisory lock
+///   before drawing ids from the sequence, so ids are committed — and notifications delivered — in id
+///   order: a node never sees id 12 before id 11. Publishes that wait together are committed together
+///   (group commit), so the database is not one transaction per event under load.
+/// - **Delivering**: every node `LISTEN`s and hands each event to ``Broker/deliver(_:)``, the normal
+///   fan-out. An event too large for a notification is read from the table by id.
+/// - **Presence**: each node keeps the client ids connected to it in a presence table, so
+///   `broadcastTo` reaches a client on whichever node it is, and is refused with `404` only when no
+///   live node has it. A node heartbeats every second; one silent for ``ClusterConfiguration/nodeTimeout``
+///   no longer counts, and the cleanup job deletes its rows.
+/// - **Replay**: a node seeds its broker's replay history from the table when it starts, and then
+///   delivers every event, so a client resumes with `Last-Event-ID` on any node.
+/// - **Losing the database**: the node reports `offline`, refuses publishes with `503`, reconnects with
+///   backoff, re-`LISTEN`s and reads what it missed from the table before going back `online` —
+///   no gap, no duplicate (events at or below the broker's last id are ignored).
+public final class PostgresCluster: EventBackplane, Sendable {
+    public let configuration: ClusterConfiguration
+    private let broker: Broker
+    private let client: PostgresClient
+    private let logger: Logger
+    private let shared: NIOLockedValueBox<Shared>
+    private let names: Names
+    /// Wakes the publisher (a queued publish) and the presence sync (a client came or went).
+    private let publishWakeups: AsyncStream<Void>.Continuation
+    private let publishSignals: AsyncStream<Void>
+    private let presenceWakeups: AsyncStream<Void>.Continuation
+    private let presenceSignals: AsyncStream<Void>
+
+    private struct Shared {
+        var status: ClusterStatus
+        var queue: [PendingPublish] = []
+        var hasSynced = false
+        var schemaReady = false
+        /// Set once online: publishes that reach the log while the node is offline would be late.
+        var onlineWaiters: [CheckedContinuation<Void, Never>] = []
+    }
+
+    private struct PendingPublish {
+        var event: Event
+        var target: String?
+        var enqueuedAt: ContinuousClock.Instant
+        var continuation: CheckedContinuation<Result<Delivery, BrokerError>, Never>
+    }
+
+    /// The database objects of one cluster (see ``ClusterConfiguration/tablePrefix``).
+    struct Names {
+        let events: String
+        let sequence: String
+        let nodes: String
+        let presence: String
+        let channel: String
+        /// The advisory lock that orders publishes (and schema creation) cluster-wide.
+        let lockKey: Int64
+
+        init(prefix: String) {
+            self.events = "\(prefix)_events"
+            self.sequence = "\(prefix)_event_ids"
+            self.nodes = "\(prefix)_nodes"
+            self.presence = "\(prefix)_presence"
+            self.channel = "\(prefix)_events"
+            // FNV-1a: stable across processes and versions (Hasher is seeded per process).
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for byte in "sse-broker-publish:\(prefix)".utf8 {
+                hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
+            }
+            self.lockKey = Int64(bitPattern: hash)
+        }
+    }
+
+    /// Creates a node of the cluster and attaches it to `broker` as its backplane. Nothing connects
+    /// until ``run()``.
+    /// - Throws: ``ClusterConfigurationError`` for an invalid configuration.
+    public init(configuration: ClusterConfiguration, broker: Broker, logger: Logger = Logger(label: "sse.cluster")) throws(ClusterConfigurationError) {
+        try configuration.validate()
+        self.configuration = configuration
+        self.broker = broker
+        self.logger = logger
+        self.names = Names(prefix: configuration.tablePrefix)
+        var quietLogger = logger
+        quietLogger.logLevel = max(logger.logLevel, .error)  // the pool's own reconnect chatter
+        self.client = PostgresClient(configuration: configuration.database, backgroundLogger: quietLogger)
+        self.shared = NIOLockedValueBox(
+            Shared(
+                status: ClusterStatus(
+                    state: .connecting,
+                    nodeName: configuration.nodeName,
+                    nodes: [],
+                    head: 0,
+                    lastDelivered: 0,
+                    reconnects: 0,
+                    published: 0,
+                    failedPublishes: 0
+                )
+            )
+        )
+        (self.publishSignals, self.publishWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (self.presenceSignals, self.presenceWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        broker.attach(self)
+    }
+
+    // MARK: Running
+
+    /// Connects, listens, publishes, heartbeats and cleans up until the calling task is cancelled;
+    /// then leaves the cluster (deletes this node's rows) and closes the connections.
+    public func run() async {
+        await withDiscardingTaskGroup { group in
+            group.addTask { await self.client.run() }
+            await withDiscardingTaskGroup { workers in
+                workers.addTask { await self.runListener() }
+                workers.addTask { await self.runPublisher() }
+                workers.addTask { await self.runHeartbeat() }
+                workers.addTask { await self.runPresence() }
+                workers.addTask {
+                    for await _ in self.broker.activity() {
+                        self.presenceWakeups.yield()
+                    }
+                }
+                // Park until cancelled, then stop the workers (their loops check cancellation).
+                workers.addTask {
+                    while !Task.isCancelled {
+                        try? await Task.sleep(for: .seconds(3600))
+                    }
+                }
+            }
+            await self.leave()
+            self.failQueued(with: .shuttingDown)
+            group.cancelAll()
+        }
+    }
+
+    /// Waits until the node is online (listening and caught up), or `timeout` passes.
+    /// - Returns: whether it is online.
+    public func waitUntilOnline(timeout: Duration) async -> Bool {
+        let online: Bool = await withTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                await withCheckedContinuation { continuation in
+                    let resumeNow = self.shared.withLockedValue { shared in
+                        if shared.status.state == .online { return true }
+                        shared.onlineWaiters.append(continuation)
+                        return false
+                    }
+                    if resumeNow { continuation.resume() }
+                }
+                return true
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !online {
+            // Release the waiter left behind (it would otherwise be resumed at the next online).
+            return self.status.state == .online
+        }
+        return true
+    }
+
+    /// The node's view of the cluster now.
+    public var status: ClusterStatus {
+        var status = self.shared.withLockedValue { $0.status }
+        status.lastDelivered = self.broker.lastEventID
+        return status
+    }
+
+    private func setState(_ state: ClusterStatus.State) {
+        let waiters = self.shared.withLockedValue { shared -> [CheckedContinuation<Void, Never>] in
+            let previous = shared.status.state
+            shared.status.state = state
+            if case .offline = state, previous == .online {
+                shared.status.reconnects += 1
+            }
+            guard state == .online else { return [] }
+            defer { shared.onlineWaiters = [] }
+            return shared.onlineWaiters
+        }
+        waiters.forEach { $0.resume() }
+    }
+
+    // MARK: Listening and catching up
+
+    private func runListener() async {
+        var delay = self.configuration.reconnectDelay.lowerBound
+        while !Task.isCancelled {
+            do {
+                try await self.client.withConnection { connection in
+                    try await self.prepare(on: connection)
+                    try await connection.listen(on: self.names.channel) { notifications in
+                        // LISTEN is active: anything committed from now on is notified, so reading
+                        // the table now leaves no gap; ids already delivered are ignored.
+                        try await self.catchUp(on: connection)
+                        self.setState(.online)
+                        self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
+                        delay = self.configuration.reconnectDelay.lowerBound
+                        for try await notification in notifications {
+                            try await self.handle(notification.payload, on: connection)
+                        }
+                    }
+                }
+                if Task.isCancelled { return }
+                self.wentOffline(reason: "the database closed the connection", retryIn: delay)
+            } catch {
+                if Task.isCancelled { return }
+                self.wentOffline(reason: Self.describe(error), retryIn: delay)
+            }
+            // Backoff with jitter (so nodes do not reconnect in lockstep after a database restart).
+            let jittered = delay * Double.random(in: 0.5...1.0)
+            try? await Task.sleep(for: jittered)
+            delay = min(delay * 2, self.configuration.reconnectDelay.upperBound)
+        }
+    }
+
+    private func wentOffline(reason: String, retryIn: Duration) {
+        self.setState(.offline(reason: reason, retryIn: retryIn))
+        self.logger.warning("cluster offline", metadata: ["reason": "\(reason)", "retryIn": "\(retryIn)"])
+    }
+
+    /// Creates the tables once (under the advisory lock, so nodes starting together do not race) and
+    /// registers this node, replacing the presence rows of an earlier run with the same name.
+    private func prepare(on connection: PostgresConnection) async throws {
+        if !self.shared.withLockedValue({ $0.schemaReady }) {
+            let n = self.names
+            try await connection.withTransaction(logger: self.logger) { connection in
+                try await connection.query("SELECT pg_advisory_xact_lock(\(n.lockKey))", logger: self.logger)
+                for statement in [
+                    "CREATE SEQUENCE IF NOT EXISTS \(n.sequence)",
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.events) (
+                        id bigint PRIMARY KEY, type text, target text, origin text NOT NULL, node text NOT NULL,
+                        data bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
+                    """,
+                    "CREATE INDEX IF NOT EXISTS \(n.events)_created_at ON \(n.events) (created_at)",
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.nodes) (
+                        node_id text PRIMARY KEY, url text NOT NULL DEFAULT '', started_at timestamptz NOT NULL DEFAULT now(),
+                        seen_at timestamptz NOT NULL DEFAULT now(), clients integer NOT NULL DEFAULT 0,
+                        last_event_id bigint NOT NULL DEFAULT 0)
+                    """,
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.presence) (
+                        node_id text NOT NULL REFERENCES \(n.nodes) ON DELETE CASCADE, client_id text NOT NULL,
+                        connections integer NOT NULL, PRIMARY KEY (node_id, client_id))
+                    """,
+                    "CREATE INDEX IF NOT EXISTS \(n.presence)_client ON \(n.presence) (client_id)",
+                ] {
+                    try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
+                }
+            }
+            self.shared.withLockedValue { $0.schemaReady = true }
+        }
+        try await self.register(on: connection, fresh: !self.shared.withLockedValue { $0.hasSynced })
+    }
+
+    /// Upserts this node's row; a fresh start also drops the presence rows of an earlier run.
+    private func register(on connection: PostgresConnection, fresh: Bool) async throws {
+        let n = self.names
+        let name = self.configuration.nodeName
+        if fresh {
+            try await connection.query("DELETE FROM \(unescaped: n.presence) WHERE node_id = \(name)", logger: self.logger)
+        }
+        let clients = self.broker.connectionCount
+        let last = Int64(self.broker.lastEventID)
+        try await connection.query(
+            """
+            INSERT INTO \(unescaped: n.nodes) (node_id, url, clients, last_event_id) VALUES (\(name), \(self.configuration.advertisedURL), \(clients), \(last))
+            ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, seen_at = now(), clients = excluded.clients,
+                last_event_id = excluded.last_event_id
+            """,
+            logger: self.logger
+        )
+    }
+
+    /// Delivers what was committed since the broker's last event; on the first connection, seeds the
+    /// replay history with the newest events instead (a new node has no one to deliver old events to).
+    private func catchUp(on connection: PostgresConnection) async throws {
+        let n = self.names
+        let firstSync = !self.shared.withLockedValue { $0.hasSynced }
+        if firstSync {
+            let limit = max(self.broker.configuration.historySize, 1)
+            let rows = try await connection.query(
+                """
+                SELECT id, type, target, origin, data FROM (
+                    SELECT id, type, target, origin, data FROM \(unescaped: n.events) ORDER BY id DESC LIMIT \(limit)) newest
+                ORDER BY id
+                """,
+                logger: self.logger
+            )
+            var events: [LoggedEvent] = []
+            for try await row in rows {
+                events.append(try Self.loggedEvent(row))
+            }
+            self.broker.restore(events)
+            // An empty log still fixes where this node starts: ids restart nowhere.
+            self.shared.withLockedValue { $0.hasSynced = true }
+            self.logger.info("replay history restored from the shared log", metadata: ["events": "\(events.count)", "lastEventId": "\(self.broker.lastEventID)"])
+            return
+        }
+        var caughtUp = 0
+        while true {
+            let after = Int64(self.broker.lastEventID)
+            let rows = try await connection.query(
+                "SELECT id, type, target, origin, data FROM \(unescaped: n.events) WHERE id > \(after) ORDER BY id LIMIT 1000",
+                logger: self.logger
+            )
+            var count = 0
+            for try await row in rows {
+                self.broker.deliver(try Self.loggedEvent(row))
+                count += 1
+            }
+            caughtUp += count
+            if count < 1000 { break }
+        }
+        if caughtUp > 0 {
+            self.logger.notice("caught up from the shared log", metadata: ["events": "\(caughtUp)", "lastEventId": "\(self.broker.lastEventID)"])
+        }
+    }
+
+    private func handle(_ payload: String, on connection: PostgresConnection) async throws {
+        switch NotificationPayload.decode(payload) {
+        case .event(let event):
+            self.broker.deliver(event)
+        case .reference(let id):
+            guard id > self.broker.lastEventID else { return }
+            let rows = try await connection.query(
+                "SELECT id, type, target, origin, data FROM \(unescaped: self.names.events) WHERE id = \(Int64(id))",
+                logger: self.logger
+            )
+            for try await row in rows {
+                self.broker.deliver(try Self.loggedEvent(row))
+            }
+        case nil:
+            self.logger.warning("ignored a notification this version does not understand", metadata: ["payload": "\(payload.prefix(80))"])
+        }
+    }
+
+    private static func loggedEvent(_ row: PostgresRow) throws -> LoggedEvent {
+        let (id, type, target, origin, data) = try row.decode((Int64, String?, String?, String, ByteBuffer).self)
+        return LoggedEvent(id: UInt64(id), type: type, data: data, target: target, origin: EventOrigin(rawValue: origin))
+    }
+
+    // MARK: Publishing
+
+    public func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
+        let state = self.shared.withLockedValue { $0.status.state }
+        guard state == .online else {
+            self.shared.withLockedValue { $0.status.failedPublishes += 1 }
+            throw .unavailable("this cluster node cannot reach the shared log (\(state)); retry later")
+        }
+        let result = await withCheckedContinuation { continuation in
+            self.shared.withLockedValue {
+                $0.queue.append(PendingPublish(event: event, target: target, enqueuedAt: .now, continuation: continuation))
+            }
+            self.publishWakeups.yield()
+        }
+        return try result.get()
+    }
+
+    private func runPublisher() async {
+        for await _ in self.publishSignals {
+            while true {
+                let batch = self.shared.withLockedValue { shared -> [PendingPublish] in
+                    let count = min(shared.queue.count, self.configuration.maxBatch)
+                    defer { shared.queue.removeFirst(count) }
+                    return Array(shared.queue.prefix(count))
+                }
+                if batch.isEmpty { break }
+                await self.commit(batch)
+            }
+        }
+    }
+
+    private func failQueued(with error: BrokerError) {
+        let queued = self.shared.withLockedValue { shared -> [PendingPublish] in
+            defer { shared.queue = [] }
+            return shared.queue
+        }
+        queued.forEach { $0.continuation.resume(returning: .failure(error)) }
+    }
+
+    /// Commits `batch` in one transaction and answers each publisher.
+    private func commit(_ batch: [PendingPublish]) async {
+        var batch = batch
+        // Publishes that waited past the timeout (the log was slow) are answered, not written late.
+        let deadline = ContinuousClock.now - self.configuration.publishTimeout
+        batch.removeAll { pending in
+            guard pending.enqueuedAt < deadline else { return false }
+            pending.continuation.resume(returning: .failure(.unavailable("the shared log did not answer within \(self.configuration.publishTimeout)")))
+            return true
+        }
+        let writing = batch
+        do {
+            let outcome = try await withTimeout(self.configuration.publishTimeout) {
+                try await self.write(writing)
+            }
+            let remote = self.shared.withLockedValue { shared in
+                shared.status.published += outcome.accepted.count
+                return shared.status.nodes.filter { $0.isAlive && $0.name != self.configuration.nodeName }.reduce(0) { $0 + $1.clients }
+            }
+            let local = self.broker.connectionsByClientID
+            for (index, pending) in batch.enumerated() {
+                if let id = outcome.accepted[index] {
+                    let recipients: Int
+                    if let target = pending.target {
+                        recipients = (local[target] ?? 0) + (outcome.remoteConnections[target] ?? 0)
+                    } else {
+                        recipients = self.broker.connectionCount + remote
+                    }
+                    pending.continuation.resume(returning: .success(Delivery(eventID: id, recipients: recipients)))
+                } else {
+                    pending.continuation.resume(returning: .failure(.unknownClient(pending.target ?? "")))
+                }
+            }
+        } catch {
+            let reason = Self.describe(error)
+            self.shared.withLockedValue { $0.status.failedPublishes += batch.count }
+            self.logger.warning("publish failed", metadata: ["events": "\(batch.count)", "error": "\(reason)"])
+            for pending in batch {
+                pending.continuation.resume(returning: .failure(.unavailable("the event could not be written to the shared log (\(reason)); retry later")))
+            }
+        }
+    }
+
+    private struct WriteOutcome: Sendable {
+        /// The id of each publish of the batch, `nil` for a targeted one no node has.
+        var accepted: [UInt64?]
+        /// Connections of the targeted client ids on the other live nodes.
+        var remoteConnections: [String: Int]
+    }
+
+    private func write(_ batch: [PendingPublish]) async throws -> WriteOutcome {
+        let n = self.names
+        let node = self.configuration.nodeName
+        let local = self.broker.connectionsByClientID
+        let elsewhere = Array(Set(batch.compactMap(\.target)))
+        let timeoutSeconds = Double(self.configuration.nodeTimeout.components.seconds)
+            + Double(self.configuration.nodeTimeout.components.attoseconds) / 1e18
+        return try await self.client.withConnection { connection in
+            // Where the targeted clients are, outside the lock: presence on live nodes other than this one.
+            var remote: [String: Int] = [:]
+            if !elsewhere.isEmpty {
+                let rows = try await connection.query(
+                    """
+                    SELECT p.client_id, sum(p.connections)::int8 FROM \(unescaped: n.presence) p JOIN \(unescaped: n.nodes) n USING (node_id)
+                    WHERE p.client_id = ANY(\(elsewhere)) AND p.node_id <> \(node) AND n.seen_at > now() - make_interval(secs => \(timeoutSeconds))
+                    GROUP BY p.client_id
+                    """,
+                    logger: self.logger
+                )
+                for try await (client, connections) in rows.decode((String, Int64).self) {
+                    remote[client] = Int(connections)
+                }
+            }
+            let writable = batch.indices.filter { index in
+                guard let target = batch[index].target else { return true }
+                return local[target] != nil || remote[target] != nil
+            }
+            var accepted = [UInt64?](repeating: nil, count: batch.count)
+            guard !writable.isEmpty else { return WriteOutcome(accepted: accepted, remoteConnections: remote) }
+
+            try await connection.withTransaction(logger: self.logger) { connection in
+                // Ids are drawn and committed in one order cluster-wide (see the type's documentation).
+                try await connection.query("SELECT pg_advisory_xact_lock(\(n.lockKey))", logger: self.logger)
+                let idRows = try await connection.query(
+                    "SELECT nextval(\(n.sequence)::regclass) FROM generate_series(1, \(writable.count)) ORDER BY 1",
+                    logger: self.logger
+                )
+                var ids: [Int64] = []
+                for try await id in idRows.decode(Int64.self) {
+                    ids.append(id)
+                }
+                var types: [String] = []
+                var targets: [String] = []
+                var origins: [String] = []
+                var data: [ByteBuffer] = []
+                var payloads: [String] = []
+                for (offset, index) in writable.enumerated() {
+                    let pending = batch[index]
+                    types.append(pending.event.type ?? "")
+                    targets.append(pending.target ?? "")
+                    origins.append(pending.event.origin.rawValue)
+                    data.append(pending.event.data)
+                    let logged = LoggedEvent(
+                        id: UInt64(ids[offset]),
+                        type: pending.event.type,
+                        data: pending.event.data,
+                        target: pending.target,
+                        origin: pending.event.origin
+                    )
+                    payloads.append(NotificationPayload.encode(logged))
+                    accepted[index] = UInt64(ids[offset])
+                }
+                try await connection.query(
+                    """
+                    WITH written AS (
+                        INSERT INTO \(unescaped: n.events) (id, type, target, origin, node, data)
+                        SELECT e.id, NULLIF(e.type, ''), NULLIF(e.target, ''), e.origin, \(node), e.data
+                        FROM unnest(\(ids)::int8[], \(types)::text[], \(targets)::text[], \(origins)::text[], \(data)::bytea[])
+                            AS e(id, type, target, origin, data)
+                        RETURNING 1)
+                    SELECT (SELECT count(*) FROM written), count(pg_notify(\(n.channel), p)) FROM unnest(\(payloads)::text[]) AS p
+                    """,
+                    logger: self.logger
+                )
+            }
+            return WriteOutcome(accepted: accepted, remoteConnections: remote)
+        }
+    }
+
+    // MARK: Heartbeats, presence, cleanup
+
+    private func runHeartbeat() async {
+        var beats = 0
+        while !Task.isCancelled {
+            try? await Task.sleep(for: self.configuration.heartbeatInterval)
+            guard !Task.isCancelled, self.shared.withLockedValue({ $0.hasSynced }) else { continue }
+            // Every node cleans up, staggered; the statements are idempotent.
+            let cleaning = beats % 10 == 0
+            beats += 1
+            do {
+                try await withTimeout(self.configuration.nodeTimeout) {
+                    try await self.client.withConnection { connection in
+                        try await self.register(on: connection, fresh: false)
+                        try await self.readClusterView(on: connection)
+                        if cleaning {
+                            try await self.cleanUp(on: connection)
+                        }
+                    }
+                }
+            } catch {
+                self.logger.debug("heartbeat failed", metadata: ["error": "\(Self.describe(error))"])
+            }
+        }
+    }
+
+    private func readClusterView(on connection: PostgresConnection) async throws {
+        let n = self.names
+        let timeoutSeconds = Double(self.configuration.nodeTimeout.components.seconds)
+        let rows = try await connection.query(
+            """
+            SELECT node_id, url, clients, last_event_id, EXTRACT(EPOCH FROM now() - seen_at)::float8,
+                (SELECT coalesce(max(id), 0) FROM \(unescaped: n.events))
+            FROM \(unescaped: n.nodes) ORDER BY node_id
+            """,
+            logger: self.logger
+        )
+        var nodes: [ClusterStatus.Node] = []
+        var head: UInt64 = 0
+        for try await (name, url, clients, last, silence, newest) in rows.decode((String, String, Int32, Int64, Double, Int64).self) {
+            nodes.append(
+                ClusterStatus.Node(
+                    name: name,
+                    url: url,
+                    clients: Int(clients),
+                    lastEventID: UInt64(max(last, 0)),
+                    silentFor: silence,
+                    isAlive: silence < timeoutSeconds
+                )
+            )
+            head = UInt64(max(newest, 0))
+        }
+        self.shared.withLockedValue { shared in
+            shared.status.nodes = nodes
+            shared.status.head = max(head, shared.status.head)
+        }
+    }
+
+    /// Deletes the rows of nodes silent for three node timeouts (their presence goes with them) and
+    /// the events past retention.
+    private func cleanUp(on connection: PostgresConnection) async throws {
+        let n = self.names
+        let deadSeconds = 3 * Double(self.configuration.nodeTimeout.components.seconds)
+        let ageSeconds = Double(self.configuration.retentionAge.components.seconds)
+        let keep = Int64(self.configuration.retentionCount)
+        try await connection.query(
+            "DELETE FROM \(unescaped: n.nodes) WHERE seen_at < now() - make_interval(secs => \(deadSeconds))",
+            logger: self.logger
+        )
+        try await connection.query(
+            """
+            DELETE FROM \(unescaped: n.events)
+            WHERE id <= (SELECT coalesce(max(id), 0) FROM \(unescaped: n.events)) - \(keep)
+                OR created_at < now() - make_interval(secs => \(ageSeconds))
+            """,
+            logger: self.logger
+        )
+    }
+
+    /// Keeps this node's presence rows equal to its connected client ids: woken by every connect and
+    /// disconnect (coalesced), and once per heartbeat in case a wakeup was coalesced away.
+    private func runPresence() async {
+        var announced: [String: Int] = [:]
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self.configuration.heartbeatInterval)
+                self.presenceWakeups.yield()
+            }
+        }
+        defer { ticker.cancel() }
+        for await _ in self.presenceSignals {
+            guard !Task.isCancelled else { break }
+            guard self.shared.withLockedValue({ $0.status.state == .online }) else {
+                // After a reconnect the rows may be gone (the node was declared dead): announce all.
+                announced = [:]
+                continue
+            }
+            let current = self.broker.connectionsByClientID
+            let changed = current.filter { announced[$0.key] != $0.value }
+            let gone = announced.keys.filter { current[$0] == nil }
+            guard !changed.isEmpty || !gone.isEmpty else { continue }
+            let n = self.names
+            let node = self.configuration.nodeName
+            do {
+                try await withTimeout(self.configuration.nodeTimeout) {
+                    try await self.client.withTransaction(logger: self.logger) { connection in
+                        if !changed.isEmpty {
+                            try await connection.query(
+                                """
+                                INSERT INTO \(unescaped: n.presence) (node_id, client_id, connections)
+                                SELECT \(node), c.client_id, c.connections FROM unnest(\(Array(changed.keys))::text[], \(changed.values.map { Int32($0) })::int4[]) AS c(client_id, connections)
+                                ON CONFLICT (node_id, client_id) DO UPDATE SET connections = excluded.connections
+                                """,
+                                logger: self.logger
+                            )
+                        }
+                        if !gone.isEmpty {
+                            try await connection.query(
+                                "DELETE FROM \(unescaped: n.presence) WHERE node_id = \(node) AND client_id = ANY(\(gone))",
+                                logger: self.logger
+                            )
+                        }
+                    }
+                }
+                announced = current
+            } catch {
+                announced = [:]
+                self.logger.debug("presence sync failed", metadata: ["error": "\(Self.describe(error))"])
+            }
+        }
+    }
+
+    /// Deletes this node's row (and with it its presence) so `broadcastTo` stops counting its clients at once.
+    private func leave() async {
+        let n = self.names
+        do {
+            _ = try await withTimeout(.seconds(2)) {
+                try await self.client.query("DELETE FROM \(unescaped: n.nodes) WHERE node_id = \(self.configuration.nodeName)", logger: self.logger)
+            }
+            self.logger.info("left the cluster", metadata: ["node": "\(self.configuration.nodeName)"])
+        } catch {
+            self.logger.debug("could not leave the cluster cleanly", metadata: ["error": "\(Self.describe(error))"])
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return message
+            }
+            return "\(error.code)"
+        }
+        return "\(error)"
+    }
+}
+
+struct TimeoutError: Error, CustomStringConvertible {
+    var duration: Duration
+    var description: String { "no answer within \(self.duration)" }
+}
+
+/// Runs `operation`, throwing ``TimeoutError`` if it takes longer than `duration` (it is cancelled).
+func withTimeout<Result: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
+    try await withThrowingTaskGroup(of: Result.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: duration)
+            throw TimeoutError(duration: duration)
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}
