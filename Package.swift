@@ -189,6 +189,7 @@ let package = Package(
             dependencies: [
                 "SSEBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -210,6 +211,22 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
+            ]
+        ),
+        // Cluster mode against a real PostgreSQL (a private server per test process, or SSE_TEST_POSTGRES_URL).
+        .testTarget(
+            name: "SSEBrokerPostgresTests",
+            dependencies: [
+                "SSEBroker",
+                "SSEBrokerPostgres",
+                "SSEBrokerServer",
+                "SSEClient",
+                "SSETestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         // Hummingbird's test client against the mounted endpoints, with the repo's SSE client.

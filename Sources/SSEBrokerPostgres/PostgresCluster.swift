@@ -40,9 +40,11 @@ public final class PostgresCluster: EventBackplane, Sendable {
         var status: ClusterStatus
         var queue: [PendingPublish] = []
         var hasSynced = false
+        /// Set by ``abandonOnStop()``: stop without deleting this node's rows.
+        var abandon = false
         var schemaReady = false
         /// Set once online: publishes that reach the log while the node is offline would be late.
-        var onlineWaiters: [CheckedContinuation<Void, Never>] = []
+        var onlineWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
     }
 
     private struct PendingPublish {
@@ -132,40 +134,39 @@ public final class PostgresCluster: EventBackplane, Sendable {
                     }
                 }
             }
-            await self.leave()
+            if !self.shared.withLockedValue({ $0.abandon }) {
+                await self.leave()
+            }
             self.failQueued(with: .shuttingDown)
             group.cancelAll()
         }
     }
 
+    /// Makes ``run()`` stop without deleting this node's rows, as a crashed node would: the others
+    /// keep counting its clients until it has been silent for the node timeout. For tests and drills.
+    public func abandonOnStop() {
+        self.shared.withLockedValue { $0.abandon = true }
+    }
+
     /// Waits until the node is online (listening and caught up), or `timeout` passes.
     /// - Returns: whether it is online.
     public func waitUntilOnline(timeout: Duration) async -> Bool {
-        let online: Bool = await withTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                await withCheckedContinuation { continuation in
-                    let resumeNow = self.shared.withLockedValue { shared in
-                        if shared.status.state == .online { return true }
-                        shared.onlineWaiters.append(continuation)
-                        return false
-                    }
-                    if resumeNow { continuation.resume() }
-                }
-                return true
-            }
-            group.addTask {
-                try? await Task.sleep(for: timeout)
+        let key = UInt64.random(in: 0 ... .max)
+        return await withCheckedContinuation { continuation in
+            let isOnline = self.shared.withLockedValue { shared in
+                if shared.status.state == .online { return true }
+                shared.onlineWaiters[key] = continuation
                 return false
             }
-            let first = await group.next() ?? false
-            group.cancelAll()
-            return first
+            if isOnline {
+                continuation.resume(returning: true)
+                return
+            }
+            Task {
+                try? await Task.sleep(for: timeout)
+                self.shared.withLockedValue { $0.onlineWaiters.removeValue(forKey: key) }?.resume(returning: false)
+            }
         }
-        if !online {
-            // Release the waiter left behind (it would otherwise be resumed at the next online).
-            return self.status.state == .online
-        }
-        return true
     }
 
     /// The node's view of the cluster now.
@@ -176,17 +177,17 @@ public final class PostgresCluster: EventBackplane, Sendable {
     }
 
     private func setState(_ state: ClusterStatus.State) {
-        let waiters = self.shared.withLockedValue { shared -> [CheckedContinuation<Void, Never>] in
+        let waiters = self.shared.withLockedValue { shared -> [CheckedContinuation<Bool, Never>] in
             let previous = shared.status.state
             shared.status.state = state
             if case .offline = state, previous == .online {
                 shared.status.reconnects += 1
             }
             guard state == .online else { return [] }
-            defer { shared.onlineWaiters = [] }
-            return shared.onlineWaiters
+            defer { shared.onlineWaiters = [:] }
+            return Array(shared.onlineWaiters.values)
         }
-        waiters.forEach { $0.resume() }
+        waiters.forEach { $0.resume(returning: true) }
     }
 
     // MARK: Listening and catching up
@@ -201,6 +202,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
                         // LISTEN is active: anything committed from now on is notified, so reading
                         // the table now leaves no gap; ids already delivered are ignored.
                         try await self.catchUp(on: connection)
+                        try await self.readClusterView(on: connection)
                         self.setState(.online)
                         self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
                         delay = self.configuration.reconnectDelay.lowerBound
@@ -444,8 +446,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
         let node = self.configuration.nodeName
         let local = self.broker.connectionsByClientID
         let elsewhere = Array(Set(batch.compactMap(\.target)))
-        let timeoutSeconds = Double(self.configuration.nodeTimeout.components.seconds)
-            + Double(self.configuration.nodeTimeout.components.attoseconds) / 1e18
+        let timeoutSeconds = self.configuration.nodeTimeout.inSeconds
         return try await self.client.withConnection { connection in
             // Where the targeted clients are, outside the lock: presence on live nodes other than this one.
             var remote: [String: Int] = [:]
@@ -546,7 +547,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
 
     private func readClusterView(on connection: PostgresConnection) async throws {
         let n = self.names
-        let timeoutSeconds = Double(self.configuration.nodeTimeout.components.seconds)
+        let timeoutSeconds = self.configuration.nodeTimeout.inSeconds
         let rows = try await connection.query(
             """
             SELECT node_id, url, clients, last_event_id, EXTRACT(EPOCH FROM now() - seen_at)::float8,
@@ -580,8 +581,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
     /// the events past retention.
     private func cleanUp(on connection: PostgresConnection) async throws {
         let n = self.names
-        let deadSeconds = 3 * Double(self.configuration.nodeTimeout.components.seconds)
-        let ageSeconds = Double(self.configuration.retentionAge.components.seconds)
+        let deadSeconds = 3 * self.configuration.nodeTimeout.inSeconds
+        let ageSeconds = self.configuration.retentionAge.inSeconds
         let keep = Int64(self.configuration.retentionCount)
         try await connection.query(
             "DELETE FROM \(unescaped: n.nodes) WHERE seen_at < now() - make_interval(secs => \(deadSeconds))",
@@ -674,20 +675,47 @@ public final class PostgresCluster: EventBackplane, Sendable {
     }
 }
 
+extension Duration {
+    /// The duration in seconds, for SQL intervals.
+    var inSeconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}
+
 struct TimeoutError: Error, CustomStringConvertible {
     var duration: Duration
     var description: String { "no answer within \(self.duration)" }
 }
 
-/// Runs `operation`, throwing ``TimeoutError`` if it takes longer than `duration` (it is cancelled).
+/// Runs `operation`, throwing ``TimeoutError`` if it has not finished after `duration`. Returns at
+/// the deadline even if `operation` ignores its cancellation (a query on a connection that went
+/// silent): the operation is cancelled and left to finish on its own.
 func withTimeout<Result: Sendable>(_ duration: Duration, _ operation: @escaping @Sendable () async throws -> Result) async throws -> Result {
-    try await withThrowingTaskGroup(of: Result.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: duration)
-            throw TimeoutError(duration: duration)
+    let outcome = NIOLockedValueBox<CheckedContinuation<Result, any Error>?>(nil)
+    let work = NIOLockedValueBox<Task<Void, Never>?>(nil)
+    return try await withCheckedThrowingContinuation { continuation in
+        outcome.withLockedValue { $0 = continuation }
+        let finish: @Sendable (Swift.Result<Result, any Error>) -> Void = { result in
+            outcome.withLockedValue { pending -> CheckedContinuation<Result, any Error>? in
+                defer { pending = nil }
+                return pending
+            }?.resume(with: result)
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+        let timer = Task {
+            try? await Task.sleep(for: duration)
+            guard !Task.isCancelled else { return }
+            finish(.failure(TimeoutError(duration: duration)))
+            work.withLockedValue { $0 }?.cancel()
+        }
+        work.withLockedValue {
+            $0 = Task {
+                do {
+                    finish(.success(try await operation()))
+                } catch {
+                    finish(.failure(error))
+                }
+                timer.cancel()
+            }
+        }
     }
 }

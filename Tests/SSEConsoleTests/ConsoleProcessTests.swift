@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import SSEBrokerServer
 import SSEClient
+import SSETestSupport
 import Testing
 
 @testable import SSEConsole

@@ -1,4 +1,5 @@
 import Foundation
+import SSETestSupport
 import Testing
 
 /// Drives a real terminal: a private tmux server (its own socket, so nothing else is touched).
@@ -103,29 +104,7 @@ func spawn(_ arguments: [String]) throws -> (status: Int32, output: String) {
 
 /// The `sse-console` binary built beside this test bundle.
 func consoleBinary() throws -> String {
-    let testBinary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
-    var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
-    // The bundle may sit in a `.xctest` directory on some layouts.
-    if directory.lastPathComponent.hasSuffix(".xctest") { directory.deleteLastPathComponent() }
-    let binary = directory.appendingPathComponent("sse-console").path
-    guard FileManager.default.isExecutableFile(atPath: binary) else {
-        throw TmuxError.failed("locate sse-console", "no executable at \(binary); run `swift build` first")
-    }
-    return binary
-}
-
-/// Makes a spawned child close every descriptor from 3 up (glibc's
-/// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time: the Glibc module does not
-/// export it). NIO's sockets are not close-on-exec, so without this a child — and the tmux server
-/// it may fork — keeps copies of the other tests' connections, whose peers then never see them close.
-func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
-    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else {
-        Issue.record("posix_spawn_file_actions_addclosefrom_np is missing (glibc < 2.34)")
-        return
-    }
-    let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
-    _ = addCloseFrom(&actions, 3)
+    try builtExecutable("sse-console")
 }
 
 /// Spawn attributes with no blocked signals. Tests run on concurrency threads, which block every

@@ -41,6 +41,7 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        closeInheritedDescriptors(&actions)
         // Default signal handling and no blocked signals in the child: an ignored SIGTERM (the test
         // process may ignore it to handle it elsewhere) is inherited across exec otherwise.
         var attributes = posix_spawnattr_t()
@@ -140,6 +141,21 @@ public final class ChildProcess: @unchecked Sendable {
         return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
     }
 
+    /// Waits for the child to exit on its own. - Returns: its exit status (`-signal` if a signal ended it).
+    public func waitForExit() -> Int32 {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        var status: Int32 = 0
+        while waitpid(self.pid, &status, 0) == -1 && errno == EINTR {}
+        self.exited = true
+        return (status & 0x7f) == 0 ? (status >> 8) & 0xff : -(status & 0x7f)
+    }
+
+    /// The last part of what the child wrote on stderr, for failure messages.
+    public var stderrText: String {
+        (try? String(contentsOfFile: self.stderrPath, encoding: .utf8)).map { String($0.suffix(2000)) } ?? ""
+    }
+
     /// Finds `name` in `PATH`.
     public static func which(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
@@ -149,6 +165,34 @@ public final class ChildProcess: @unchecked Sendable {
         }
         return nil
     }
+}
+
+/// The path of an executable product built next to the test bundle (`swift build --build-tests`
+/// builds them all).
+public func builtExecutable(_ name: String) throws -> String {
+    let testBinary = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    var directory = URL(fileURLWithPath: testBinary).deletingLastPathComponent()
+    // The bundle may sit in a `.xctest` directory on some layouts.
+    if directory.lastPathComponent.hasSuffix(".xctest") { directory.deleteLastPathComponent() }
+    let binary = directory.appendingPathComponent(name).path
+    guard FileManager.default.isExecutableFile(atPath: binary) else {
+        throw ChildProcessError.failed("no executable at \(binary); run `swift build` first")
+    }
+    return binary
+}
+
+/// Makes a spawned child close every descriptor from 3 up (glibc's
+/// `posix_spawn_file_actions_addclosefrom_np`, looked up at run time: the Glibc module does not
+/// export it). NIO's sockets are not close-on-exec, so without this a child — and the tmux server
+/// or database it may fork — keeps copies of the other tests' connections, whose peers then never
+/// see them close.
+public func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, CInt) -> CInt
+    guard let symbol = dlsym(dlopen(nil, RTLD_NOW), "posix_spawn_file_actions_addclosefrom_np") else {
+        fatalError("posix_spawn_file_actions_addclosefrom_np is missing (glibc < 2.34)")
+    }
+    let addCloseFrom = unsafeBitCast(symbol, to: AddCloseFrom.self)
+    _ = addCloseFrom(&actions, 3)
 }
 
 public enum ChildProcessError: Error, CustomStringConvertible {

@@ -1,0 +1,208 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import PostgresNIO
+import SSEBroker
+import SSEBrokerServer
+import SSEClient
+import SSETestSupport
+import Testing
+
+@testable import SSEBrokerPostgres
+
+let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+/// The database the cluster tests share: `SSE_TEST_POSTGRES_URL` if set (CI points it at the system
+/// PostgreSQL it started), else a private server started once for this test process. Each test uses
+/// its own table prefix, so tests never see each other's events.
+enum TestDatabase {
+    private static let privateServer = Task { () throws -> PostgresServer in
+        let server = try await PostgresServer.start()
+        serversToStop.withLock { $0.append(server) }
+        atexit { serversToStop.withLock { $0.forEach { $0.destroy() } } }
+        return server
+    }
+
+    static let serversToStop = NIOLockedList()
+
+    static func url() async throws -> String {
+        if let url = ProcessInfo.processInfo.environment["SSE_TEST_POSTGRES_URL"], !url.isEmpty { return url }
+        return try await self.privateServer.value.url
+    }
+
+    /// A fresh table prefix.
+    static func prefix() -> String { "t" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16) }
+
+    /// Drops what a test with `prefix` created.
+    static func drop(prefix: String, url: String) async {
+        try? await withClient(url) { client in
+            for statement in [
+                "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events",
+                "DROP SEQUENCE IF EXISTS \(prefix)_event_ids",
+            ] {
+                try await client.query(PostgresQuery(unsafeSQL: statement))
+            }
+        }
+    }
+
+    /// Runs `body` with a client of the database at `url`.
+    static func withClient<Result: Sendable>(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Result) async throws -> Result {
+        let configuration = try ClusterConfiguration(url: url)
+        let client = PostgresClient(configuration: configuration.database, backgroundLogger: quietLogger)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}
+
+/// Servers to stop when the test process exits (a private PostgreSQL must not outlive it).
+final class NIOLockedList: @unchecked Sendable {
+    private let lock = NSLock()
+    private var servers: [PostgresServer] = []
+    func withLock<T>(_ body: (inout [PostgresServer]) -> T) -> T {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        return body(&self.servers)
+    }
+}
+
+/// One broker node in this process: a broker, its HTTP server on an ephemeral port, and its
+/// cluster backplane.
+final class TestNode: Sendable {
+    let broker: Broker
+    let server: BrokerServer
+    let cluster: PostgresCluster
+    let port: Int
+    private let task: Task<Void, Never>
+
+    private init(broker: Broker, server: BrokerServer, cluster: PostgresCluster, port: Int, task: Task<Void, Never>) {
+        self.broker = broker
+        self.server = server
+        self.cluster = cluster
+        self.port = port
+        self.task = task
+    }
+
+    /// Starts a node and waits until it is online.
+    static func start(
+        _ name: String,
+        url: String,
+        prefix: String,
+        history: Int = 1000,
+        retention: Int = 10_000,
+        requireOnline: Bool = true
+    ) async throws -> TestNode {
+        let broker = try Broker(configuration: BrokerConfiguration(historySize: history), logger: quietLogger)
+        var configuration = try ClusterConfiguration(url: url, nodeName: name)
+        configuration.tablePrefix = prefix
+        configuration.retentionCount = retention
+        // Short intervals keep the tests quick; the behaviour is the same.
+        configuration.heartbeatInterval = .milliseconds(200)
+        configuration.nodeTimeout = .seconds(1)
+        configuration.reconnectDelay = .milliseconds(50) ... .milliseconds(500)
+        let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: quietLogger)
+        let task = Task { await cluster.run() }
+        let server = BrokerServer(
+            broker: broker,
+            host: "127.0.0.1",
+            port: 0,
+            group: MultiThreadedEventLoopGroup.singleton,
+            logger: quietLogger
+        )
+        if requireOnline {
+            let online = await cluster.waitUntilOnline(timeout: .seconds(30))
+            #expect(online, "node \(name) did not come online: \(cluster.status.state)")
+        }
+        let address = try await server.start()
+        return TestNode(broker: broker, server: server, cluster: cluster, port: try #require(address.port), task: task)
+    }
+
+    /// Stops serving and drops the database connections without leaving the cluster: what the
+    /// others see of a node that crashed.
+    func abandon() async {
+        try? await self.server.shutdown(gracePeriod: .seconds(1))
+        self.cluster.abandonOnStop()
+        self.task.cancel()
+        await self.task.value
+    }
+
+    func stop() async {
+        try? await self.server.shutdown(gracePeriod: .seconds(1))
+        self.task.cancel()
+        await self.task.value
+    }
+
+    /// Subscribes and waits for the stream's preamble, so the client is registered on return.
+    func connect(_ clientID: String? = nil, lastEventID: UInt64? = nil) async throws -> StreamReader {
+        var headers = HTTPHeaders()
+        if let lastEventID { headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
+        let client = try await SSEClient.connect(
+            host: "127.0.0.1",
+            port: self.port,
+            path: clientID.map { "/connect?id=\($0)" } ?? "/connect",
+            headers: headers
+        )
+        #expect(client.status == .ok)
+        var reader = StreamReader(client)
+        guard case .comment(let text) = try await reader.next(), text.hasPrefix("connected ") else {
+            Issue.record("expected the connected comment first")
+            return reader
+        }
+        return reader
+    }
+
+    /// `POST /broadcast` on a fresh connection.
+    func post(_ data: String, type: String? = nil, to clientID: String? = nil) async throws -> HTTPClientResponse {
+        try await Self.post(port: self.port, data, type: type, to: clientID)
+    }
+
+    static func post(port: Int, _ data: String, type: String? = nil, to clientID: String? = nil) async throws -> HTTPClientResponse {
+        var query: [String] = []
+        if let type { query.append("type=\(type)") }
+        if let clientID { query.append("id=\(clientID)") }
+        let connection = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+        defer { Task { await connection.close() } }
+        return try await connection.post("/broadcast" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: data)
+    }
+}
+
+extension HTTPClientResponse {
+    /// The event id of a `202` answer (`{"id":"N",…}`).
+    var eventID: UInt64? {
+        guard let range = self.text.range(of: #""id":""#) else { return nil }
+        return UInt64(self.text[range.upperBound...].prefix { $0.isNumber })
+    }
+}
+
+/// Waits until `condition` holds, checking it again whenever `interval` passes; fails after `timeout`.
+/// For states of another process or of the database that announce themselves in no other way.
+func eventually(
+    _ what: String,
+    timeout: Duration = .seconds(30),
+    interval: Duration = .milliseconds(50),
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: interval)
+    }
+    Issue.record("timed out waiting until \(what)")
+    throw StreamEnded.ended
+}
+
+/// Waits until `clientID` is in the presence table (on some live node).
+func presenceVisible(_ clientID: String, url: String, prefix: String, connections: Int = 1) async throws {
+    try await eventually("\(clientID) is present in the cluster") {
+        try await TestDatabase.withClient(url) { client in
+            let rows = try await client.query(
+                "SELECT coalesce(sum(connections), 0)::int8 FROM \(unescaped: prefix)_presence WHERE client_id = \(clientID)")
+            for try await count in rows.decode(Int64.self) { return count == connections }
+            return false
+        }
+    }
+}
