@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 import PostgresNIO
 import SSEBroker
 
@@ -6,6 +7,8 @@ import SSEBroker
 public struct ClusterConfiguration: Sendable {
     /// The database, as parsed from a `postgres://user:password@host:port/database` URL.
     public var database: PostgresClient.Configuration
+    /// The URL's `sslmode`, for the node's dedicated `LISTEN` connection.
+    var sslMode: SSLMode
     /// This node's name, unique in the cluster; a node restarted with the same name takes over its
     /// old row. Shown in every node's console. Default: the host name and a random suffix.
     public var nodeName: String
@@ -37,7 +40,7 @@ public struct ClusterConfiguration: Sendable {
     ///   - nodeName: unique per node; `nil` generates one.
     /// - Throws: ``ClusterConfigurationError`` naming what is wrong with the URL.
     public init(url: String, nodeName: String? = nil, advertisedURL: String = "") throws(ClusterConfigurationError) {
-        self.database = try Self.parse(url)
+        (self.database, self.sslMode) = try Self.parse(url)
         self.nodeName = nodeName ?? Self.defaultNodeName()
         self.advertisedURL = advertisedURL
         self.tablePrefix = "sse"
@@ -80,7 +83,33 @@ public struct ClusterConfiguration: Sendable {
         return "\(host.split(separator: ".").first.map(String.init) ?? "node")-\(suffix)"
     }
 
-    static func parse(_ url: String) throws(ClusterConfigurationError) -> PostgresClient.Configuration {
+    enum SSLMode: Sendable {
+        case disable, prefer, require
+    }
+
+    /// The configuration of the dedicated `LISTEN` connection: the same server, user and TLS policy
+    /// as the pool. (A direct connection, unlike the pool, reports why it cannot connect — a wrong
+    /// password, a refused port — which the console shows.)
+    func listenConnectionConfiguration() throws -> PostgresConnection.Configuration {
+        let tls: PostgresConnection.Configuration.TLS
+        switch self.sslMode {
+        case .disable: tls = .disable
+        case .prefer: tls = .prefer(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        case .require: tls = .require(try NIOSSLContext(configuration: .makeClientConfiguration()))
+        }
+        var configuration = PostgresConnection.Configuration(
+            host: self.database.host ?? "127.0.0.1",
+            port: self.database.port ?? 5432,
+            username: self.database.username,
+            password: self.database.password,
+            database: self.database.database,
+            tls: tls
+        )
+        configuration.options.connectTimeout = .seconds(3)
+        return configuration
+    }
+
+    static func parse(_ url: String) throws(ClusterConfigurationError) -> (PostgresClient.Configuration, SSLMode) {
         guard let components = URLComponents(string: url), let scheme = components.scheme,
             scheme == "postgres" || scheme == "postgresql"
         else {
@@ -94,10 +123,11 @@ public struct ClusterConfiguration: Sendable {
         }
         let database = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
         let tls: PostgresClient.Configuration.TLS
+        let mode: SSLMode
         switch components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer" {
-        case "disable": tls = .disable
-        case "prefer", "allow": tls = .prefer(.makeClientConfiguration())
-        case "require", "verify-ca", "verify-full": tls = .require(.makeClientConfiguration())
+        case "disable": (tls, mode) = (.disable, .disable)
+        case "prefer", "allow": (tls, mode) = (.prefer(.makeClientConfiguration()), .prefer)
+        case "require", "verify-ca", "verify-full": (tls, mode) = (.require(.makeClientConfiguration()), .require)
         case let other: throw ClusterConfigurationError(message: "unknown sslmode \"\(other)\"; use disable, prefer or require")
         }
         var configuration = PostgresClient.Configuration(
@@ -110,7 +140,7 @@ public struct ClusterConfiguration: Sendable {
         )
         configuration.options.connectTimeout = .seconds(3)
         configuration.options.maximumConnections = 8
-        return configuration
+        return (configuration, mode)
     }
 }
 

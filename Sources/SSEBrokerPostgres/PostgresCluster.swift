@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import PostgresNIO
 import SSEBroker
 
@@ -28,6 +29,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
     private let broker: Broker
     private let client: PostgresClient
     private let logger: Logger
+    private let quietLogger: Logger
     private let shared: NIOLockedValueBox<Shared>
     private let names: Names
     /// Wakes the publisher (a queued publish) and the presence sync (a client came or went).
@@ -40,6 +42,9 @@ public final class PostgresCluster: EventBackplane, Sendable {
         var status: ClusterStatus
         var queue: [PendingPublish] = []
         var hasSynced = false
+        var advertisedURL: String
+        /// Set when this node's rows were deleted while it ran; the presence sync starts over.
+        var presenceLost = false
         /// Set by ``abandonOnStop()``: stop without deleting this node's rows.
         var abandon = false
         var schemaReady = false
@@ -89,7 +94,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
         self.logger = logger
         self.names = Names(prefix: configuration.tablePrefix)
         var quietLogger = logger
-        quietLogger.logLevel = max(logger.logLevel, .error)  // the pool's own reconnect chatter
+        quietLogger.logLevel = max(logger.logLevel, .error)  // the driver's own reconnect chatter
+        self.quietLogger = quietLogger
         self.client = PostgresClient(configuration: configuration.database, backgroundLogger: quietLogger)
         self.shared = NIOLockedValueBox(
             Shared(
@@ -102,7 +108,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
                     reconnects: 0,
                     published: 0,
                     failedPublishes: 0
-                )
+                ),
+                advertisedURL: configuration.advertisedURL
             )
         )
         (self.publishSignals, self.publishWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
@@ -140,6 +147,14 @@ public final class PostgresCluster: EventBackplane, Sendable {
             self.failQueued(with: .shuttingDown)
             group.cancelAll()
         }
+    }
+
+    /// The URL this node serves, shown to the other nodes; initially
+    /// ``ClusterConfiguration/advertisedURL``. Set it once the server is bound (say, to a port the
+    /// system picked); the next heartbeat announces it.
+    public var advertisedURL: String {
+        get { self.shared.withLockedValue { $0.advertisedURL } }
+        set { self.shared.withLockedValue { $0.advertisedURL = newValue } }
     }
 
     /// Makes ``run()`` stop without deleting this node's rows, as a crashed node would: the others
@@ -194,26 +209,36 @@ public final class PostgresCluster: EventBackplane, Sendable {
 
     private func runListener() async {
         var delay = self.configuration.reconnectDelay.lowerBound
+        var connectionIDs = 0
         while !Task.isCancelled {
+            var connection: PostgresConnection?
             do {
-                try await self.client.withConnection { connection in
-                    try await self.prepare(on: connection)
-                    try await connection.listen(on: self.names.channel) { notifications in
-                        // LISTEN is active: anything committed from now on is notified, so reading
-                        // the table now leaves no gap; ids already delivered are ignored.
-                        try await self.catchUp(on: connection)
-                        try await self.readClusterView(on: connection)
-                        self.setState(.online)
-                        self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
-                        delay = self.configuration.reconnectDelay.lowerBound
-                        for try await notification in notifications {
-                            try await self.handle(notification.payload, on: connection)
-                        }
+                connectionIDs += 1
+                let listening = try await PostgresConnection.connect(
+                    on: MultiThreadedEventLoopGroup.singleton.any(),
+                    configuration: self.configuration.listenConnectionConfiguration(),
+                    id: connectionIDs,
+                    logger: self.quietLogger
+                ).get()
+                connection = listening
+                try await self.prepare(on: listening)
+                try await listening.listen(on: self.names.channel) { notifications in
+                    // LISTEN is active: anything committed from now on is notified, so reading
+                    // the table now leaves no gap; ids already delivered are ignored.
+                    try await self.catchUp(on: listening)
+                    try await self.readClusterView(on: listening)
+                    self.setState(.online)
+                    self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
+                    delay = self.configuration.reconnectDelay.lowerBound
+                    for try await notification in notifications {
+                        try await self.handle(notification.payload, on: listening)
                     }
                 }
+                try? await listening.close()
                 if Task.isCancelled { return }
                 self.wentOffline(reason: "the database closed the connection", retryIn: delay)
             } catch {
+                try? await connection?.close()
                 if Task.isCancelled { return }
                 self.wentOffline(reason: Self.describe(error), retryIn: delay)
             }
@@ -225,8 +250,17 @@ public final class PostgresCluster: EventBackplane, Sendable {
     }
 
     private func wentOffline(reason: String, retryIn: Duration) {
+        let wasOffline: Bool = self.shared.withLockedValue {
+            if case .offline = $0.status.state { return true }
+            return false
+        }
         self.setState(.offline(reason: reason, retryIn: retryIn))
-        self.logger.warning("cluster offline", metadata: ["reason": "\(reason)", "retryIn": "\(retryIn)"])
+        // A warning when the outage starts; each failed retry only at debug level.
+        self.logger.log(
+            level: wasOffline ? .debug : .warning,
+            wasOffline ? "cluster still offline" : "cluster offline",
+            metadata: ["reason": "\(reason)", "retryIn": "\(retryIn)"]
+        )
     }
 
     /// Creates the tables once (under the advisory lock, so nodes starting together do not race) and
@@ -274,14 +308,22 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
         let clients = self.broker.connectionCount
         let last = Int64(self.broker.lastEventID)
-        try await connection.query(
+        let rows = try await connection.query(
             """
-            INSERT INTO \(unescaped: n.nodes) (node_id, url, clients, last_event_id) VALUES (\(name), \(self.configuration.advertisedURL), \(clients), \(last))
+            INSERT INTO \(unescaped: n.nodes) (node_id, url, clients, last_event_id) VALUES (\(name), \(self.advertisedURL), \(clients), \(last))
             ON CONFLICT (node_id) DO UPDATE SET url = excluded.url, seen_at = now(), clients = excluded.clients,
                 last_event_id = excluded.last_event_id
+            RETURNING (xmax = 0)
             """,
             logger: self.logger
         )
+        for try await inserted in rows.decode(Bool.self) where inserted && !fresh {
+            // The row was gone: the others' cleanup took this node for dead (it was silent too
+            // long), and its presence went with it. Announce every client again.
+            self.shared.withLockedValue { $0.presenceLost = true }
+            self.presenceWakeups.yield()
+            self.logger.warning("the cluster had dropped this node (silent too long); re-announcing its clients")
+        }
     }
 
     /// Delivers what was committed since the broker's last event; on the first connection, seeds the
@@ -616,6 +658,9 @@ public final class PostgresCluster: EventBackplane, Sendable {
                 announced = [:]
                 continue
             }
+            if self.shared.withLockedValue({ shared in defer { shared.presenceLost = false }; return shared.presenceLost }) {
+                announced = [:]
+            }
             let current = self.broker.connectionsByClientID
             let changed = current.filter { announced[$0.key] != $0.value }
             let gone = announced.keys.filter { current[$0] == nil }
@@ -652,24 +697,59 @@ public final class PostgresCluster: EventBackplane, Sendable {
     }
 
     /// Deletes this node's row (and with it its presence) so `broadcastTo` stops counting its clients at once.
+    ///
+    /// It runs when ``run()`` has been cancelled, pool included: so on a connection of its own, in a
+    /// task that is not cancelled.
     private func leave() async {
         let n = self.names
-        do {
-            _ = try await withTimeout(.seconds(2)) {
-                try await self.client.query("DELETE FROM \(unescaped: n.nodes) WHERE node_id = \(self.configuration.nodeName)", logger: self.logger)
+        let name = self.configuration.nodeName
+        let logger = self.quietLogger
+        let configuration = self.configuration
+        let outcome = await Task { () -> (any Error)? in
+            do {
+                _ = try await withTimeout(.seconds(3)) {
+                    let connection = try await PostgresConnection.connect(
+                        on: MultiThreadedEventLoopGroup.singleton.any(),
+                        configuration: configuration.listenConnectionConfiguration(),
+                        id: 0,
+                        logger: logger
+                    ).get()
+                    defer { Task { try? await connection.close() } }
+                    try await connection.query("DELETE FROM \(unescaped: n.nodes) WHERE node_id = \(name)", logger: logger)
+                }
+                return nil
+            } catch {
+                return error
             }
+        }.value
+        do {
+            if let outcome { throw outcome }
             self.logger.info("left the cluster", metadata: ["node": "\(self.configuration.nodeName)"])
         } catch {
             self.logger.debug("could not leave the cluster cleanly", metadata: ["error": "\(Self.describe(error))"])
         }
     }
 
+    /// A short reason for logs and the console: the server's message, or what the socket said.
     static func describe(_ error: any Error) -> String {
         if let error = error as? PSQLError {
             if let message = error.serverInfo?[.message] {
                 return message
             }
+            if let underlying = error.underlying {
+                return self.describe(underlying)
+            }
             return "\(error.code)"
+        }
+        if let error = error as? NIOConnectionError {
+            // The last attempt says it best ("connection refused", "no route to host").
+            if let attempt = error.connectionErrors.last {
+                return "cannot connect to \(error.host):\(error.port): \(self.describe(attempt.error))"
+            }
+            return "cannot resolve \(error.host)"
+        }
+        if let error = error as? IOError {
+            return String(cString: strerror(error.errnoCode)).lowercased()
         }
         return "\(error)"
     }

@@ -242,6 +242,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         )
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
+        node?.cluster.advertisedURL = url
         let warning = Self.openAccessWarning(host: self.host, hasPublishToken: security.publishToken != nil, allowOpen: self.allowOpen)
         if let warning {
             // Before the terminal belongs to curses, so it stays on screen after the console exits too.

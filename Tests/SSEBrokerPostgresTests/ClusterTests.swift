@@ -157,6 +157,32 @@ import Testing
         await TestDatabase.drop(prefix: prefix, url: url)
     }
 
+    @Test func nodeThatStops_leavesAtOnce_soBroadcastToItsClients404s() async throws {
+        try await self.withNodes(1) { nodes, url, prefix in
+            let leaving = try await TestNode.start("leaving", url: url, prefix: prefix)
+            let reader = try await leaving.connect("gina")
+            try await presenceVisible("gina", url: url, prefix: prefix)
+            await reader.client.close()
+            await leaving.stop()
+            let answer = try await nodes[0].post("too late", to: "gina")
+            #expect(answer.status == .notFound)
+        }
+    }
+
+    @Test func unreachableDatabase_nodeStartsOffline_withTheReason_andRefusesPublishes() async throws {
+        // A port nothing listens on.
+        let node = try await TestNode.start("lonely", url: "postgres://sse@127.0.0.1:1/none?sslmode=disable", prefix: "unused", requireOnline: false)
+        #expect(await node.cluster.waitUntilOnline(timeout: .milliseconds(300)) == false)
+        try await eventually("the node reports why it is offline") {
+            guard case .offline(let reason, _) = node.cluster.status.state else { return false }
+            return reason.lowercased().contains("refused")
+        }
+        let refused = try await node.post("nobody will see this")
+        #expect(refused.status == .serviceUnavailable)
+        #expect(refused.text.contains("cannot reach the shared log"))
+        await node.stop()
+    }
+
     @Test func status_listsEveryNodeWithItsClientsAndLag() async throws {
         try await self.withNodes(2) { nodes, _, _ in
             let reader = try await nodes[1].connect("erin")
