@@ -7,6 +7,8 @@ import SSEConsoleCore
 /// headless (stdin) mode, so both speak exactly the same language.
 struct CommandExecutor {
     let broker: Broker
+    /// The cluster as of now, on a cluster node (`nodes`); `nil` for a stand-alone broker.
+    var cluster: (@Sendable () -> ClusterView)? = nil
 
     enum Outcome: Equatable {
         case ok(String)
@@ -35,6 +37,9 @@ struct CommandExecutor {
             case .clients:
                 let clients = self.broker.clients
                 return .ok(([Self.clientHeader] + clients.sorted { $0.connectionID < $1.connectionID }.map(Self.clientLine)).joined(separator: "\n"))
+            case .nodes:
+                guard let cluster = self.cluster else { return .error(ConsoleState.notAClusterNode) }
+                return .ok(cluster().table)
             case .quit:
                 return .quit
             case .help:

@@ -255,7 +255,17 @@ struct ConsoleCommand: AsyncParsableCommand {
             // Scripts and tests wait for this exact line.
             print("listening on \(url)")
             fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
-            try await HeadlessConsole(broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals).run()
+            // `nodes` samples on the stdin thread, when asked: a fresh sampler each time is enough there.
+            var clusterView: (@Sendable () -> ClusterView)?
+            if let cluster = node?.cluster {
+                clusterView = {
+                    var sampler = ClusterSampler(cluster: cluster, listenURL: url)
+                    return sampler.sample(now: Date().timeIntervalSince1970, connections: broker.connectionCount)
+                }
+            }
+            try await HeadlessConsole(
+                broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals, cluster: clusterView
+            ).run()
             await node?.leave()
             try await group.shutdownGracefully()
             return
@@ -269,7 +279,8 @@ struct ConsoleCommand: AsyncParsableCommand {
             listenURL: url,
             feed: feed,
             noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true,
-            flags: security.authSummary + (security.cors == nil ? "" : " cors")
+            flags: security.authSummary + (security.cors == nil ? "" : " cors"),
+            cluster: node.map { ClusterSampler(cluster: $0.cluster, listenURL: url) }
         )
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
         Task {

@@ -17,6 +17,17 @@ final class ConsoleFeed: Sendable {
         var departures: [ClientRow] = []
     }
 
+    /// Whether the last cluster state logged was `offline`, so retries read as "still offline".
+    private let clusterOffline = Locked(false)
+
+    /// Records the cluster's state as logged; returns the previous one (`true`: offline).
+    func noteCluster(offline: Bool) -> Bool {
+        self.clusterOffline.withLock { state in
+            defer { state = offline }
+            return state
+        }
+    }
+
     let capacity: Int
     private let inbox = Locked(Inbox())
 
@@ -151,6 +162,10 @@ struct ConsoleLogHandler: LogHandler {
         let message = event.message.description
         guard message != "client connected", message != "client disconnected" else { return }
         let metadata = self.metadata.merging(event.metadata ?? [:]) { $1 }
+        if self.label == "sse.cluster" {
+            self.feed.post(self.clusterEntry(message, metadata: metadata, level: event.level))
+            return
+        }
         let source: LogSource = self.label.hasSuffix("http") || self.label.hasSuffix("server") ? .http : .broker
         let kind: LogKind = message == "request refused" || event.level >= .warning ? .error : .info
         var text = message
@@ -160,5 +175,43 @@ struct ConsoleLogHandler: LogHandler {
             text += " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
         self.feed.post(LogEntry(time: Date().timeIntervalSince1970, source: source, kind: kind, target: metadata["client"]?.description, message: text))
+    }
+
+    /// The backplane's records as sentences: `offline: connection refused · retry in 2s`,
+    /// `online again · caught up 37 events · last id 120`. A retry while offline is not red again.
+    func clusterEntry(_ message: String, metadata: Logger.Metadata, level: Logger.Level) -> LogEntry {
+        let now = Date().timeIntervalSince1970
+        func value(_ key: String) -> String? { metadata[key].map { "\($0)" } }
+        let lastID = value("lastEventId").map { " · last id \($0)" } ?? ""
+        var kind: LogKind = level >= .warning ? .error : .info
+        var text: String
+        switch message {
+        case "cluster offline":
+            let wasOffline = self.feed.noteCluster(offline: true)
+            let retry = value("retryIn").flatMap(Self.seconds).map { " · retry in \(Format.seconds($0))" } ?? ""
+            text = (wasOffline ? "still offline: " : "lost the shared log: ") + (value("reason") ?? "unknown") + retry
+            kind = wasOffline ? .info : .offline
+        case "cluster online":
+            let wasOffline = self.feed.noteCluster(offline: false)
+            text = (wasOffline ? "back online" : "online") + (value("node").map { " as \($0)" } ?? "") + lastID
+            kind = .online
+        case "caught up from the shared log":
+            text = "caught up \(value("events") ?? "?") events missed while offline" + lastID
+        case "replay history restored from the shared log":
+            text = "replay history restored: \(value("events") ?? "?") events from the shared log" + lastID
+        case "publish failed":
+            text = "publish failed: \(value("events") ?? "?") events — \(value("error") ?? "unknown error")"
+        default:
+            text = message
+            if !metadata.isEmpty {
+                text += " " + metadata.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            }
+        }
+        return LogEntry(time: now, source: .cluster, kind: kind, message: text)
+    }
+
+    /// `"1.5 seconds"` (a `Duration`'s description) as a number.
+    static func seconds(_ text: String) -> Double? {
+        text.split(separator: " ").first.flatMap { Double($0) }
     }
 }

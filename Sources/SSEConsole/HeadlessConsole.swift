@@ -19,6 +19,8 @@ struct HeadlessConsole {
     var gracePeriod: Duration = .seconds(5)
     /// Installed by the caller before it announces the port; `nil` installs one here.
     var signals: SignalWatcher? = nil
+    /// The cluster for `nodes`, on a cluster node.
+    var cluster: (@Sendable () -> ClusterView)? = nil
 
     func run() async throws {
         let logger = Logger(label: "sse.console")
@@ -31,7 +33,7 @@ struct HeadlessConsole {
             try? await server.shutdown(gracePeriod: grace)
         }
         if self.readCommands {
-            let executor = CommandExecutor(broker: self.broker)
+            let executor = CommandExecutor(broker: self.broker, cluster: self.cluster)
             let thread = Thread {
                 while let line = readLine(strippingNewline: true) {
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }

@@ -17,9 +17,12 @@ final class TerminalConsole: Sendable {
     private let flags: String?
     private let startedAt = Date().timeIntervalSince1970
     private let quitRequested = Atomic<Bool>(false)
+    /// On a cluster node: how the UI thread samples the cluster (it gets its own copy).
+    private let clusterSampler: ClusterSampler?
 
-    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, flags: String? = nil) {
+    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, flags: String? = nil, cluster: ClusterSampler? = nil) {
         self.flags = flags
+        self.clusterSampler = cluster
         self.broker = broker
         self.listenURL = listenURL
         self.feed = feed
@@ -70,6 +73,7 @@ final class TerminalConsole: Sendable {
         defer { screen.end() }
         let executor = CommandExecutor(broker: self.broker)
         var state = ConsoleState()
+        var clusterSampler = self.clusterSampler
         var rates = RateMeter()
         var currentRates = RateMeter.Rates()
         let utcOffset = TimeZone.current.secondsFromGMT()
@@ -123,11 +127,17 @@ final class TerminalConsole: Sendable {
                 let rows = self.broker.clients.map(ConsoleFeed.row(for:)) + drained.departures
                 state.updateClients(rows, now: now)
                 currentRates = rates.add(self.broker.statistics, at: now)
+                // The backplane's status is read here only: at most four times a second, never per frame.
+                if clusterSampler != nil {
+                    let view = clusterSampler?.sample(now: now, connections: self.broker.connectionCount)
+                    if view != state.cluster { dirty = true }
+                    state.updateCluster(view)
+                }
                 lastSnapshot = now
             }
             guard !self.quitRequested.load(ordering: .relaxed) else { break }
             if (dirty && now - lastFrame >= 0.05) || now - lastFrame >= 1 {
-                let header = self.header(now: now, rates: currentRates)
+                let header = self.header(now: now, rates: currentRates, cluster: state.cluster)
                 let canvas = Layout.render(
                     state: state, header: header, now: now, size: screen.size, colors: screen.colors, utcOffset: utcOffset
                 )
@@ -143,7 +153,7 @@ final class TerminalConsole: Sendable {
         return report
     }
 
-    private func header(now: Double, rates: RateMeter.Rates) -> HeaderStats {
+    private func header(now: Double, rates: RateMeter.Rates, cluster: ClusterView?) -> HeaderStats {
         let stats = self.broker.statistics
         let configuration = self.broker.configuration
         return HeaderStats(
@@ -159,7 +169,8 @@ final class TerminalConsole: Sendable {
             writeTimeout: Double(configuration.writeTimeout.components.seconds)
                 + Double(configuration.writeTimeout.components.attoseconds) / 1e18,
             tolerance: configuration.tolerance,
-            flags: self.flags
+            flags: self.flags,
+            cluster: cluster
         )
     }
 

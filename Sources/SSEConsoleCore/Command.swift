@@ -11,6 +11,8 @@ public enum Command: Sendable, Hashable {
     case unban(clientID: String)
     /// List (headless) or focus (TUI) the clients.
     case clients
+    /// List (headless) or show and focus (TUI) the nodes of the cluster.
+    case nodes
     /// Set the log filter; `nil` clears it.
     case filter(String?)
     /// Clear the log.
@@ -35,6 +37,7 @@ extension Command: CustomStringConvertible {
         case let .unban(clientID):
             "unban \(Self.token(clientID))"
         case .clients: "clients"
+        case .nodes: "nodes"
         case let .filter(text): text.map { "filter \($0)" } ?? "filter"
         case .clear: "clear"
         case .help: "help"

@@ -19,7 +19,7 @@ public struct CommandSpec: Sendable, Hashable {
 /// Syntax rules:
 /// - A line is a command word followed by arguments. Command names and aliases are
 ///   case-insensitive: `broadcast`/`b`, `broadcastTo`/`to`, `kick`, `ban`, `unban`, `clients`,
-///   `filter`, `clear`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
+///   `nodes`/`cluster`, `filter`, `clear`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
 /// - Argument tokens (`<id>`, `<type>`, a ban duration) are separated by one or more spaces.
 ///   A token may be double-quoted (`"my type"`); inside quotes `\"` is a quote and `\\` a
 ///   backslash, any other escape is an error. An unquoted token is taken verbatim.
@@ -35,7 +35,7 @@ public struct CommandSpec: Sendable, Hashable {
 ///   duration the ban lasts until `unban`.
 /// - `filter [text]` takes the rest of the line, trimmed, verbatim; without text it clears the
 ///   filter.
-/// - `kick`, `unban`, `clients`, `clear`, `help`, `quit` accept no extra arguments.
+/// - `kick`, `unban`, `clients`, `nodes`, `clear`, `help`, `quit` accept no extra arguments.
 public enum CommandParser {
     /// Maximum UTF-8 length of an event type or a client id.
     public static let maxTokenBytes = 128
@@ -54,6 +54,8 @@ public enum CommandParser {
                     summary: "lift a ban", takesClientID: true),
         CommandSpec(name: "clients", aliases: [], arguments: "",
                     summary: "list the connected clients", takesClientID: false),
+        CommandSpec(name: "nodes", aliases: ["cluster"], arguments: "",
+                    summary: "list the cluster's nodes", takesClientID: false),
         CommandSpec(name: "filter", aliases: [], arguments: "[text]",
                     summary: "filter the log (empty: all)", takesClientID: false),
         CommandSpec(name: "clear", aliases: [], arguments: "",
@@ -119,6 +121,9 @@ public enum CommandParser {
         case "clients":
             try end()
             return .clients
+        case "nodes":
+            try end()
+            return .nodes
         case "clear":
             try end()
             return .clear

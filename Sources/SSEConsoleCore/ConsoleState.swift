@@ -1,6 +1,6 @@
 /// The pane that navigation keys act on.
 public enum Pane: String, Sendable, Hashable {
-    case clients, log
+    case cluster, clients, log
 }
 
 /// `command`: typing edits the command line (the default). `navigate`: single keys act on panes.
@@ -35,6 +35,12 @@ public struct ConsoleState: Sendable {
     public var mode: InputMode = .command
     public var isHelpVisible = false
     public var message: ResultMessage?
+    /// The cluster this broker is a node of, as of the last sample; `nil` for a stand-alone broker.
+    public private(set) var cluster: ClusterView?
+    /// Whether the cluster pane is wanted (`n` toggles it); it shows only on a cluster node.
+    public var isClusterPaneVisible = true
+    /// First node row shown in the cluster pane.
+    public private(set) var clusterScroll = 0
     /// Active Tab cycle: the matches and which one is shown.
     private var completionCycle: (candidates: [String], index: Int, start: Int)?
 
@@ -52,6 +58,27 @@ public struct ConsoleState: Sendable {
     /// Replaces the client rows with the latest snapshot (see `ClientTable.update`).
     public mutating func updateClients(_ rows: [ClientRow], now: Double) {
         clients.update(rows, now: now)
+    }
+
+    /// Replaces the cluster view with the latest sample (`nil`: not a cluster node).
+    public mutating func updateCluster(_ view: ClusterView?) {
+        cluster = view
+        if view == nil && focus == .cluster { focus = .clients }
+    }
+
+    /// Whether the cluster pane is asked for: on a cluster node, unless hidden with `n`.
+    public var wantsClusterPane: Bool { cluster != nil && isClusterPaneVisible }
+
+    /// The screen's geometry for this state (the panes' sizes depend on the rows they hold).
+    public func geometry(for size: ScreenSize) -> LayoutGeometry {
+        LayoutGeometry(
+            size: size, clientRowCount: clients.count,
+            clusterRowCount: wantsClusterPane ? cluster?.nodes.count : nil)
+    }
+
+    /// `clusterScroll` kept within the rows a viewport of `height` can show.
+    public func clampedClusterScroll(viewportHeight height: Int) -> Int {
+        max(0, min(clusterScroll, (cluster?.nodes.count ?? 0) - max(1, height)))
     }
 
     public mutating func appendLog(_ entry: LogEntry) {
@@ -90,17 +117,28 @@ public struct ConsoleState: Sendable {
         case .clients:
             focus = .clients
             setMessage("\(Format.thousands(clients.connectedCount)) clients connected", severity: .info)
+        case .nodes:
+            guard let cluster else {
+                setMessage(Self.notAClusterNode, severity: .error)
+                return true
+            }
+            isClusterPaneVisible = true
+            focus = .cluster
+            setMessage(cluster.summary, severity: cluster.isOnline ? .info : .error)
         default:
             return false
         }
         return true
     }
 
+    /// The answer to `nodes` (and `n`) on a broker that is not part of a cluster.
+    public static let notAClusterNode = "nodes: not a cluster node (start with --cluster URL)"
+
     // MARK: Keys
 
     /// Handles one key and returns what the app must do.
     public mutating func handle(_ key: Key, context: KeyContext) -> [ConsoleAction] {
-        let geometry = LayoutGeometry(size: context.screen, clientRowCount: clients.count)
+        let geometry = geometry(for: context.screen)
         if key == .resize {
             clients.scrollToSelection(viewportHeight: geometry.clientsViewportHeight)
             return [.redraw]
@@ -215,9 +253,23 @@ public struct ConsoleState: Sendable {
     private mutating func handleNavigateMode(_ key: Key, geometry: LayoutGeometry) -> [ConsoleAction] {
         let clientsHeight = geometry.clientsViewportHeight
         let logHeight = geometry.logViewportHeight
+        if focus == .cluster && !geometry.showsCluster { focus = .clients }
         switch key {
         case .up, .down, .pageUp, .pageDown, .home, .end:
-            if focus == .clients {
+            if focus == .cluster {
+                let height = geometry.clusterViewportHeight
+                let last = max(0, (cluster?.nodes.count ?? 0) - height)
+                var scroll = clampedClusterScroll(viewportHeight: height)
+                switch key {
+                case .up: scroll -= 1
+                case .down: scroll += 1
+                case .pageUp: scroll -= height
+                case .pageDown: scroll += height
+                case .home: scroll = 0
+                default: scroll = last
+                }
+                clusterScroll = max(0, min(scroll, last))
+            } else if focus == .clients {
                 switch key {
                 case .up: clients.moveSelection(by: -1, viewportHeight: clientsHeight)
                 case .down: clients.moveSelection(by: 1, viewportHeight: clientsHeight)
@@ -237,7 +289,11 @@ public struct ConsoleState: Sendable {
                 }
             }
         case .tab, .backTab:
-            focus = focus == .clients ? .log : .clients
+            var panes: [Pane] = [.clients, .log]
+            if geometry.showsCluster { panes.insert(.cluster, at: 0) }
+            let index = panes.firstIndex(of: focus) ?? 0
+            let step = key == .tab ? 1 : panes.count - 1
+            focus = panes[(index + step) % panes.count]
         case .enter:
             mode = .command
         case .character(let character):
@@ -253,6 +309,7 @@ public struct ConsoleState: Sendable {
             case "q": return [.quit]
             case "?": isHelpVisible = true
             case "c": return [.execute(.clear)]
+            case "n": toggleClusterPane()
             case "G": log.scrollToLive()
             case "g": log.scrollToOldest(viewportHeight: logHeight)
             default: break
@@ -261,6 +318,21 @@ public struct ConsoleState: Sendable {
             break
         }
         return []
+    }
+
+    /// `n`: shows or hides the cluster pane (the header keeps the cluster's state either way).
+    private mutating func toggleClusterPane() {
+        guard cluster != nil else {
+            setMessage(Self.notAClusterNode, severity: .error)
+            return
+        }
+        isClusterPaneVisible.toggle()
+        if isClusterPaneVisible {
+            focus = .cluster
+        } else if focus == .cluster {
+            focus = .clients
+        }
+        setMessage(isClusterPaneVisible ? "cluster pane shown (n hides it)" : "cluster pane hidden (n shows it)", severity: .info)
     }
 
     private mutating func actOnSelection(_ command: (String) -> Command) -> [ConsoleAction] {

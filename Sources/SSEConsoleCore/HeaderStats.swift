@@ -17,12 +17,14 @@ public struct HeaderStats: Sendable, Hashable {
     public var tolerance: Int
     /// Extra status such as `"auth off"` or `"auth pub+sub"`.
     public var flags: String?
+    /// The cluster this broker is a node of; `nil` for a stand-alone broker.
+    public var cluster: ClusterView?
 
     public init(
         listenURL: String, uptime: Double = 0, clientsConnected: Int = 0,
         eventsInPerSecond: Double = 0, eventsOutPerSecond: Double = 0, bytesOutPerSecond: Double = 0,
         totalDropped: Int = 0, totalKicked: Int = 0, totalRefused: Int = 0, writeTimeout: Double = 3,
-        tolerance: Int = 3, flags: String? = nil
+        tolerance: Int = 3, flags: String? = nil, cluster: ClusterView? = nil
     ) {
         self.listenURL = listenURL
         self.uptime = uptime
@@ -36,5 +38,6 @@ public struct HeaderStats: Sendable, Hashable {
         self.writeTimeout = writeTimeout
         self.tolerance = tolerance
         self.flags = flags
+        self.cluster = cluster
     }
 }

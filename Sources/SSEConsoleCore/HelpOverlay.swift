@@ -14,7 +14,7 @@ enum HelpOverlay {
         lines.append(("Keys", true))
         lines.append(("  Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate", false))
         lines.append(("  Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit", false))
-        lines.append(("  navigate: ↑↓ PgUp PgDn Home End move  Tab pane  End/G live log", false))
+        lines.append(("  navigate: ↑↓ PgUp PgDn Home End move  Tab pane  End/G live log  n nodes", false))
         lines.append(("  k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit", false))
         return lines
     }
@@ -25,8 +25,10 @@ enum HelpOverlay {
         let content = lines()
         let contentWidth = max(content.map { displayWidth(of: $0.text) }.max() ?? 0, displayWidth(of: footer))
         let boxWidth = min(canvas.width - 2, contentWidth + 4)
-        // Content, one blank line, footer, two borders.
-        let boxHeight = min(canvas.height - 2, content.count + 4)
+        // Content, one blank line, footer, two borders — without the blank line when that is what
+        // keeps the message line (the result of `help`) visible.
+        let spacer = content.count + 4 <= canvas.height - 3 ? 1 : 0
+        let boxHeight = min(canvas.height - 3, content.count + 3 + spacer)
         guard boxWidth >= 10, boxHeight >= 4 else { return }
         // Blank the panes so fragments of them do not show around the box.
         for row in 1..<max(1, canvas.height - 2) {
@@ -47,7 +49,7 @@ enum HelpOverlay {
         canvas.put(title, row: top, col: left + max(1, (boxWidth - displayWidth(of: title)) / 2), style: border, maxWidth: boxWidth - 2)
         canvas.put("└" + String(repeating: "─", count: boxWidth - 2) + "┘", row: top + boxHeight - 1, col: left, style: border)
 
-        let available = boxHeight - 4
+        let available = boxHeight - 3 - spacer
         for (offset, line) in content.prefix(available).enumerated() {
             canvas.put(TextFit.truncate(line.text, toWidth: inner), row: top + 1 + offset, col: left + 2,
                        style: line.heading ? theme.style(.yellow, bold: true) : theme.style())

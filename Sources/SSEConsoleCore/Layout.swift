@@ -7,6 +7,9 @@ public enum Layout {
         ("/", "filter"), (":", "command"), ("?", "help"), ("q", "quit"),
     ]
 
+    /// The hint added on a cluster node, after `sort`.
+    public static let clusterHint = (key: "n", action: "nodes")
+
     /// Prompt in front of the command line.
     public static let prompt = "> "
 
@@ -23,7 +26,7 @@ public enum Layout {
         var canvas = Canvas(width: size.cols, height: size.rows)
         guard size.cols > 0, size.rows > 0 else { return canvas }
         let theme = Theme(colors: colors)
-        let geometry = LayoutGeometry(size: size, clientRowCount: state.clients.count)
+        let geometry = state.geometry(for: size)
 
         HeaderBar.draw(&canvas, stats: header, theme: theme)
         if geometry.isTooSmall {
@@ -31,6 +34,7 @@ public enum Layout {
             canvas.put("terminal too small (need \(need.cols)x\(need.rows))", row: 1, col: 0,
                        style: theme.style(.yellow, bold: true), maxWidth: size.cols)
         } else {
+            ClusterPane.draw(&canvas, state: state, geometry: geometry, theme: theme)
             ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)
             LogPane.draw(&canvas, state: state, geometry: geometry, theme: theme, utcOffset: utcOffset)
         }
@@ -66,7 +70,11 @@ public enum Layout {
             canvas.cursor = CursorPosition(row: row, column: min(canvas.width - 1, promptWidth + slice.cursorColumn))
         case .navigate:
             var x = 0
-            for hint in navigateHints {
+            var hints = navigateHints
+            if state.cluster != nil, let sort = hints.firstIndex(where: { $0.key == "s" }) {
+                hints.insert(clusterHint, at: sort + 1)
+            }
+            for hint in hints {
                 let width = displayWidth(of: hint.key) + 1 + displayWidth(of: hint.action)
                 guard x + width <= canvas.width else { break }
                 x += canvas.put(hint.key, row: row, col: x, style: theme.style(.cyan, bold: true))

@@ -1,11 +1,13 @@
 /// Where a log entry came from.
 public enum LogSource: String, Sendable, Hashable, CaseIterable {
-    case console, http, api, broker
+    case console, http, api, broker, cluster
 }
 
 /// What happened.
 public enum LogKind: String, Sendable, Hashable, CaseIterable {
     case broadcast, broadcastTo, connect, disconnect, kick, ban, error, info
+    /// A cluster node reached the shared log again, or lost it.
+    case online, offline
 }
 
 /// One line of the event log.

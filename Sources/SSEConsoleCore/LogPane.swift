@@ -59,7 +59,7 @@ enum LogPane {
     private static func drawEntry(
         _ canvas: inout Canvas, entry: LogEntry, row: Int, columns: Columns, theme: Theme, utcOffset: Int
     ) {
-        let isError = entry.kind == .error
+        let isError = entry.kind == .error || entry.kind == .offline
         var x = 0
         canvas.put(Format.clock(entry.time, utcOffset: utcOffset), row: row, col: x, style: theme.style(.gray))
         x += timeWidth + 1

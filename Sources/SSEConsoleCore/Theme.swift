@@ -21,9 +21,9 @@ struct Theme: Sendable {
 
     func kindColor(_ kind: LogKind) -> Color {
         switch kind {
-        case .error: .red
+        case .error, .offline: .red
         case .kick, .ban, .disconnect: .yellow
-        case .connect: .green
+        case .connect, .online: .green
         case .broadcast, .broadcastTo: .cyan
         case .info: .default
         }
