@@ -101,7 +101,6 @@ import Testing
     @Test func nodeKilledAndRestarted_presenceExpires_andItsClientResumesWhereItLeftOff() async throws {
         let url = try await TestDatabase.url()
         let prefix = TestDatabase.prefix()
-        defer { Task { await TestDatabase.drop(prefix: prefix, url: url) } }
         let binary = try builtExecutable("sse-console")
         func launch(_ name: String) async throws -> (ChildProcess, Int) {
             let process = try ChildProcess.launch([
@@ -162,5 +161,8 @@ import Testing
         #expect(answer.text.contains(#""state":"online""#) && answer.text.contains(#""name":"survivor""#))
         await health.close()
         for client in [watcherClient, resumedClient] { await client.close() }
+        victim.terminate()
+        survivor.terminate()
+        await TestDatabase.drop(prefix: prefix, url: url)
     }
 }

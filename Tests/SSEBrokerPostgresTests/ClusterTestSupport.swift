@@ -14,22 +14,12 @@ import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-/// The database the cluster tests share: `SSE_TEST_POSTGRES_URL` if set (CI points it at the system
-/// PostgreSQL it started), else a private server started once for this test process. Each test uses
-/// its own table prefix, so tests never see each other's events.
+/// The database the cluster tests share (see ``PostgresServer/testDatabaseURL()``). Each test uses its
+/// own table prefix, so tests never see each other's events.
 enum TestDatabase {
-    private static let privateServer = Task { () throws -> PostgresServer in
-        let server = try await PostgresServer.start()
-        serversToStop.withLock { $0.append(server) }
-        atexit { serversToStop.withLock { $0.forEach { $0.destroy() } } }
-        return server
-    }
-
-    static let serversToStop = NIOLockedList()
-
+    /// `SSE_TEST_POSTGRES_URL`, else a private server shared by this test process.
     static func url() async throws -> String {
-        if let url = ProcessInfo.processInfo.environment["SSE_TEST_POSTGRES_URL"], !url.isEmpty { return url }
-        return try await self.privateServer.value.url
+        try await PostgresServer.testDatabaseURL()
     }
 
     /// A fresh table prefix.
@@ -56,17 +46,6 @@ enum TestDatabase {
             defer { group.cancelAll() }
             return try await body(client)
         }
-    }
-}
-
-/// Servers to stop when the test process exits (a private PostgreSQL must not outlive it).
-final class NIOLockedList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var servers: [PostgresServer] = []
-    func withLock<T>(_ body: (inout [PostgresServer]) -> T) -> T {
-        self.lock.lock()
-        defer { self.lock.unlock() }
-        return body(&self.servers)
     }
 }
 

@@ -66,7 +66,9 @@ struct LimitsTests {
         try await TestServer.with(security: security) { server in
             var reader = try await server.connectedReader("/connect?id=a")
             let connection = try await server.raw()
-            try await connection.send("POST /broadcast HTTP/1.1\r\nHost: x\r\n")  // ... and nothing more
+            // ... and nothing more. On a loaded machine the deadline may pass before this is even
+            // sent (the server has then answered and closed): the answer is the same.
+            try? await connection.send("POST /broadcast HTTP/1.1\r\nHost: x\r\n")
             let answer = try await connection.untilClosed()
             #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
             #expect(answer.contains("connection: close\r\n") || answer.contains("Connection: close\r\n"))

@@ -1,23 +1,21 @@
 import Foundation
 import SSEClient
+import SSETestSupport
 import Testing
 
-/// Two real `sse-console` nodes of one cluster on the real PostgreSQL (`SSE_TEST_POSTGRES_URL`, by
-/// default the database of `scripts/postgres-test-db.sh`), one of them in a real terminal (tmux):
+/// Two real `sse-console` nodes of one cluster on a real PostgreSQL (`PostgresServer.testDatabaseURL()`:
+/// `SSE_TEST_POSTGRES_URL`, else a private server), one of them in a real terminal (tmux):
 /// its header and cluster pane show both nodes and the clients connected to the other one.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct ClusterConsoleEndToEndTests {
-    static var databaseURL: String {
-        ProcessInfo.processInfo.environment["SSE_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? "postgres://sse:sse@127.0.0.1:5432/sse_test?sslmode=disable"
-    }
 
     @Test func clusterPane_showsBothNodes_andTheOtherNodesClients() async throws {
         // A cluster of its own: its tables never meet another test's or another run's.
         let prefix = "t" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        defer { Self.dropTables(prefix: prefix) }
+        let databaseURL = try await PostgresServer.testDatabaseURL()
+        defer { Self.dropTables(prefix: prefix, databaseURL: databaseURL) }
         let binary = try consoleBinary()
-        let cluster = ["--cluster", Self.databaseURL, "--cluster-prefix", prefix]
+        let cluster = ["--cluster", databaseURL, "--cluster-prefix", prefix]
 
         let other = try ConsoleProcess.start(["--no-tui", "--port", "0", "--heartbeat", "60", "--node-name", "e2e-other"] + cluster)
         defer { other.killIfRunning() }
@@ -79,7 +77,7 @@ struct ClusterConsoleEndToEndTests {
     }
 
     /// Drops the cluster's tables (best effort: psql may be missing where the database is remote).
-    static func dropTables(prefix: String) {
+    static func dropTables(prefix: String, databaseURL: String) {
         guard let url = URLComponents(string: databaseURL), let host = url.host, let user = url.user else { return }
         let database = String(url.path.drop { $0 == "/" })
         let sql = "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events; DROP SEQUENCE IF EXISTS \(prefix)_event_ids"

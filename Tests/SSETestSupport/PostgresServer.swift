@@ -108,3 +108,33 @@ public final class PostgresServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 }
+
+extension PostgresServer {
+    /// The database the tests share: `SSE_TEST_POSTGRES_URL` if set (CI points it at the system
+    /// server it started), else a private server started on first use and stopped when the test
+    /// process exits. Tests keep apart with table prefixes of their own.
+    public static func testDatabaseURL() async throws -> String {
+        if let url = ProcessInfo.processInfo.environment["SSE_TEST_POSTGRES_URL"], !url.isEmpty { return url }
+        return try await self.shared.value.url
+    }
+
+    private static let shared = Task { () throws -> PostgresServer in
+        let server = try await PostgresServer.start()
+        sharedServer.withLock { $0 = server }
+        atexit { sharedServer.withLock { $0?.destroy() } }
+        return server
+    }
+}
+
+/// The shared server, for the exit handler (which can capture nothing).
+private let sharedServer = LockedServer()
+
+private final class LockedServer: @unchecked Sendable {
+    private let lock = NSLock()
+    private var server: PostgresServer?
+    func withLock(_ body: (inout PostgresServer?) -> Void) {
+        self.lock.lock()
+        defer { self.lock.unlock() }
+        body(&self.server)
+    }
+}
