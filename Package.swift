@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "SSEBrokerServer", targets: ["SSEBrokerServer"]),
         .library(name: "SSEClient", targets: ["SSEClient"]),
         .library(name: "SSEBrokerHummingbird", targets: ["SSEBrokerHummingbird"]),
+        .library(name: "SSEBrokerSQLite", targets: ["SSEBrokerSQLite"]),
         .executable(name: "sse-console", targets: ["SSEConsole"]),
         .executable(name: "sse-bench", targets: ["SSEBench"]),
         .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
@@ -25,6 +26,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.0.0"),
         // HMAC-SHA256 for subscriber tokens (JWT HS256) and digests for constant-time comparison.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        // SQLite for the durable history (`--history-file`); needs libsqlite3-dev on Linux.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -63,6 +66,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A durable event history in one SQLite file (GRDB): the broker's EventJournal, written behind.
+        .target(
+            name: "SSEBrokerSQLite",
+            dependencies: [
+                "SSEBroker",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SSEBrokerSQLiteTests",
+            dependencies: [
+                "SSEBrokerSQLite",
+                "SSEBroker",
+                "SSEClient",
+                "SSETestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // `sse-hummingbird-example`: the broker in a Hummingbird app (README, "Mounting on Hummingbird").
         .executableTarget(
             name: "SSEHummingbirdExample",
@@ -95,6 +121,7 @@ let package = Package(
                 "SSEConsoleCore",
                 "CNcurses",
                 "SSEBrokerServer",
+                "SSEBrokerSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -52,6 +52,11 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(help: "Event loops serving connections (default: one per CPU this process may run on).")
     var loops: Int?
 
+    // MARK: Durable history
+
+    @OptionGroup(title: "Durable history")
+    var historyFile: HistoryFileOptions
+
     // MARK: Access control and limits
 
     @Option(
@@ -115,6 +120,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
         try self.brokerConfiguration().validate()
+        try self.historyFile.validate(historySize: self.history)
         _ = try self.serverSecurity()
     }
 
@@ -220,7 +226,11 @@ struct ConsoleCommand: AsyncParsableCommand {
         ]
         MetricsSystem.bootstrap(factory)
         let security = try self.serverSecurity()
-        let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
+        let configuration = try self.brokerConfiguration()
+        // Opened before the broker, restored before the server accepts connections.
+        let history = try self.historyFile.open(historySize: configuration.historySize)
+        let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history)
+        if let history { try HistoryFileOptions.restore(broker, from: history) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
         let server = BrokerServer(
             broker: broker,
@@ -249,7 +259,14 @@ struct ConsoleCommand: AsyncParsableCommand {
             // Scripts and tests wait for this exact line.
             print("listening on \(url)")
             fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
-            try await HeadlessConsole(broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals).run()
+            do {
+                try await HeadlessConsole(broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals).run()
+            } catch {
+                await history?.close()
+                throw error
+            }
+            // The broker is shut down: nothing more is recorded; write what is queued.
+            await history?.close()
             try await group.shutdownGracefully()
             return
         }
@@ -262,7 +279,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             listenURL: url,
             feed: feed,
             noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true,
-            flags: security.authSummary + (security.cors == nil ? "" : " cors")
+            flags: security.authSummary + (security.cors == nil ? "" : " cors") + (history == nil ? "" : " history-file")
         )
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
         Task {
@@ -272,6 +289,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         let report = await console.run()
         let stats = broker.statistics
         try await server.shutdown(gracePeriod: grace)
+        await history?.close()
         try await group.shutdownGracefully()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
         print("sse-console: \(report)")
