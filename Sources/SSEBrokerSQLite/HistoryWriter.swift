@@ -19,7 +19,10 @@ final class HistoryWriter: @unchecked Sendable {
         /// Of those, how many are settled: written, dropped or failed.
         var settled: UInt64 = 0
         var statistics = SQLiteEventHistory.Statistics()
+        /// The writer waits for a first event: any enqueue wakes it.
         var writerWaiting = false
+        /// The writer lets a batch gather: only a full batch wakes it.
+        var writerLingering = false
         var closing = false
         var finished = false
         var flushWaiters: [(target: UInt64, continuation: CheckedContinuation<Void, Never>)] = []
@@ -92,7 +95,7 @@ final class HistoryWriter: @unchecked Sendable {
             self.state.settled += 1
             self.state.statistics.dropped += 1
         }
-        if self.state.writerWaiting {
+        if self.state.writerWaiting || (self.state.writerLingering && self.state.queue.count >= self.limits.maxBatch) {
             self.condition.signal()
         }
     }
@@ -172,6 +175,15 @@ final class HistoryWriter: @unchecked Sendable {
                 self.state.writerWaiting = false
             }
             self.state.writerWaiting = false
+            if self.limits.commitDelay > .zero && !self.state.queue.isEmpty {
+                let deadline = Date().addingTimeInterval(self.limits.commitDelay.seconds)
+                while !self.state.closing && self.state.flushWaiters.isEmpty && self.state.queue.count < self.limits.maxBatch {
+                    self.state.writerLingering = true
+                    let signalled = self.condition.wait(until: deadline)
+                    self.state.writerLingering = false
+                    if !signalled { break }
+                }
+            }
             var batch: [LoggedEvent] = []
             batch.reserveCapacity(min(self.state.queue.count, self.limits.maxBatch))
             while batch.count < self.limits.maxBatch, let event = self.state.queue.popFirst() {
@@ -261,6 +273,12 @@ final class HistoryWriter: @unchecked Sendable {
             self.condition.unlock()
             ready.forEach { $0.resume() }
             if done {
+                let final = self.statistics
+                if final.dropped > 0 || final.failed > 0 {
+                    self.logger.warning(
+                        "history closed with events missing from the file",
+                        metadata: ["dropped": "\(final.dropped)", "failed": "\(final.failed)", "written": "\(final.written)"])
+                }
                 try? self.database.close()
                 closeWaiters.forEach { $0.resume() }
                 return

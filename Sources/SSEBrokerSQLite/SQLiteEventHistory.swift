@@ -16,7 +16,8 @@ import SSEBroker
 /// What survives what:
 /// - a clean stop (``close()`` after the broker shut down): every event the broker accepted;
 /// - the process crashing or being killed: every event committed so far, which trails the
-///   broker by one batch (the events still queued, typically the last few milliseconds);
+///   broker by one batch (the events still queued: about the last ``QueueLimits/commitDelay``,
+///   10 ms by default);
 /// - the machine losing power: SQLite runs in WAL mode with `synchronous = NORMAL`, so commits
 ///   since the last checkpoint may be lost as well (the file itself stays consistent).
 ///
@@ -48,8 +49,9 @@ public final class SQLiteEventHistory: EventJournal {
         }
     }
 
-    /// The bound on events recorded but not yet written. Past it the oldest unwritten events are
-    /// dropped (and counted), so a slow disk never slows publishing down or grows memory for ever.
+    /// The bound on events recorded but not yet written, and how they are grouped into
+    /// transactions. Past the bound the oldest unwritten events are dropped (and counted), so a
+    /// slow disk never slows publishing down or grows memory for ever.
     public struct QueueLimits: Sendable, Hashable {
         /// The most events waiting to be written.
         public var maxEvents: Int
@@ -57,11 +59,17 @@ public final class SQLiteEventHistory: EventJournal {
         public var maxBytes: Int
         /// The most events written in one transaction.
         public var maxBatch: Int
+        /// How long the writer lets events gather after the first one before it commits them
+        /// (unless `maxBatch` are waiting, or a flush or close asks for them): a commit costs tens
+        /// of microseconds however small it is, so one per event would cost more than the
+        /// broker's whole fan-out. What a crash can lose grows by as much. Zero commits at once.
+        public var commitDelay: Duration
 
-        public init(maxEvents: Int = 100_000, maxBytes: Int = 64 << 20, maxBatch: Int = 8192) {
+        public init(maxEvents: Int = 100_000, maxBytes: Int = 64 << 20, maxBatch: Int = 8192, commitDelay: Duration = .milliseconds(10)) {
             self.maxEvents = maxEvents
             self.maxBytes = maxBytes
             self.maxBatch = maxBatch
+            self.commitDelay = commitDelay
         }
     }
 
@@ -101,6 +109,7 @@ public final class SQLiteEventHistory: EventJournal {
         precondition(retention.maxCount.map { $0 >= 1 } ?? true, "Retention.maxCount must be at least 1")
         precondition(retention.maxAge.map { $0 > .zero } ?? true, "Retention.maxAge must be positive")
         precondition(limits.maxEvents >= 1 && limits.maxBytes >= 1 && limits.maxBatch >= 1, "QueueLimits must be positive")
+        precondition(limits.commitDelay >= .zero, "QueueLimits.commitDelay must not be negative")
         self.path = path
         self.retention = retention
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
