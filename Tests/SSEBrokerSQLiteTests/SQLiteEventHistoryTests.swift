@@ -70,6 +70,22 @@ struct SQLiteEventHistoryTests {
         await reopened.close()
     }
 
+    @Test func batches_gatherUntilFull_orUntilAFlush() async throws {
+        defer { self.cleanUp() }
+        // A commit delay no test would wait for: only a full batch or the flush can start a commit.
+        let history = try SQLiteEventHistory(
+            path: self.path, retention: .init(maxCount: nil), limits: .init(maxBatch: 10, commitDelay: .seconds(3600)))
+        for id in 1...25 {
+            history.record(LoggedEvent(id: UInt64(id), type: nil, data: ByteBuffer(string: "\(id)"), target: nil, origin: .api))
+        }
+        await history.flush()
+        #expect(history.statistics.written == 25)
+        #expect(history.statistics.batches == 3)  // 10, 10, then the 5 the flush asked for
+        history.record(LoggedEvent(id: 26, type: nil, data: ByteBuffer(string: "26"), target: nil, origin: .api))
+        await history.close()  // does not wait for the delay either
+        #expect(history.statistics.written == 26)
+    }
+
     @Test func recordAfterClose_isDroppedAndCounted() async throws {
         defer { self.cleanUp() }
         let history = try SQLiteEventHistory(path: self.path)
