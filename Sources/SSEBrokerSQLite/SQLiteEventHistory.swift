@@ -27,11 +27,18 @@ import SSEBroker
 /// from the history after a restart (clients that resume from before them do not get them).
 ///
 /// Use one file per broker: the ids in it are that broker's. Thread-safe.
+///
+///     let history = try SQLiteEventHistory(path: "history.sqlite", retention: .init(maxCount: 1000))
+///     let broker = try Broker(configuration: configuration, journal: history)
+///     broker.restore(try history.recentEvents(limit: configuration.historySize))  // before serving
+///     // ... serve; on shutdown, after `broker.shutdown()`:
+///     await history.close()
 public final class SQLiteEventHistory: EventJournal {
     /// The database file.
     public let path: String
     /// What the file keeps.
     public let retention: Retention
+    /// Internal so a test can stall the writer with a transaction of its own.
     let database: DatabaseQueue
     private let writer: HistoryWriter
 
