@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "SSEClient", targets: ["SSEClient"]),
         .library(name: "SSEBrokerHummingbird", targets: ["SSEBrokerHummingbird"]),
         .library(name: "SSEBrokerPostgres", targets: ["SSEBrokerPostgres"]),
+        .library(name: "SSEBrokerSQLite", targets: ["SSEBrokerSQLite"]),
         .executable(name: "sse-console", targets: ["SSEConsole"]),
         .executable(name: "sse-bench", targets: ["SSEBench"]),
         .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
@@ -29,6 +30,8 @@ let package = Package(
         // Cluster mode: PostgreSQL as the shared event log and NOTIFY/LISTEN backplane.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
+        // SQLite for the durable history (`--history-file`); needs libsqlite3-dev on Linux.
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // The core: events, wire format, fan-out and slow-client policy. No sockets.
@@ -80,6 +83,29 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // A durable event history in one SQLite file (GRDB): the broker's EventJournal, written behind.
+        .target(
+            name: "SSEBrokerSQLite",
+            dependencies: [
+                "SSEBroker",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .testTarget(
+            name: "SSEBrokerSQLiteTests",
+            dependencies: [
+                "SSEBrokerSQLite",
+                "SSEBroker",
+                "SSEClient",
+                "SSETestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // `sse-hummingbird-example`: the broker in a Hummingbird app (README, "Mounting on Hummingbird").
         .executableTarget(
             name: "SSEHummingbirdExample",
@@ -113,6 +139,7 @@ let package = Package(
                 "CNcurses",
                 "SSEBrokerServer",
                 "SSEBrokerPostgres",
+                "SSEBrokerSQLite",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),

@@ -53,6 +53,11 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(help: "Event loops serving connections (default: one per CPU this process may run on).")
     var loops: Int?
 
+    // MARK: Durable history
+
+    @OptionGroup(title: "Durable history")
+    var historyFile: HistoryFileOptions
+
     // MARK: Access control and limits
 
     @Option(
@@ -116,6 +121,10 @@ struct ConsoleCommand: AsyncParsableCommand {
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
         try self.brokerConfiguration().validate()
+        try self.historyFile.validate(historySize: self.history)
+        if self.historyFile.path != nil && self.cluster.url != nil {
+            throw ValidationError("--history-file and --cluster do not go together: a cluster's shared log is already its durable history")
+        }
         _ = try self.serverSecurity()
     }
 
@@ -224,7 +233,11 @@ struct ConsoleCommand: AsyncParsableCommand {
         ]
         MetricsSystem.bootstrap(factory)
         let security = try self.serverSecurity()
-        let broker = try Broker(configuration: self.brokerConfiguration(), logger: Logger(label: "sse.broker"))
+        let configuration = try self.brokerConfiguration()
+        // Opened before the broker, restored before the server accepts connections.
+        let history = try self.historyFile.open(historySize: configuration.historySize)
+        let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history)
+        if let history { try HistoryFileOptions.restore(broker, from: history) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
         let node = try await self.joinCluster(broker: broker)
         let server = BrokerServer(
@@ -263,9 +276,17 @@ struct ConsoleCommand: AsyncParsableCommand {
                     return sampler.sample(now: Date().timeIntervalSince1970, connections: broker.connectionCount)
                 }
             }
-            try await HeadlessConsole(
-                broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals, cluster: clusterView
-            ).run()
+            do {
+                try await HeadlessConsole(
+                    broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals, cluster: clusterView
+                ).run()
+            } catch {
+                await history?.close()
+                await node?.leave()
+                throw error
+            }
+            // The broker is shut down: nothing more is recorded; write what is queued.
+            await history?.close()
             await node?.leave()
             try await group.shutdownGracefully()
             return
@@ -279,7 +300,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             listenURL: url,
             feed: feed,
             noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true,
-            flags: security.authSummary + (security.cors == nil ? "" : " cors"),
+            flags: security.authSummary + (security.cors == nil ? "" : " cors") + (history == nil ? "" : " history-file"),
             cluster: node.map { ClusterSampler(cluster: $0.cluster, listenURL: url) }
         )
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
@@ -291,6 +312,7 @@ struct ConsoleCommand: AsyncParsableCommand {
         let stats = broker.statistics
         try await server.shutdown(gracePeriod: grace)
         await node?.leave()
+        await history?.close()
         try await group.shutdownGracefully()
         print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
         print("sse-console: \(report)")
