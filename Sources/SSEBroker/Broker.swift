@@ -138,7 +138,10 @@ public final class Broker: EventBroker {
     /// Seeds the replay history with events published before this broker started — from a durable
     /// history or a cluster's shared log — so clients resume across a restart. Ids continue after the
     /// newest. Call it before the server accepts connections, with events in increasing id order.
-    public func restore(_ events: some Sequence<LoggedEvent>) {
+    /// - Parameter floor: ids continue after this one at least: after a crash, the ids of events that
+    ///   were handed out but never stored must not be given to new events (a client that saw one
+    ///   would skip the new one when it resumes).
+    public func restore(_ events: some Sequence<LoggedEvent>, continuingAfter floor: UInt64 = 0) {
         self.registry.withLock { registry in
             for event in events where event.id > registry.nextEventID {
                 var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
@@ -146,6 +149,7 @@ public final class Broker: EventBroker {
                 registry.history.append(id: event.id, target: event.target, encoded: encoded)
                 registry.nextEventID = event.id
             }
+            registry.nextEventID = max(registry.nextEventID, floor)
         }
     }
 

@@ -279,6 +279,8 @@ final class HistoryWriter: @unchecked Sendable {
                         "history closed with events missing from the file",
                         metadata: ["dropped": "\(final.dropped)", "failed": "\(final.failed)", "written": "\(final.written)"])
                 }
+                // Everything queued is written: the next start may continue right after the newest id.
+                _ = try? self.database.write { db in try db.execute(sql: "UPDATE state SET value = 0 WHERE key = 'open'") }
                 try? self.database.close()
                 closeWaiters.forEach { $0.resume() }
                 return

@@ -133,6 +133,13 @@ public final class SQLiteEventHistory: EventJournal {
             configuration.prepareDatabase { db in try db.execute(sql: "PRAGMA synchronous = NORMAL") }
             self.database = try DatabaseQueue(path: path, configuration: configuration)
             try Self.migrator.migrate(self.database)
+            // Whether the previous run closed the file; from now on it is open until `close()`.
+            self.previousRunStoppedCleanly = try self.database.write { db in
+                let wasOpen = try Int.fetchOne(db, sql: "SELECT value FROM state WHERE key = 'open'") ?? 0
+                try db.execute(sql: "INSERT OR REPLACE INTO state (key, value) VALUES ('open', 1)")
+                return wasOpen == 0
+            }
+            self.limits = limits
             let trimmed = try self.database.write { db in try HistoryWriter.trim(db, retention: retention, now: Date()) }
             self.writer = HistoryWriter(
                 database: self.database, retention: retention, limits: limits, logger: logger, metricsFactory: metricsFactory,
@@ -142,6 +149,8 @@ public final class SQLiteEventHistory: EventJournal {
         }
         self.writer.start()
     }
+
+    private let limits: QueueLimits
 
     deinit {
         // Without `close()` the writer still writes what is queued, then ends.
@@ -160,6 +169,13 @@ public final class SQLiteEventHistory: EventJournal {
                 table.column("origin", .text).notNull()
                 // Unix time in seconds, when the writer stored it.
                 table.column("created_at", .double).notNull()
+            }
+        }
+        migrator.registerMigration("v2: state") { db in
+            // `open` = 1 while a broker has the file open: still 1 at the next start means a crash.
+            try db.create(table: "state") { table in
+                table.primaryKey("key", .text)
+                table.column("value", .integer).notNull()
             }
         }
         return migrator
@@ -230,6 +246,23 @@ public final class SQLiteEventHistory: EventJournal {
     /// are dropped. Call it after the broker has shut down. Idempotent.
     public func close() async {
         await self.writer.close()
+    }
+
+    /// Whether the broker that used the file before stopped cleanly (called ``close()``). If not, it
+    /// may have handed out ids of events that were still queued and are lost: see ``idFloor()``.
+    public let previousRunStoppedCleanly: Bool
+
+    /// The id new events must continue after (``Broker/restore(_:continuingAfter:)``): 0 after a
+    /// clean stop; after a crash, the newest stored id plus the most events that can wait unwritten
+    /// (``QueueLimits/maxEvents``), so no id a client may have seen is given to another event.
+    public func idFloor() throws(SQLiteEventHistoryError) -> UInt64 {
+        guard !self.previousRunStoppedCleanly else { return 0 }
+        do {
+            let newest = try self.database.read { db in try Int64.fetchOne(db, sql: "SELECT max(id) FROM event") } ?? 0
+            return UInt64(max(newest, 0)) + UInt64(self.limits.maxEvents)
+        } catch {
+            throw .cannotRead(path: self.path, reason: Self.describe(error))
+        }
     }
 
     /// Counters since the history was opened.

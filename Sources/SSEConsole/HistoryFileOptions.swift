@@ -51,7 +51,12 @@ struct HistoryFileOptions: ParsableArguments {
     /// Seeds `broker`'s replay history from the file and says so in the log. Before the server starts.
     static func restore(_ broker: Broker, from history: SQLiteEventHistory) throws(SQLiteEventHistoryError) {
         let events = try history.recentEvents(limit: broker.configuration.historySize)
-        broker.restore(events)
+        let floor = try history.idFloor()
+        broker.restore(events, continuingAfter: floor)
+        if floor > 0 {
+            Logger(label: "sse.history").warning(
+                "history: the previous run did not stop cleanly; event ids continue after \(floor) so that none it may have sent is reused")
+        }
         Logger(label: "sse.history").notice(
             "history: \(events.count) events restored from \(history.path)",
             metadata: events.last.map { ["last-event-id": "\($0.id)"] } ?? [:])

@@ -228,4 +228,28 @@ struct SQLiteEventHistoryTests {
         #expect(try reopened.recentEvents(limit: 10).map(\.id) == [1, 2, 3, 4])
         await reopened.close()
     }
+
+    @Test func afterACrash_idsSkipPastEveryIDThatMayHaveBeenLost() async throws {
+        defer { self.cleanUp() }
+        let limits = SQLiteEventHistory.QueueLimits(maxEvents: 50)
+        let crashed = try SQLiteEventHistory(path: self.path, limits: limits)
+        #expect(crashed.previousRunStoppedCleanly)  // a new file
+        let broker = try Broker(journal: crashed)
+        for index in 1...3 { try broker.broadcast(Event(data: "e\(index)")) }
+        await crashed.flush()
+        // No close(): the process died. Events 4... may have been sent and never stored.
+        let afterCrash = try SQLiteEventHistory(path: self.path, limits: limits)
+        #expect(!afterCrash.previousRunStoppedCleanly)
+        #expect(try afterCrash.idFloor() == 3 + 50)
+        let restarted = try Broker(journal: afterCrash)
+        restarted.restore(try afterCrash.recentEvents(limit: 10), continuingAfter: try afterCrash.idFloor())
+        #expect(try restarted.broadcast(Event(data: "new")).eventID == 54)
+        restarted.shutdown()
+        await afterCrash.close()
+        // Closed cleanly this time: the next start continues right after the newest id.
+        let clean = try SQLiteEventHistory(path: self.path, limits: limits)
+        #expect(clean.previousRunStoppedCleanly)
+        #expect(try clean.idFloor() == 0)
+        await clean.close()
+    }
 }
