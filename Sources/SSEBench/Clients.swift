@@ -13,22 +13,36 @@ final class RunCounters: Sendable {
     let lastDelivery = Atomic<UInt64>(0)
 }
 
-/// What one event loop of the bench owns: its subscribers, publishers and latency histogram.
+/// What one event loop of the bench owns: its subscribers, publishers and latency histograms.
 /// Loop-confined: touched only by tasks on `loop` (hence `@unchecked Sendable`).
 final class LoopState: @unchecked Sendable {
     let loop: any EventLoop
     /// Publish-to-receive latency in microseconds.
-    var latency = Histogram<UInt64>(
-        lowestDiscernibleValue: 1,
-        highestTrackableValue: 600_000_000,
-        numberOfSignificantValueDigits: .three
-    )
+    var latency = LoopState.histogram()
+    /// The same, per broker URL the subscribers are connected to.
+    var latencyByEndpoint: [Histogram<UInt64>]
     var subscribers: [SubscriberHandler] = []
     var publishers: [PublisherHandler] = []
 
-    init(loop: any EventLoop) {
+    init(loop: any EventLoop, endpoints: Int) {
         self.loop = loop
+        self.latencyByEndpoint = (0..<max(1, endpoints)).map { _ in LoopState.histogram() }
     }
+
+    static func histogram() -> Histogram<UInt64> {
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three)
+    }
+}
+
+/// A fingerprint of a set of sequence numbers: the wrapping sum of a 64-bit mix of each. Equal
+/// counts and fingerprints mean, barring a 2^-64 accident, the same set — every event, none twice.
+@inline(__always)
+func sequenceFingerprint(_ seq: Int) -> UInt64 {
+    // splitmix64's finalizer.
+    var z = UInt64(truncatingIfNeeded: seq) &+ 0x9E37_79B9_7F4A_7C15
+    z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+    z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+    return z ^ (z >> 31)
 }
 
 /// One subscriber connection: sends the `GET`, reads the response head, then scans the event
@@ -38,6 +52,8 @@ final class SubscriberHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let index: Int
+    /// Which broker URL it is connected to (an index into the harness's endpoints).
+    let endpointIndex: Int
     /// A non-reader (slow workload) stops reading once its stream has started.
     let reads: Bool
     private let request: ByteBuffer
@@ -49,14 +65,28 @@ final class SubscriberHandler: ChannelInboundHandler {
     private var headSeen = false
     private var failed = false
     private(set) var received = 0
+    /// Fingerprint of the sequence numbers received (see ``sequenceFingerprint(_:)``).
+    private(set) var fingerprint: UInt64 = 0
+    /// Events whose broker id was not above the previous one's: equal (a duplicate) or below (out of order).
+    private(set) var duplicateIDs = 0
+    private(set) var idsOutOfOrder = 0
+    /// Events of one publisher that arrived before an event it had published earlier (each publisher
+    /// has one request in flight, so its events are causally ordered).
+    private(set) var publisherOrderViolations = 0
+    private var lastID: UInt64?
+    private var lastSeqByPublisher: [Int] = []
     private(set) var bodyBytes = 0
     private(set) var closed = false
     /// When the connection closed (monotonic ns), 0 while open.
     private(set) var closedAt: UInt64 = 0
     private var channel: (any Channel)?
 
-    init(index: Int, reads: Bool, request: ByteBuffer, state: LoopState, counters: RunCounters, ready: EventLoopPromise<Void>) {
+    init(
+        index: Int, endpointIndex: Int, reads: Bool, request: ByteBuffer, state: LoopState, counters: RunCounters,
+        ready: EventLoopPromise<Void>
+    ) {
         self.index = index
+        self.endpointIndex = endpointIndex
         self.reads = reads
         self.request = request
         self.state = state
@@ -94,12 +124,18 @@ final class SubscriberHandler: ChannelInboundHandler {
                         }
                     },
                     onBody: { body in
-                        self.scanner.scan(body) { stamp in
+                        self.scanner.scan(body) { event in
                             events += 1
+                            self.check(event)
+                            let stamp = event.stamp
                             guard stamp != 0 else { return }
                             if now == 0 { now = monotonicNanos() }
                             // A non-reader's events sat in buffers on purpose: not a latency.
-                            if now > stamp && self.reads { _ = self.state.latency.record((now - stamp) / 1000) }
+                            if now > stamp && self.reads {
+                                let micros = (now - stamp) / 1000
+                                _ = self.state.latency.record(micros)
+                                _ = self.state.latencyByEndpoint[self.endpointIndex].record(micros)
+                            }
                         }
                     },
                     onEnd: {}
@@ -116,6 +152,34 @@ final class SubscriberHandler: ChannelInboundHandler {
             self.counters.delivered.add(events, ordering: .relaxed)
             if now == 0 { now = monotonicNanos() }
             self.counters.lastDelivery.max(now, ordering: .relaxed)
+        }
+    }
+
+    /// Completeness and order: the set of sequence numbers, the broker's ids strictly increasing,
+    /// and each publisher's events in the order it published them.
+    @inline(__always)
+    private func check(_ event: ScannedEvent) {
+        if let id = event.id {
+            if let last = self.lastID {
+                if id == last {
+                    self.duplicateIDs += 1
+                } else if id < last {
+                    self.idsOutOfOrder += 1
+                }
+            }
+            self.lastID = max(self.lastID ?? 0, id)
+        }
+        guard event.seq >= 0 else { return }
+        self.fingerprint &+= sequenceFingerprint(event.seq)
+        let publisher = event.publisher
+        guard publisher >= 0 else { return }
+        if publisher >= self.lastSeqByPublisher.count {
+            self.lastSeqByPublisher += Array(repeating: -1, count: publisher + 1 - self.lastSeqByPublisher.count)
+        }
+        if event.seq <= self.lastSeqByPublisher[publisher] {
+            self.publisherOrderViolations += 1
+        } else {
+            self.lastSeqByPublisher[publisher] = event.seq
         }
     }
 
@@ -189,6 +253,8 @@ final class PublisherHandler: ChannelInboundHandler {
     private let counters: RunCounters
     private let heads: [[UInt8]]
     private let size: Int
+    /// This publisher's index, written into every event (per-publisher order checks).
+    private let index: Int
     private let state: LoopState
     private let finished: EventLoopPromise<Void>
     private var reader = ResponseReader()
@@ -198,23 +264,28 @@ final class PublisherHandler: ChannelInboundHandler {
     private var done = false
     /// Published (2xx) count per target index (targeted runs; one slot for broadcasts).
     private(set) var perTarget: [Int]
+    /// Fingerprint of the accepted sequence numbers per target (see ``sequenceFingerprint(_:)``).
+    private(set) var perTargetFingerprint: [UInt64]
     private var currentTarget = 0
+    private var currentSeq = 0
     private(set) var failures = 0
     private(set) var lastStatus = 0
 
     /// - Parameter heads: the request head (through the blank line) for each target; one for a broadcast.
     init(
-        plan: PublishPlan, counters: RunCounters, heads: [[UInt8]], size: Int, seed: UInt64, state: LoopState,
+        plan: PublishPlan, counters: RunCounters, heads: [[UInt8]], size: Int, index: Int, seed: UInt64, state: LoopState,
         finished: EventLoopPromise<Void>
     ) {
         self.plan = plan
         self.counters = counters
         self.heads = heads
         self.size = size
+        self.index = index
         self.rng = seed | 1
         self.state = state
         self.finished = finished
         self.perTarget = Array(repeating: 0, count: heads.count)
+        self.perTargetFingerprint = Array(repeating: 0, count: heads.count)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -257,8 +328,9 @@ final class PublisherHandler: ChannelInboundHandler {
         let head = self.heads[self.currentTarget]
         var buffer = context.channel.allocator.buffer(capacity: head.count + self.size)
         buffer.writeBytes(head)
-        // The send time goes into the data, padded to `size` bytes.
-        let prefix = "\(monotonicNanos()) \(seq) "
+        // The send time, sequence and publisher go into the data, padded to `size` bytes.
+        self.currentSeq = seq
+        let prefix = "\(monotonicNanos()) \(seq) \(self.index) "
         let bodyStart = buffer.writerIndex
         buffer.writeString(prefix)
         let padding = self.size - (buffer.writerIndex - bodyStart)
@@ -284,6 +356,7 @@ final class PublisherHandler: ChannelInboundHandler {
             self.lastStatus = self.reader.status
             if (200..<300).contains(self.reader.status) {
                 self.perTarget[self.currentTarget] += 1
+                self.perTargetFingerprint[self.currentTarget] &+= sequenceFingerprint(self.currentSeq)
                 self.counters.published.add(1, ordering: .relaxed)
             } else {
                 self.failures += 1
@@ -332,6 +405,7 @@ enum BenchError: Error, CustomStringConvertible {
     case notLoopback(String)
     case connectFailed(String)
     case timeout(String)
+    case badURL(String)
 
     var description: String {
         switch self {
@@ -341,6 +415,7 @@ enum BenchError: Error, CustomStringConvertible {
         case .notLoopback(let host): "\(host) is not a loopback address; sse-bench only loads this machine"
         case .connectFailed(let why): "connect failed: \(why)"
         case .timeout(let what): "timed out: \(what)"
+        case .badURL(let text): "\(text) is not http://HOST:PORT"
         }
     }
 }

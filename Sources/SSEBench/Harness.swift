@@ -37,6 +37,18 @@ struct Endpoint: Sendable {
         )
     }
 
+    /// `http://HOST:PORT` (a trailing `/` allowed) or `HOST:PORT`, on loopback.
+    /// - Returns: the host and port.
+    static func parseURL(_ text: String) throws -> (host: String, port: Int) {
+        var rest = Substring(text.trimmingCharacters(in: .whitespaces))
+        if rest.hasPrefix("http://") { rest = rest.dropFirst("http://".count) }
+        while rest.hasSuffix("/") { rest = rest.dropLast() }
+        guard let colon = rest.lastIndex(of: ":"), let port = Int(rest[rest.index(after: colon)...]), (1...65535).contains(port),
+            !rest[..<colon].contains("/")
+        else { throw BenchError.badURL(text) }
+        return (try self.loopbackHost(String(rest[..<colon])), port)
+    }
+
     /// sse-bench sends traffic to this machine only.
     static func loopbackHost(_ host: String) throws -> String {
         let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
@@ -51,9 +63,20 @@ struct Endpoint: Sendable {
 /// What a subscriber reports at the end.
 struct SubscriberResult: Sendable {
     var index: Int
+    var endpointIndex: Int
     var reads: Bool
     var received: Int
+    var fingerprint: UInt64
+    var duplicateIDs: Int
+    var idsOutOfOrder: Int
+    var publisherOrderViolations: Int
     var closed: Bool
+}
+
+/// What the publishers had accepted (2xx), per target: counts and sequence fingerprints.
+struct PublishedSet: Sendable {
+    var counts: [Int]
+    var fingerprints: [UInt64]
 }
 
 /// The bench's event loops and the connections on them.
@@ -61,12 +84,14 @@ final class Harness: Sendable {
     let group: MultiThreadedEventLoopGroup
     let loops: [LoopState]
     let counters = RunCounters()
-    let endpoint: Endpoint
+    /// The brokers: subscriber `i` connects to `endpoints[i % count]` (several nodes of one cluster).
+    let endpoints: [Endpoint]
 
-    init(endpoint: Endpoint, threads: Int) {
-        self.endpoint = endpoint
+    init(endpoints: [Endpoint], threads: Int) {
+        precondition(!endpoints.isEmpty)
+        self.endpoints = endpoints
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
-        self.loops = self.group.makeIterator().map { LoopState(loop: $0) }
+        self.loops = self.group.makeIterator().map { LoopState(loop: $0, endpoints: endpoints.count) }
     }
 
     /// Connects subscribers `0..<count` in batches, each batch waiting until every stream has
@@ -111,7 +136,9 @@ final class Harness: Sendable {
     private func connectSubscriber(index: Int, reads: Bool, receiveBuffer: Int?) -> EventLoopFuture<Void> {
         let state = self.loops[index % self.loops.count]
         let ready = state.loop.makePromise(of: Void.self)
-        let request = self.endpoint.subscribeRequest(index: index)
+        let endpointIndex = index % self.endpoints.count
+        let endpoint = self.endpoints[endpointIndex]
+        let request = endpoint.subscribeRequest(index: index)
         let counters = self.counters
         var bootstrap = ClientBootstrap(group: state.loop)
             .connectTimeout(.seconds(10))
@@ -126,21 +153,33 @@ final class Harness: Sendable {
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 let handler = SubscriberHandler(
-                    index: index, reads: reads, request: request, state: state, counters: counters, ready: ready
+                    index: index, endpointIndex: endpointIndex, reads: reads, request: request, state: state,
+                    counters: counters, ready: ready
                 )
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
-        bootstrap.connect(host: self.endpoint.host, port: self.endpoint.port).whenFailure { ready.fail($0) }
+        bootstrap.connect(host: endpoint.host, port: endpoint.port).whenFailure { ready.fail($0) }
         // Bounded: a broker that never answers fails the subscriber, not the bench.
         state.loop.scheduleTask(in: .seconds(30)) { ready.fail(BenchError.timeout("stream start of subscriber \(index)")) }
         return ready.futureResult
     }
 
-    /// Connects `count` keep-alive publishers. - Returns: a future per publisher, done when it stops.
-    func connectPublishers(count: Int, heads: [[UInt8]], size: Int, plan: PublishPlan) async throws -> [EventLoopFuture<Void>] {
+    /// Connects `count` keep-alive publishers: all to the first broker, or (`spread`) publisher `i` to
+    /// `endpoints[i % count]`. `targets` subscribers get targeted events (`nil`: broadcasts).
+    /// - Returns: a future per publisher, done when it stops.
+    func connectPublishers(count: Int, spread: Bool, targets: Int?, size: Int, plan: PublishPlan) async throws -> [EventLoopFuture<Void>] {
         var finished: [EventLoopFuture<Void>] = []
+        var headsByEndpoint: [Int: [[UInt8]]] = [:]
         for index in 0..<count {
+            let endpointIndex = spread ? index % self.endpoints.count : 0
+            let endpoint = self.endpoints[endpointIndex]
+            let heads = headsByEndpoint[endpointIndex] ?? {
+                let made = targets.map { n in (0..<n).map { endpoint.publishHead(targetIndex: $0, size: size) } }
+                    ?? [endpoint.publishHead(targetIndex: nil, size: size)]
+                headsByEndpoint[endpointIndex] = made
+                return made
+            }()
             let state = self.loops[index % self.loops.count]
             let promise = state.loop.makePromise(of: Void.self)
             let counters = self.counters
@@ -151,13 +190,13 @@ final class Harness: Sendable {
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         let handler = PublisherHandler(
-                            plan: plan, counters: counters, heads: heads, size: size, seed: seed, state: state,
-                            finished: promise
+                            plan: plan, counters: counters, heads: heads, size: size, index: index, seed: seed,
+                            state: state, finished: promise
                         )
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }
                 }
-                .connect(host: self.endpoint.host, port: self.endpoint.port)
+                .connect(host: endpoint.host, port: endpoint.port)
                 .get()
             finished.append(promise.futureResult)
         }
@@ -203,29 +242,52 @@ final class Harness: Sendable {
         }
     }
 
-    /// The latency histogram, every subscriber's result and the published count per target.
-    func collect(targets: Int) async -> (Histogram<UInt64>, [SubscriberResult], [Int]) {
-        var histogram = Histogram<UInt64>(
-            lowestDiscernibleValue: 1, highestTrackableValue: 600_000_000, numberOfSignificantValueDigits: .three
+    /// What the run measured: the latency histogram (overall and per endpoint), every subscriber's
+    /// result and what was published per target.
+    struct Collected {
+        var latency: Histogram<UInt64>
+        var latencyByEndpoint: [Histogram<UInt64>]
+        var subscribers: [SubscriberResult]
+        var published: PublishedSet
+    }
+
+    func collect(targets: Int) async -> Collected {
+        var collected = Collected(
+            latency: LoopState.histogram(),
+            latencyByEndpoint: self.endpoints.map { _ in LoopState.histogram() },
+            subscribers: [],
+            published: PublishedSet(counts: Array(repeating: 0, count: max(1, targets)), fingerprints: Array(repeating: 0, count: max(1, targets)))
         )
-        var results: [SubscriberResult] = []
-        var perTarget = Array(repeating: 0, count: max(1, targets))
         for state in self.loops {
             let part = try? await state.loop.submit {
                 (
                     state.latency,
-                    state.subscribers.map { SubscriberResult(index: $0.index, reads: $0.reads, received: $0.received, closed: $0.closed) },
-                    state.publishers.map(\.perTarget)
+                    state.latencyByEndpoint,
+                    state.subscribers.map {
+                        SubscriberResult(
+                            index: $0.index, endpointIndex: $0.endpointIndex, reads: $0.reads, received: $0.received,
+                            fingerprint: $0.fingerprint, duplicateIDs: $0.duplicateIDs, idsOutOfOrder: $0.idsOutOfOrder,
+                            publisherOrderViolations: $0.publisherOrderViolations, closed: $0.closed
+                        )
+                    },
+                    state.publishers.map { ($0.perTarget, $0.perTargetFingerprint) }
                 )
             }.get()
-            guard let (latency, subscribers, publishers) = part else { continue }
-            histogram.add(latency)
-            results += subscribers
-            for counts in publishers {
-                for (index, value) in counts.enumerated() where index < perTarget.count { perTarget[index] += value }
+            guard let (latency, byEndpoint, subscribers, publishers) = part else { continue }
+            collected.latency.add(latency)
+            for (index, histogram) in byEndpoint.enumerated() where index < collected.latencyByEndpoint.count {
+                collected.latencyByEndpoint[index].add(histogram)
+            }
+            collected.subscribers += subscribers
+            for (counts, fingerprints) in publishers {
+                for (index, value) in counts.enumerated() where index < collected.published.counts.count {
+                    collected.published.counts[index] += value
+                    collected.published.fingerprints[index] &+= fingerprints[index]
+                }
             }
         }
-        return (histogram, results.sorted { $0.index < $1.index }, perTarget)
+        collected.subscribers.sort { $0.index < $1.index }
+        return collected
     }
 
     /// Non-readers start reading, so a close the broker made behind their unread bytes is seen.

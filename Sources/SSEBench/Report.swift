@@ -31,6 +31,9 @@ struct Report: Codable, Sendable {
     var eventBytes: Int?
     var rate: Double?
     var benchThreads: Int
+    /// Several brokers (nodes of a cluster): their URLs, where publishers post ("first" or "all").
+    var urls: [String]?
+    var publishTo: String?
 
     var durationSeconds: Double?
     var published: Int?
@@ -40,12 +43,30 @@ struct Report: Codable, Sendable {
     var delivered: Int?
     var deliveredPerSecond: Double?
     var completeness: Double?
+    /// Subscribers that got exactly the accepted events (count and sequence fingerprint), with
+    /// strictly increasing ids and each publisher's events in publish order.
     var completeSubscribers: Int?
+    /// Whether every subscriber connected and is complete in that sense.
+    var verified: Bool?
+    /// Subscribers whose set of events differs from what was accepted (missing or duplicated).
+    var subscribersWithWrongSet: Int?
+    var subscribersOutOfOrder: Int?
+    /// Events whose id equalled the previous one's (delivered twice).
+    var duplicateIDs: Int?
+    /// Events whose id was below the previous one's.
+    var idsOutOfOrder: Int?
+    /// Events that arrived after a later event of the same publisher.
+    var publisherOrderViolations: Int?
     var drained: Bool?
     var subscribersClosed: Int?
     var latency: Latency?
+    /// Latency of the subscribers of each URL (several brokers only).
+    var latencyByURL: [Latency]?
 
     var brokerPID: Int32?
+    var brokerPIDs: [Int32]?
+    /// CPU seconds of each broker process (several only; -1 if unreadable).
+    var brokerCPUSecondsByPID: [Double]?
     var brokerCPUSeconds: Double?
     var brokerCPUPercent: Double?
     /// The headline: broker CPU time per delivered event.
@@ -56,6 +77,9 @@ struct Report: Codable, Sendable {
     var brokerRSSGrowthBytes: Int?
     var brokerRSSPerConnectionBytes: Double?
     var benchCPUSeconds: Double?
+    /// CPU of the processes passed with --aux-pid (e.g. PostgreSQL's) over the same window.
+    var auxCPUSeconds: Double?
+    var auxCPUPercent: Double?
 
     // slow
     var nonReaders: Int?
@@ -86,12 +110,23 @@ struct Report: Codable, Sendable {
         add("delivered", self.delivered.map { "\($0) of \(self.expected ?? 0) expected" })
         add("delivered/s", f(self.deliveredPerSecond, 0))
         add("completeness", f(self.completeness, 6))
-        add("complete subscribers", self.completeSubscribers.map { "\($0)" })
+        add("complete subscribers", self.completeSubscribers.map { "\($0) (every event once, in order)" })
+        add("verified", self.verified.map { $0 ? "yes" : "NO" })
+        add("wrong event set", self.subscribersWithWrongSet.map { "\($0) subscribers" })
+        add("out of order", self.subscribersOutOfOrder.map {
+            "\($0) subscribers (ids repeated \(self.duplicateIDs ?? 0), ids back \(self.idsOutOfOrder ?? 0), publisher order \(self.publisherOrderViolations ?? 0))"
+        })
         add("subscribers closed", self.subscribersClosed.map { "\($0)" })
         if let latency {
             add("latency p50/p99/max", String(format: "%.3f / %.3f / %.3f ms", latency.p50Ms, latency.p99Ms, latency.maxMs))
         }
+        for (url, latency) in zip(self.urls ?? [], self.latencyByURL ?? []) {
+            add("  at \(url)", String(format: "%.3f / %.3f / %.3f ms", latency.p50Ms, latency.p99Ms, latency.maxMs))
+        }
         add("broker CPU", f(self.brokerCPUSeconds, 3).map { "\($0) s (\(f(self.brokerCPUPercent, 1) ?? "?") %)" })
+        if let perPID = self.brokerCPUSecondsByPID, let pids = self.brokerPIDs {
+            add("  per process", zip(pids, perPID).map { "\($0): \(String(format: "%.3f", $1)) s" }.joined(separator: ", "))
+        }
         add("broker CPU/event", f(self.brokerCPUMicrosPerEvent, 3).map { "\($0) µs per delivered event" })
         add("broker RSS before", mib(self.brokerRSSBeforeBytes))
         add("broker RSS after", mib(self.brokerRSSAfterBytes))
@@ -103,6 +138,7 @@ struct Report: Codable, Sendable {
         add("healthy completeness", f(self.healthyCompleteness, 6))
         add("healthy closed", self.healthyClosed.map(String.init))
         add("bench CPU", f(self.benchCPUSeconds, 3).map { "\($0) s" })
+        add("other CPU (--aux-pid)", f(self.auxCPUSeconds, 3).map { "\($0) s (\(f(self.auxCPUPercent, 1) ?? "?") %)" })
         for note in self.notes ?? [] { rows.append(("note", note)) }
         let width = rows.map(\.0.count).max() ?? 0
         for (name, value) in rows {

@@ -14,6 +14,11 @@ struct SSEBench: AsyncParsableCommand {
             templates: {id} is a subscriber id (b0, b1, …). This broker: --sub-path '/connect?id={id}'
             --pub-path /broadcast (targeted: '/broadcast?id={id}'). nchan: --sub-path /sub/all
             --pub-path /pub/all (targeted: /sub/{id} and /pub/{id}).
+
+            Several nodes of one cluster: --url http://127.0.0.1:8081,http://127.0.0.1:8082 (or --url
+            repeated) spreads subscribers round-robin over them; publishers post to the first, or
+            round-robin to all with --publish-to all. Pass every node's pid (--pid repeated) and
+            other processes to account for, such as the database's, with --aux-pid.
             """,
         subcommands: [Fanout.self, Targeted.self, Idle.self, Slow.self]
     )
@@ -26,8 +31,20 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Broker port.")
     var port = 8080
 
-    @Option(help: "Broker process id: its CPU time and RSS are read from /proc.")
-    var pid: Int32?
+    @Option(
+        name: .customLong("url"),
+        help: "Broker base URLs, http://127.0.0.1:PORT, comma-separated or repeated; overrides --host and --port. Subscribers are spread round-robin."
+    )
+    var urls: [String] = []
+
+    @Option(name: .customLong("publish-to"), help: "Publishers post to the 'first' broker URL, or round-robin to 'all'.")
+    var publishTo: PublishTarget = .first
+
+    @Option(help: "Broker process ids (repeatable, or comma-separated): CPU time and RSS are read from /proc and summed.")
+    var pid: [String] = []
+
+    @Option(name: .customLong("aux-pid"), help: "Other process ids whose CPU time is reported apart (e.g. the database's); repeatable or comma-separated.")
+    var auxPID: [String] = []
 
     @Option(name: .customLong("sub-path"), help: "Subscribe path template ({id} = subscriber id).")
     var subPath = "/connect?id={id}"
@@ -50,14 +67,22 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print the report as one line of JSON.")
     var json = false
 
-    func endpoint(defaultPubPath: String) throws -> Endpoint {
-        Endpoint(
-            host: try Endpoint.loopbackHost(self.host),
-            port: self.port,
-            subPath: self.subPath,
-            pubPath: self.pubPath ?? defaultPubPath,
-            idPrefix: self.idPrefix
-        )
+    /// One endpoint per broker URL (`--url`), or the one of `--host` and `--port`.
+    func endpoints(defaultPubPath: String) throws -> [Endpoint] {
+        let addresses: [(String, Int)] =
+            try self.urls.isEmpty
+            ? [(Endpoint.loopbackHost(self.host), self.port)]
+            : self.urls.flatMap { $0.split(separator: ",") }.map { try Endpoint.parseURL(String($0)) }
+        return addresses.map { host, port in
+            Endpoint(host: host, port: port, subPath: self.subPath, pubPath: self.pubPath ?? defaultPubPath, idPrefix: self.idPrefix)
+        }
+    }
+
+    var brokerPIDs: [Int32] { Self.pids(self.pid) }
+    var auxPIDs: [Int32] { Self.pids(self.auxPID) }
+
+    private static func pids(_ values: [String]) -> [Int32] {
+        values.flatMap { $0.split(separator: ",") }.compactMap { Int32($0.trimmingCharacters(in: .whitespaces)) }
     }
 
     var benchThreads: Int { self.threads ?? BrokerServer.defaultLoopCount }
@@ -65,6 +90,10 @@ struct CommonOptions: ParsableArguments {
     func validateCommon() throws {
         guard (1...65535).contains(self.port) else { throw ValidationError("--port must be 1…65535") }
         _ = try Endpoint.loopbackHost(self.host)
+        for url in self.urls.flatMap({ $0.split(separator: ",") }) { _ = try Endpoint.parseURL(String(url)) }
+        for value in (self.pid + self.auxPID).flatMap({ $0.split(separator: ",") }) where Int32(value.trimmingCharacters(in: .whitespaces)) == nil {
+            throw ValidationError("not a process id: \(value)")
+        }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard self.connectBatch >= 1 else { throw ValidationError("--connect-batch must be at least 1") }
     }
@@ -76,6 +105,10 @@ struct CommonOptions: ParsableArguments {
     func emit(_ report: Report) throws {
         if self.json { try report.printJSON() } else { report.printTable() }
     }
+}
+
+enum PublishTarget: String, ExpressibleByArgument, Sendable {
+    case first, all
 }
 
 struct PublishOptions: ParsableArguments {
@@ -123,9 +156,11 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     -> Report
 {
     SystemLimits.raiseOpenFiles()
-    let endpoint = try common.endpoint(defaultPubPath: defaultPubPath)
-    let harness = Harness(endpoint: endpoint, threads: common.benchThreads)
+    let endpoints = try common.endpoints(defaultPubPath: defaultPubPath)
+    let harness = Harness(endpoints: endpoints, threads: common.benchThreads)
     let n = options.subscribers
+    let pids = common.brokerPIDs
+    let auxPIDs = common.auxPIDs
     var notes: [String] = []
 
     var nonReaderCount = 0
@@ -139,24 +174,24 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         let count = nonReaderCount
         readsFor = { index in !(index % stride == 0 && index / stride < count) }
     }
-    let rssBeforeConnect = common.pid.flatMap { ProcessSample.rssBytes(pid: $0) }
+    let rssBeforeConnect = pids.isEmpty ? nil : ProcessGroupSample.rssBytes(pids: pids)
     let (connected, failures) = await harness.connectSubscribers(
         count: n, batch: common.connectBatch, reads: readsFor, receiveBuffer: receiveBuffer, log: common.log
     )
     let targeted: Bool = if case .targeted = kind { true } else { false }
-    let heads = targeted
-        ? (0..<n).map { endpoint.publishHead(targetIndex: $0, size: options.size) }
-        : [endpoint.publishHead(targetIndex: nil, size: options.size)]
     let plan = PublishPlan(
         maxEvents: options.events > 0 ? options.events : Int.max, duration: options.duration, rate: options.rate
     )
-    let finished = try await harness.connectPublishers(count: options.publishers, heads: heads, size: options.size, plan: plan)
+    let finished = try await harness.connectPublishers(
+        count: options.publishers, spread: common.publishTo == .all, targets: targeted ? n : nil, size: options.size, plan: plan
+    )
     try await Task.sleep(nanoseconds: UInt64(common.settle * 1e9))
 
     // Measured window: from the first publish to the last delivery (or the drain timeout).
-    let brokerBefore = common.pid.flatMap { ProcessSample.read(pid: $0) }
+    let brokerBefore = ProcessGroupSample.read(pids: pids)
+    let auxBefore = ProcessGroupSample.read(pids: auxPIDs)
     let benchBefore = ProcessSample.cpuSeconds(pid: getpid()) ?? 0
-    let sampler = common.pid.map { RSSSampler(pid: $0) }
+    let sampler = pids.isEmpty ? nil : RSSSampler(pids: pids)
     let t0 = monotonicNanos()
     harness.startPublishing(plan)
     let allFinished = await harness.wait(timeout: options.duration + 30) {
@@ -173,7 +208,8 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     case .slow: expected = published * max(0, connected - nonReaderCount)
     }
     let drained = await harness.drain(expected: expected, timeout: options.drainTimeout, quiet: options.drainQuiet)
-    let brokerAfter = common.pid.flatMap { ProcessSample.read(pid: $0) }
+    let brokerAfter = ProcessGroupSample.read(pids: pids)
+    let auxAfter = ProcessGroupSample.read(pids: auxPIDs)
     let peak = sampler?.stop()
     let benchAfter = ProcessSample.cpuSeconds(pid: getpid()) ?? 0
     let delivered = harness.counters.delivered.load(ordering: .relaxed)
@@ -194,12 +230,13 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         nonReadersClosed = closed
     }
 
-    let (histogram, results, perTarget) = await harness.collect(targets: heads.count)
+    let collected = await harness.collect(targets: targeted ? n : 1)
+    let results = collected.subscribers
     await harness.shutdown()
 
     var report = Report(
         workload: name,
-        target: endpoint.url,
+        target: endpoints.map(\.url).joined(separator: ","),
         subscribers: n,
         subscribersConnected: connected,
         connectFailures: failures.isEmpty ? nil : failures,
@@ -208,13 +245,18 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         rate: options.rate,
         benchThreads: harness.loops.count
     )
+    if endpoints.count > 1 {
+        report.urls = endpoints.map(\.url)
+        report.publishTo = common.publishTo.rawValue
+        report.latencyByURL = collected.latencyByEndpoint.map(Report.Latency.init)
+    }
     report.durationSeconds = Double(t1 - t0) / 1e9
     report.published = published
     report.publishFailures = harness.counters.publishFailures.load(ordering: .relaxed)
     report.publishedPerSecond = Double(published) / max(1e-9, Double(t1 - t0) / 1e9)
     report.expected = expected
     report.drained = drained
-    report.latency = Report.Latency(histogram)
+    report.latency = Report.Latency(collected.latency)
     report.benchCPUSeconds = benchAfter - benchBefore
 
     let healthyResults = results.filter(\.reads)
@@ -224,17 +266,36 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     let deliveryWindow = Double(max(lastDelivery, t0 + 1) - t0) / 1e9
     report.deliveredPerSecond = Double(measuredDelivered) / deliveryWindow
     report.completeness = expected > 0 ? Double(measuredDelivered) / Double(expected) : (published == 0 ? 0 : 1)
-    switch kind {
-    case .targeted:
-        report.completeSubscribers = results.filter { $0.index < perTarget.count && $0.received == perTarget[$0.index] }.count
-    default:
-        report.completeSubscribers = healthyResults.filter { $0.received == published }.count
+    // Exactly the accepted events (count and fingerprint of their sequence numbers), in order.
+    let publishedSet = collected.published
+    func expectation(_ result: SubscriberResult) -> (count: Int, fingerprint: UInt64) {
+        let slot = targeted ? result.index : 0
+        guard slot < publishedSet.counts.count else { return (0, 0) }
+        return (publishedSet.counts[slot], publishedSet.fingerprints[slot])
     }
+    let checked = healthyResults
+    let exactSet = checked.filter { expectation($0) == ($0.received, $0.fingerprint) }
+    let inOrder = checked.filter { $0.duplicateIDs == 0 && $0.idsOutOfOrder == 0 && $0.publisherOrderViolations == 0 }
+    report.completeSubscribers = checked.filter {
+        expectation($0) == ($0.received, $0.fingerprint) && $0.duplicateIDs == 0 && $0.idsOutOfOrder == 0
+            && $0.publisherOrderViolations == 0
+    }.count
+    report.subscribersWithWrongSet = checked.count - exactSet.count
+    report.subscribersOutOfOrder = checked.count - inOrder.count
+    report.duplicateIDs = checked.reduce(0) { $0 + $1.duplicateIDs }
+    report.idsOutOfOrder = checked.reduce(0) { $0 + $1.idsOutOfOrder }
+    report.publisherOrderViolations = checked.reduce(0) { $0 + $1.publisherOrderViolations }
+    report.verified = report.completeSubscribers == checked.count && connected == n
     report.subscribersClosed = results.filter(\.closed).count - (nonReadersClosed ?? 0)
 
-    if let pid = common.pid, let brokerBefore, let brokerAfter {
-        let cpu = brokerAfter.cpuSeconds - brokerBefore.cpuSeconds
-        report.brokerPID = pid
+    if let brokerBefore, let brokerAfter {
+        let perPID = brokerAfter.cpuSeconds(since: brokerBefore, pids: pids)
+        let cpu = perPID.compactMap { $0 }.reduce(0, +)
+        report.brokerPID = pids.first
+        if pids.count > 1 {
+            report.brokerPIDs = pids
+            report.brokerCPUSecondsByPID = perPID.map { $0 ?? -1 }
+        }
         report.brokerCPUSeconds = cpu
         report.brokerCPUPercent = 100 * cpu / max(window, 1e-9)
         report.brokerCPUMicrosPerEvent = measuredDelivered > 0 ? cpu * 1e6 / Double(measuredDelivered) : nil
@@ -242,14 +303,20 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         report.brokerRSSAfterBytes = brokerAfter.rssBytes
         report.brokerRSSPeakBytes = peak
         report.brokerRSSGrowthBytes = peak.map { $0 - brokerBefore.rssBytes }
-    } else if common.pid != nil {
+        if perPID.contains(where: { $0 == nil }) { notes.append("a broker process was not readable in /proc") }
+    } else if !pids.isEmpty {
         notes.append("broker process not readable in /proc")
+    }
+    if let auxBefore, let auxAfter {
+        let cpu = auxAfter.cpuSeconds(since: auxBefore, pids: auxPIDs).compactMap { $0 }.reduce(0, +)
+        report.auxCPUSeconds = cpu
+        report.auxCPUPercent = 100 * cpu / max(window, 1e-9)
     }
     if nonReaderCount > 0 {
         report.nonReaders = nonReaderCount
         report.nonReadersClosed = nonReadersClosed
         report.healthy = readers
-        report.healthyComplete = healthyResults.filter { $0.received == published }.count
+        report.healthyComplete = report.completeSubscribers
         report.healthyCompleteness = report.completeness
         report.healthyClosed = healthyResults.filter(\.closed).count
     }
@@ -342,25 +409,26 @@ struct Idle: AsyncParsableCommand {
 
     func run() async throws {
         SystemLimits.raiseOpenFiles()
-        let endpoint = try self.common.endpoint(defaultPubPath: "/broadcast")
-        let harness = Harness(endpoint: endpoint, threads: self.common.benchThreads)
-        let before = self.common.pid.flatMap { ProcessSample.read(pid: $0) }
+        let endpoints = try self.common.endpoints(defaultPubPath: "/broadcast")
+        let pids = self.common.brokerPIDs
+        let harness = Harness(endpoints: endpoints, threads: self.common.benchThreads)
+        let before = ProcessGroupSample.read(pids: pids)
         let (connected, failures) = await harness.connectSubscribers(
             count: self.subscribers, batch: self.common.connectBatch, log: self.common.log
         )
         try await Task.sleep(nanoseconds: UInt64(self.hold * 1e9))
-        let after = self.common.pid.flatMap { ProcessSample.read(pid: $0) }
-        let (_, results, _) = await harness.collect(targets: 1)
+        let after = ProcessGroupSample.read(pids: pids)
+        let results = await harness.collect(targets: 1).subscribers
         await harness.shutdown()
 
         var report = Report(
-            workload: "idle", target: endpoint.url, subscribers: self.subscribers, subscribersConnected: connected,
-            connectFailures: failures.isEmpty ? nil : failures, benchThreads: harness.loops.count
+            workload: "idle", target: endpoints.map(\.url).joined(separator: ","), subscribers: self.subscribers,
+            subscribersConnected: connected, connectFailures: failures.isEmpty ? nil : failures, benchThreads: harness.loops.count
         )
         report.subscribersClosed = results.filter(\.closed).count
-        if let pid = self.common.pid, let before, let after {
-            report.brokerPID = pid
-            report.brokerCPUSeconds = after.cpuSeconds - before.cpuSeconds
+        if let before, let after {
+            report.brokerPID = pids.first
+            report.brokerCPUSeconds = after.cpuSeconds(since: before, pids: pids).compactMap { $0 }.reduce(0, +)
             report.brokerRSSBeforeBytes = before.rssBytes
             report.brokerRSSAfterBytes = after.rssBytes
             report.brokerRSSGrowthBytes = after.rssBytes - before.rssBytes

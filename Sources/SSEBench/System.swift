@@ -76,22 +76,51 @@ struct ProcessSample: Sendable {
     }
 }
 
-/// Samples a process's RSS in the background and keeps the peak, so a transient backlog is seen.
+/// CPU time and memory of several processes (the nodes of a cluster), each read at the same moment.
+struct ProcessGroupSample: Sendable {
+    /// Per pid; a process that is gone or unreadable is missing.
+    var samples: [Int32: ProcessSample]
+
+    static func read(pids: [Int32]) -> ProcessGroupSample? {
+        guard !pids.isEmpty else { return nil }
+        var samples: [Int32: ProcessSample] = [:]
+        for pid in pids {
+            samples[pid] = ProcessSample.read(pid: pid)
+        }
+        return ProcessGroupSample(samples: samples)
+    }
+
+    var rssBytes: Int { self.samples.values.reduce(0) { $0 + $1.rssBytes } }
+
+    /// CPU seconds each process used since `earlier`, for the processes readable both times.
+    func cpuSeconds(since earlier: ProcessGroupSample, pids: [Int32]) -> [Double?] {
+        pids.map { pid in
+            guard let now = self.samples[pid], let then = earlier.samples[pid] else { return nil }
+            return now.cpuSeconds - then.cpuSeconds
+        }
+    }
+
+    /// The sum of the RSS of `pids` now (0 for a process gone).
+    static func rssBytes(pids: [Int32]) -> Int {
+        pids.reduce(0) { $0 + (ProcessSample.rssBytes(pid: $1) ?? 0) }
+    }
+}
+
+/// Samples the summed RSS of processes in the background and keeps the peak, so a transient backlog is seen.
 final class RSSSampler: @unchecked Sendable {
-    private let pid: Int32
+    private let pids: [Int32]
     private let lock = NSLock()
     private var peak = 0
     private var running = true
     private var thread: Thread?
 
-    init(pid: Int32, interval: TimeInterval = 0.05) {
-        self.pid = pid
-        self.peak = ProcessSample.rssBytes(pid: pid) ?? 0
+    init(pids: [Int32], interval: TimeInterval = 0.05) {
+        self.pids = pids
+        self.peak = ProcessGroupSample.rssBytes(pids: pids)
         let thread = Thread { [self] in
             while self.lock.withLock({ self.running }) {
-                if let rss = ProcessSample.rssBytes(pid: self.pid) {
-                    self.lock.withLock { self.peak = Swift.max(self.peak, rss) }
-                }
+                let rss = ProcessGroupSample.rssBytes(pids: self.pids)
+                self.lock.withLock { self.peak = Swift.max(self.peak, rss) }
                 Thread.sleep(forTimeInterval: interval)
             }
         }
@@ -104,7 +133,7 @@ final class RSSSampler: @unchecked Sendable {
     func stop() -> Int {
         self.lock.withLock {
             self.running = false
-            if let rss = ProcessSample.rssBytes(pid: self.pid) { self.peak = Swift.max(self.peak, rss) }
+            self.peak = Swift.max(self.peak, ProcessGroupSample.rssBytes(pids: self.pids))
             return self.peak
         }
     }

@@ -145,23 +145,40 @@ struct ResponseReader {
     }
 }
 
+/// What the scanner read from one event. Publishers write `<send time> <seq> <publisher> <padding>`
+/// as the data; the broker adds `id:`.
+struct ScannedEvent {
+    /// The publisher's send time (monotonic ns); 0 if the first data line has no number.
+    var stamp: UInt64 = 0
+    /// The publish sequence number (unique across publishers); -1 if absent.
+    var seq: Int = -1
+    /// The index of the publisher connection that sent it; -1 if absent.
+    var publisher: Int = -1
+    /// The event's `id:` when it is a decimal number (this broker's ids; nchan's are not).
+    var id: UInt64?
+}
+
 /// Finds events in a `text/event-stream` body without buffering: counts every event (a block ended
-/// by a blank line) that has a `data:` field and reads the decimal number its first data line starts
-/// with — the publisher's send time. Comments (`: …`), `id:`, `event:` and `retry:` lines are skipped.
+/// by a blank line) that has a `data:` field, reads the up to three decimal numbers its first data
+/// line starts with (send time, sequence, publisher) and a decimal `id:`. Comments (`: …`),
+/// `event:` and `retry:` lines and the padding are skipped.
 struct EventScanner {
     private enum Line: UInt8 {
-        case start, dataName, dataValueStart, digits, skip
+        case start, dataName, dataValueStart, digits, idName, idValueStart, idDigits, skip
     }
 
     private var line = Line.start
     private var eventHasData = false
     private var value: UInt64 = 0
     private var sawDigit = false
-    private var stamp: UInt64 = 0
+    /// Which number of the data line is being read (0 send time, 1 sequence, 2 publisher).
+    private var field = 0
+    private var numbers: (UInt64, Int, Int) = (0, -1, -1)
+    private var event = ScannedEvent()
 
-    /// Scans `bytes`; calls `onEvent` with each complete event's stamp (0 if its data had none).
+    /// Scans `bytes`; calls `onEvent` with each complete event.
     @inline(__always)
-    mutating func scan(_ bytes: UnsafeRawBufferPointer, onEvent: (UInt64) -> Void) {
+    mutating func scan(_ bytes: UnsafeRawBufferPointer, onEvent: (ScannedEvent) -> Void) {
         guard let base = bytes.baseAddress else { return }
         let count = bytes.count
         var index = 0
@@ -178,10 +195,13 @@ struct EventScanner {
             switch self.line {
             case .start:
                 if byte == 0x0A {
-                    if self.eventHasData { onEvent(self.stamp) }
+                    if self.eventHasData { onEvent(self.event) }
                     self.eventHasData = false
+                    self.event = ScannedEvent()
                 } else if byte == UInt8(ascii: "d") {
                     self.line = .dataName
+                } else if byte == UInt8(ascii: "i") {
+                    self.line = .idName
                 } else if byte != 0x0D {
                     self.line = .skip
                 }
@@ -189,12 +209,16 @@ struct EventScanner {
                 if byte == UInt8(ascii: ":") {
                     self.line = .dataValueStart
                 } else if byte == 0x0A {
+                    self.field = 0
+                    self.numbers = (0, -1, -1)
                     self.endDataLine()
                     self.line = .start
                 }
             case .dataValueStart:
                 self.value = 0
                 self.sawDigit = false
+                self.field = 0
+                self.numbers = (0, -1, -1)
                 self.line = .digits
                 if byte == UInt8(ascii: " ") { continue }
                 index -= 1  // not a space: read it as the value's first byte
@@ -203,8 +227,35 @@ struct EventScanner {
                     self.value = self.value &* 10 &+ UInt64(byte &- 48)
                     self.sawDigit = true
                 } else {
+                    self.endNumber()
+                    if byte == UInt8(ascii: " ") && self.field < 3 {
+                        continue  // the next number
+                    }
                     self.endDataLine()
                     self.line = byte == 0x0A ? .start : .skip
+                }
+            case .idName:
+                if byte == UInt8(ascii: ":") {
+                    self.line = .idValueStart
+                } else if byte == 0x0A {
+                    self.line = .start
+                }
+            case .idValueStart:
+                self.value = 0
+                self.sawDigit = false
+                self.line = .idDigits
+                if byte == UInt8(ascii: " ") { continue }
+                index -= 1
+            case .idDigits:
+                if byte &- 48 < 10 {
+                    self.value = self.value &* 10 &+ UInt64(byte &- 48)
+                    self.sawDigit = true
+                } else if byte == 0x0A || byte == 0x0D {
+                    self.event.id = self.sawDigit ? self.value : nil
+                    self.line = byte == 0x0A ? .start : .skip
+                } else {
+                    self.event.id = nil  // not a decimal id (nchan's are `time:tag`)
+                    self.line = .skip
                 }
             case .skip:
                 break
@@ -212,10 +263,29 @@ struct EventScanner {
         }
     }
 
+    /// A number of the data line ended (or a non-digit ended the numbers).
+    private mutating func endNumber() {
+        if self.sawDigit {
+            switch self.field {
+            case 0: self.numbers.0 = self.value
+            case 1: self.numbers.1 = self.value <= UInt64(Int.max) ? Int(self.value) : -1
+            case 2: self.numbers.2 = self.value <= 1 << 20 ? Int(self.value) : -1
+            default: break
+            }
+            self.field += 1
+        } else {
+            self.field = 3  // not a number: no further ones are read
+        }
+        self.value = 0
+        self.sawDigit = false
+    }
+
     private mutating func endDataLine() {
         if !self.eventHasData {
             self.eventHasData = true
-            self.stamp = self.sawDigit ? self.value : 0
+            self.event.stamp = self.numbers.0
+            self.event.seq = self.numbers.1
+            self.event.publisher = self.numbers.2
         }
         self.sawDigit = false
         self.value = 0
