@@ -125,13 +125,38 @@ public final class Broker: EventBroker {
     /// - Returns: how many connections it was handed to (0 for a targeted event whose client is not here).
     @discardableResult
     public func deliver(_ event: LoggedEvent) -> Int {
+        self.deliver(contentsOf: [event])
+    }
+
+    /// Delivers several events with ids assigned elsewhere, in order, as ``deliver(_:)`` does — but as
+    /// one task per event loop, so each client gets them in one write. For events that arrived
+    /// together (the notifications of one commit).
+    /// - Returns: how many deliveries to connections were made, all events together.
+    @discardableResult
+    public func deliver(contentsOf events: [LoggedEvent]) -> Int {
+        guard !events.isEmpty else { return 0 }
         let publishedAt = NIODeadline.now().uptimeNanoseconds
-        var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
-        EventEncoder.appendID(event.id, to: &encoded)
+        let encoded = events.map { event in
+            var buffer = EventEncoder.encodeFields(type: event.type, data: event.data)
+            EventEncoder.appendID(event.id, to: &buffer)
+            return buffer
+        }
         return self.registry.withLock { registry in
-            guard !registry.isShutDown, event.id > registry.nextEventID else { return 0 }
-            registry.nextEventID = event.id
-            return self.fanOut(event, encoded: encoded, publishedAt: publishedAt, in: &registry)
+            guard !registry.isShutDown else { return 0 }
+            var batches: [ObjectIdentifier: (LoopFanout, [LoopFanout.Delivery])] = [:]
+            var recipients = 0
+            for (event, buffer) in zip(events, encoded) where event.id > registry.nextEventID {
+                registry.nextEventID = event.id
+                recipients += self.record(event, encoded: buffer, in: &registry) { fanout, subscribers in
+                    let delivery = LoopFanout.Delivery(buffer: buffer, eventID: event.id, subscribers: subscribers, publishedAt: publishedAt)
+                    batches[ObjectIdentifier(fanout), default: (fanout, [])].1.append(delivery)
+                }
+            }
+            // Queued under the lock, like single events, so every loop receives events in id order.
+            for (fanout, batch) in batches.values {
+                fanout.enqueue(batch)
+            }
+            return recipients
         }
     }
 
@@ -157,18 +182,31 @@ public final class Broker: EventBroker {
     /// journals it and tells the listeners. Queued under the lock so every loop receives events in
     /// id order. - Returns: the number of connections it was handed to.
     private func fanOut(_ event: LoggedEvent, encoded: ByteBuffer, publishedAt: UInt64, in registry: inout ClientRegistry) -> Int {
+        self.record(event, encoded: encoded, in: &registry) { fanout, subscribers in
+            fanout.enqueue(encoded, eventID: event.id, to: subscribers, publishedAt: publishedAt)
+        }
+    }
+
+    /// Under the registry lock: keeps `event` for replay, journals it, tells the listeners, and calls
+    /// `send` for each loop with recipients. - Returns: the number of recipients.
+    private func record(
+        _ event: LoggedEvent,
+        encoded: ByteBuffer,
+        in registry: inout ClientRegistry,
+        send: (LoopFanout, [Subscription]) -> Void
+    ) -> Int {
         registry.history.append(id: event.id, target: event.target, encoded: encoded)
         self.journal?.record(event)
         var recipients = 0
         if let target = event.target {
             for (fanout, subscribers) in registry.targets(of: target) {
                 recipients += subscribers.count
-                fanout.enqueue(encoded, eventID: event.id, to: subscribers, publishedAt: publishedAt)
+                send(fanout, subscribers)
             }
         } else {
             for bucket in registry.buckets.values where !bucket.subscribers.isEmpty {
                 recipients += bucket.subscribers.count
-                bucket.fanout.enqueue(encoded, eventID: event.id, to: bucket.subscribers, publishedAt: publishedAt)
+                send(bucket.fanout, bucket.subscribers)
             }
         }
         if !registry.listeners.isEmpty {

@@ -40,7 +40,37 @@ final class LoopFanout: @unchecked Sendable {
         }
     }
 
+    /// One event of a batch: what ``enqueue(_:eventID:to:publishedAt:)`` takes.
+    struct Delivery {
+        var buffer: ByteBuffer
+        var eventID: UInt64
+        var subscribers: [Subscription]
+        var publishedAt: UInt64
+    }
+
+    /// Queues several events as one task, so the loop writes them all before it flushes: each
+    /// subscriber gets them in one `writev`. For events that arrive together (a cluster's
+    /// notifications of one commit).
+    func enqueue(_ batch: [Delivery]) {
+        self.pendingDeliveries.add(1, ordering: .relaxed)
+        self.eventLoop.execute {
+            for delivery in batch {
+                self.write(delivery.buffer, eventID: delivery.eventID, to: delivery.subscribers, publishedAt: delivery.publishedAt)
+            }
+            if self.pendingDeliveries.subtract(1, ordering: .relaxed).newValue == 0 {
+                self.flushDirty()
+            }
+        }
+    }
+
     private func deliver(_ buffer: ByteBuffer, eventID: UInt64, to subscribers: [Subscription], publishedAt: UInt64?) {
+        self.write(buffer, eventID: eventID, to: subscribers, publishedAt: publishedAt)
+        if self.pendingDeliveries.subtract(1, ordering: .relaxed).newValue == 0 {
+            self.flushDirty()
+        }
+    }
+
+    private func write(_ buffer: ByteBuffer, eventID: UInt64, to subscribers: [Subscription], publishedAt: UInt64?) {
         let isEvent = publishedAt != nil
         var written = 0
         var missed = 0
@@ -62,9 +92,6 @@ final class LoopFanout: @unchecked Sendable {
             self.counters.recordDelivery(written: written, bytes: written * buffer.readableBytes, missed: missed)
             let now = NIODeadline.now().uptimeNanoseconds
             self.fanoutTimer.recordNanoseconds(Int64(truncatingIfNeeded: now &- publishedAt))
-        }
-        if self.pendingDeliveries.subtract(1, ordering: .relaxed).newValue == 0 {
-            self.flushDirty()
         }
     }
 

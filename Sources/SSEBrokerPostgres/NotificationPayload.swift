@@ -21,14 +21,24 @@ enum NotificationPayload: Equatable {
 
     /// The payload announcing `event`: the event itself when it fits, else its id.
     static func encode(_ event: LoggedEvent) -> String {
-        let origin = event.origin.rawValue.unicodeScalars.contains { $0.value < 0x20 } ? "?" : event.origin.rawValue
-        let head = "\(event.id)\u{1F}\(event.target ?? "")\u{1F}\(event.type ?? "")\u{1F}\(origin)\u{1F}"
-        let data = event.data.readableBytesView
-        guard head.utf8.count + data.count <= self.maxBytes, !data.contains(0),
-            let text = String(validating: data, as: UTF8.self)
-        else { return String(event.id) }
+        String(event.id) + self.suffix(type: event.type, target: event.target, origin: event.origin, data: event.data)
+    }
+
+    /// What follows the id in the payload: empty when the event does not fit (or is not text), so
+    /// it is announced by id. The id is not known yet when the publisher builds this (the database
+    /// draws it), so room is left for the longest one.
+    static func suffix(type: String?, target: String?, origin: EventOrigin, data: ByteBuffer) -> String {
+        let origin = origin.rawValue.unicodeScalars.contains { $0.value < 0x20 } ? "?" : origin.rawValue
+        let head = "\u{1F}\(target ?? "")\u{1F}\(type ?? "")\u{1F}\(origin)\u{1F}"
+        let bytes = data.readableBytesView
+        guard self.longestID + head.utf8.count + bytes.count <= self.maxBytes, !bytes.contains(0),
+            let text = String(validating: bytes, as: UTF8.self)
+        else { return "" }
         return head + text
     }
+
+    /// Digits in the largest id (`Int64.max`, the sequence's limit).
+    private static let longestID = String(Int64.max).utf8.count
 
     /// Parses a payload; `nil` for one this version does not understand.
     static func decode(_ payload: String) -> NotificationPayload? {

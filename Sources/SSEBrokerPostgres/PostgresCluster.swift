@@ -68,6 +68,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
         let channel: String
         /// The advisory lock that orders publishes (and schema creation) cluster-wide.
         let lockKey: Int64
+        /// The function that publishes a batch in one statement.
+        let publishFunction: String
 
         init(prefix: String) {
             self.events = "\(prefix)_events"
@@ -75,12 +77,39 @@ public final class PostgresCluster: EventBackplane, Sendable {
             self.nodes = "\(prefix)_nodes"
             self.presence = "\(prefix)_presence"
             self.channel = "\(prefix)_events"
+            self.publishFunction = "\(prefix)_publish"
             // FNV-1a: stable across processes and versions (Hasher is seeded per process).
             var hash: UInt64 = 0xcbf2_9ce4_8422_2325
             for byte in "sse-broker-publish:\(prefix)".utf8 {
                 hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3
             }
             self.lockKey = Int64(bitPattern: hash)
+        }
+
+        /// `<prefix>_publish(node, types, targets, origins, data, suffixes) RETURNS SETOF bigint`.
+        ///
+        /// The cluster-wide advisory lock is taken before the ids are drawn and held until the commit,
+        /// so ids are committed — and their notifications delivered — in id order. An empty type or
+        /// target is none; an empty suffix announces the event by id only (it does not fit).
+        var publishFunctionDefinition: String {
+            """
+            CREATE OR REPLACE FUNCTION \(self.publishFunction)(
+                p_node text, p_types text[], p_targets text[], p_origins text[], p_data bytea[], p_suffixes text[])
+            RETURNS SETOF bigint LANGUAGE plpgsql AS $body$
+            DECLARE
+                new_id bigint;
+            BEGIN
+                PERFORM pg_advisory_xact_lock(\(self.lockKey));
+                FOR i IN 1 .. coalesce(array_length(p_types, 1), 0) LOOP
+                    new_id := nextval('\(self.sequence)');
+                    INSERT INTO \(self.events) (id, type, target, origin, node, data)
+                        VALUES (new_id, NULLIF(p_types[i], ''), NULLIF(p_targets[i], ''), p_origins[i], p_node, p_data[i]);
+                    PERFORM pg_notify('\(self.channel)', new_id::text || p_suffixes[i]);
+                    RETURN NEXT new_id;
+                END LOOP;
+            END
+            $body$
+            """
         }
     }
 
@@ -230,9 +259,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
                     self.setState(.online)
                     self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
                     delay = self.configuration.reconnectDelay.lowerBound
-                    for try await notification in notifications {
-                        try await self.handle(notification.payload, on: listening)
-                    }
+                    try await self.deliver(notifications, on: listening)
                 }
                 try? await listening.close()
                 if Task.isCancelled { return }
@@ -290,6 +317,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
                         connections integer NOT NULL, PRIMARY KEY (node_id, client_id))
                     """,
                     "CREATE INDEX IF NOT EXISTS \(n.presence)_client ON \(n.presence) (client_id)",
+                    n.publishFunctionDefinition,
                 ] {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
                 }
@@ -371,22 +399,54 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
     }
 
-    private func handle(_ payload: String, on connection: PostgresConnection) async throws {
-        switch NotificationPayload.decode(payload) {
-        case .event(let event):
-            self.broker.deliver(event)
-        case .reference(let id):
-            guard id > self.broker.lastEventID else { return }
-            let rows = try await connection.query(
-                "SELECT id, type, target, origin, data FROM \(unescaped: self.names.events) WHERE id = \(Int64(id))",
-                logger: self.logger
-            )
-            for try await row in rows {
-                self.broker.deliver(try Self.loggedEvent(row))
+    /// Delivers the notifications as they come, in order. One task reads them into an inbox, another
+    /// delivers what has gathered there as one batch (``Broker/deliver(contentsOf:)``): under load the
+    /// notifications of a commit arrive together and each client gets them in one write.
+    private func deliver(_ notifications: PostgresNotificationSequence, on connection: PostgresConnection) async throws {
+        let inbox = NotificationInbox()
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask {
+                defer { inbox.finish() }
+                for try await notification in notifications {
+                    inbox.append(notification.payload)
+                }
             }
-        case nil:
-            self.logger.warning("ignored a notification this version does not understand", metadata: ["payload": "\(payload.prefix(80))"])
+            group.addTask {
+                while let payloads = await inbox.next() {
+                    do {
+                        try await self.handle(payloads, on: connection)
+                    } catch {
+                        // The reader is waiting on this connection: closing it ends both.
+                        try? await connection.close()
+                        throw error
+                    }
+                }
+            }
+            try await group.waitForAll()
         }
+    }
+
+    private func handle(_ payloads: [String], on connection: PostgresConnection) async throws {
+        var events: [LoggedEvent] = []
+        events.reserveCapacity(payloads.count)
+        for payload in payloads {
+            switch NotificationPayload.decode(payload) {
+            case .event(let event):
+                events.append(event)
+            case .reference(let id):
+                guard id > (events.last?.id ?? self.broker.lastEventID) else { continue }
+                let rows = try await connection.query(
+                    "SELECT id, type, target, origin, data FROM \(unescaped: self.names.events) WHERE id = \(Int64(id))",
+                    logger: self.logger
+                )
+                for try await row in rows {
+                    events.append(try Self.loggedEvent(row))
+                }
+            case nil:
+                self.logger.warning("ignored a notification this version does not understand", metadata: ["payload": "\(payload.prefix(80))"])
+            }
+        }
+        self.broker.deliver(contentsOf: events)
     }
 
     private static func loggedEvent(_ row: PostgresRow) throws -> LoggedEvent {
@@ -512,50 +572,34 @@ public final class PostgresCluster: EventBackplane, Sendable {
             var accepted = [UInt64?](repeating: nil, count: batch.count)
             guard !writable.isEmpty else { return WriteOutcome(accepted: accepted, remoteConnections: remote) }
 
-            try await connection.withTransaction(logger: self.logger) { connection in
-                // Ids are drawn and committed in one order cluster-wide (see the type's documentation).
-                try await connection.query("SELECT pg_advisory_xact_lock(\(n.lockKey))", logger: self.logger)
-                let idRows = try await connection.query(
-                    "SELECT nextval(\(n.sequence)::regclass) FROM generate_series(1, \(writable.count)) ORDER BY 1",
-                    logger: self.logger
-                )
-                var ids: [Int64] = []
-                for try await id in idRows.decode(Int64.self) {
-                    ids.append(id)
-                }
-                var types: [String] = []
-                var targets: [String] = []
-                var origins: [String] = []
-                var data: [ByteBuffer] = []
-                var payloads: [String] = []
-                for (offset, index) in writable.enumerated() {
-                    let pending = batch[index]
-                    types.append(pending.event.type ?? "")
-                    targets.append(pending.target ?? "")
-                    origins.append(pending.event.origin.rawValue)
-                    data.append(pending.event.data)
-                    let logged = LoggedEvent(
-                        id: UInt64(ids[offset]),
-                        type: pending.event.type,
-                        data: pending.event.data,
-                        target: pending.target,
-                        origin: pending.event.origin
-                    )
-                    payloads.append(NotificationPayload.encode(logged))
-                    accepted[index] = UInt64(ids[offset])
-                }
-                try await connection.query(
-                    """
-                    WITH written AS (
-                        INSERT INTO \(unescaped: n.events) (id, type, target, origin, node, data)
-                        SELECT e.id, NULLIF(e.type, ''), NULLIF(e.target, ''), e.origin, \(node), e.data
-                        FROM unnest(\(ids)::int8[], \(types)::text[], \(targets)::text[], \(origins)::text[], \(data)::bytea[])
-                            AS e(id, type, target, origin, data)
-                        RETURNING 1)
-                    SELECT (SELECT count(*) FROM written), count(pg_notify(\(n.channel), p)) FROM unnest(\(payloads)::text[]) AS p
-                    """,
-                    logger: self.logger
-                )
+            var types: [String] = []
+            var targets: [String] = []
+            var origins: [String] = []
+            var data: [ByteBuffer] = []
+            var suffixes: [String] = []
+            for index in writable {
+                let pending = batch[index]
+                types.append(pending.event.type ?? "")
+                targets.append(pending.target ?? "")
+                origins.append(pending.event.origin.rawValue)
+                data.append(pending.event.data)
+                suffixes.append(NotificationPayload.suffix(type: pending.event.type, target: pending.target, origin: pending.event.origin, data: pending.event.data))
+            }
+            // One statement, so one round trip and one transaction (autocommit): the function takes
+            // the advisory lock, draws the ids, inserts and notifies; the lock is released at commit.
+            let rows = try await connection.query(
+                "SELECT \(unescaped: n.publishFunction)(\(node), \(types), \(targets), \(origins), \(data), \(suffixes))",
+                logger: self.logger
+            )
+            var ids: [UInt64] = []
+            for try await id in rows.decode(Int64.self) {
+                ids.append(UInt64(id))
+            }
+            guard ids.count == writable.count else {
+                throw ClusterConfigurationError(message: "the publish function returned \(ids.count) ids for \(writable.count) events")
+            }
+            for (offset, index) in writable.enumerated() {
+                accepted[index] = ids[offset]
             }
             return WriteOutcome(accepted: accepted, remoteConnections: remote)
         }
@@ -752,6 +796,56 @@ public final class PostgresCluster: EventBackplane, Sendable {
             return String(cString: strerror(error.errnoCode)).lowercased()
         }
         return "\(error)"
+    }
+}
+
+/// Notification payloads waiting to be delivered: filled by the task reading the `LISTEN`
+/// connection, drained in batches by the task delivering them.
+final class NotificationInbox: Sendable {
+    private struct State {
+        var payloads: [String] = []
+        var waiter: CheckedContinuation<[String]?, Never>?
+        var finished = false
+    }
+
+    private let state = NIOLockedValueBox(State())
+
+    func append(_ payload: String) {
+        let waiter = self.state.withLockedValue { state -> CheckedContinuation<[String]?, Never>? in
+            guard let waiter = state.waiter else {
+                state.payloads.append(payload)
+                return nil
+            }
+            state.waiter = nil
+            return waiter
+        }
+        waiter?.resume(returning: [payload])
+    }
+
+    /// No more payloads: a waiting or later ``next()`` returns `nil` once the inbox is empty.
+    func finish() {
+        let waiter = self.state.withLockedValue { state -> CheckedContinuation<[String]?, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+
+    /// Everything gathered since the last call, waiting for at least one; `nil` when finished.
+    func next() async -> [String]? {
+        await withCheckedContinuation { continuation in
+            let ready = self.state.withLockedValue { state -> [String]?? in
+                if !state.payloads.isEmpty {
+                    defer { state.payloads = [] }
+                    return .some(state.payloads)
+                }
+                if state.finished { return .some(nil) }
+                state.waiter = continuation
+                return .none
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
     }
 }
 

@@ -30,8 +30,9 @@ import Testing
         #expect(NotificationPayload.encode(withNUL) == "7")
         let notUTF8 = LoggedEvent(id: 8, type: nil, data: ByteBuffer(bytes: [0xFF]), target: nil, origin: .api)
         #expect(NotificationPayload.encode(notUTF8) == "8")
-        // The limit is on the whole payload, header included.
-        let header = "42\u{1F}alice\u{1F}price\u{1F}http\u{1F}".utf8.count
+        // The limit is on the whole payload, header included, with room for the longest id (the
+        // database draws it after the payload was built).
+        let header = String(Int64.max).utf8.count + "\u{1F}alice\u{1F}price\u{1F}http\u{1F}".utf8.count
         #expect(NotificationPayload.encode(self.event(String(repeating: "y", count: NotificationPayload.maxBytes - header))) != "42")
         #expect(NotificationPayload.encode(self.event(String(repeating: "y", count: NotificationPayload.maxBytes - header + 1))) == "42")
     }

@@ -59,6 +59,27 @@ final class RecordingJournal: EventJournal {
         #expect(broker.lastEventID == 13)
     }
 
+    @Test func deliverContentsOf_writesTheBatchInOrder_flushedOnce_skippingIDsAlreadyDelivered() throws {
+        let broker = try Broker()
+        let alice = try self.subscribe(broker, "alice")
+        let bob = try self.subscribe(broker, "bob")
+        broker.deliver(self.logged(5, "five"))
+        self.loop.run()
+        let flushesBefore = alice.flushCount
+        let delivered = broker.deliver(contentsOf: [
+            self.logged(4, "stale"), self.logged(6, "six"), self.logged(7, "for bob", to: "bob"), self.logged(9, "nine"),
+        ])
+        #expect(delivered == 2 + 1 + 2)
+        self.loop.run()
+        #expect(alice.dataLines == ["five", "six", "nine"])
+        #expect(bob.dataLines == ["five", "six", "for bob", "nine"])
+        #expect(alice.flushCount == flushesBefore + 1)  // one write for the whole batch
+        #expect(broker.lastEventID == 9)
+        // Replay sees the batch too.
+        let late = try self.subscribe(broker, "bob", lastEventID: "6")
+        #expect(late.dataLines == ["for bob", "nine"])
+    }
+
     @Test func restore_seedsReplay_andIDsContinueAfterTheNewest() throws {
         let broker = try Broker()
         broker.restore([self.logged(3, "three"), self.logged(5, "five", to: "bob"), self.logged(8, "eight")])
