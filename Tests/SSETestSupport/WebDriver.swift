@@ -33,9 +33,22 @@ public struct WebDriver: Sendable {
         guard let browser else {
             throw ChildProcessError.failed("Chromium is not installed; the browser tests need it: \(Self.installHint)")
         }
-        let driver = try ChildProcess.launch([chromedriver, "--port=0"])
+        // chromedriver now and then fails to bind the port it picked ("IPv4 port not available",
+        // seen with many other tests' servers open): start another.
+        var attempt = 0
+        var launched: (ChildProcess, String)?
+        while launched == nil {
+            attempt += 1
+            let candidate = try ChildProcess.launch([chromedriver, "--port=0"])
+            do {
+                launched = (candidate, try await candidate.waitForLine { $0.contains("started successfully on port") })
+            } catch {
+                candidate.terminate()
+                guard attempt < 3, "\(error)".contains("port not available") else { throw error }
+            }
+        }
+        let (driver, started) = launched!
         defer { driver.terminate() }
-        let started = try await driver.waitForLine { $0.contains("started successfully on port") }
         guard let port = started.split(separator: " ").last.flatMap({ Int($0.trimmingCharacters(in: .punctuationCharacters)) }) else {
             throw ChildProcessError.failed("no port in chromedriver's line: \(started)")
         }
