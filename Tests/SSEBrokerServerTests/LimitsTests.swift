@@ -62,7 +62,9 @@ struct LimitsTests {
     }
 
     @Test func slowLorisHead_gets408_andIsClosed() async throws {
-        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .milliseconds(200)))
+        // The deadline also covers the stream's own request below: 2 s, so that request beats it
+        // even under a sanitizer with the whole suite running (200 ms did not under ASan).
+        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(2)))
         try await TestServer.with(security: security) { server in
             var reader = try await server.connectedReader("/connect?id=a")
             let connection = try await server.raw()
@@ -72,7 +74,7 @@ struct LimitsTests {
             let answer = try await connection.untilClosed()
             #expect(answer.hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
             #expect(answer.contains("connection: close\r\n") || answer.contains("Connection: close\r\n"))
-            #expect(answer.hasSuffix("408 Request Timeout: the request line and headers did not arrive within 0.2 s\n"))
+            #expect(answer.hasSuffix("408 Request Timeout: the request line and headers did not arrive within 2 s\n"))
             #expect(server.broker.statistics.refusals == [408: 1])
             // The established stream is not subject to the header deadline.
             try server.broker.broadcast(Event(data: "still here"))
@@ -90,8 +92,9 @@ struct LimitsTests {
     }
 
     @Test func idleKeepAliveConnection_isClosedQuietly() async throws {
-        // Long enough that the request itself always beats the deadline (ASan made 150 ms too short).
-        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(1)))
+        // Long enough that the request itself always beats the deadline: ASan with the whole suite
+        // running made 150 ms, then 1 s, too short.
+        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(5)))
         try await TestServer.with(security: security) { server in
             let publisher = try await server.publisher()
             #expect(try await publisher.post("/broadcast", body: "x").status == .accepted)
