@@ -168,6 +168,7 @@ let package = Package(
             name: "SSETestSupport",
             dependencies: [
                 "SSEClient",
+                "SSEBroker",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
@@ -218,6 +219,8 @@ let package = Package(
             name: "SSEBrokerTests",
             dependencies: [
                 "SSEBroker",
+                "SSETestSupport",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -21,6 +21,8 @@ public final class Broker: EventBroker {
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
     private let journal: (any EventJournal)?
+    /// Publishers waiting for the loops to catch up (``BrokerConfiguration/maxQueuedEvents``).
+    let roomWaiters = RoomWaiters()
 
     /// Creates a broker.
     /// - Parameters:
@@ -43,9 +45,15 @@ public final class Broker: EventBroker {
         self.logger = logger
         self.metrics = BrokerMetrics(factory: metricsFactory)
         self.journal = journal
+        let base = configuration.eventIDSeed.base
         self.registry = Locked(
             ClientRegistry(
-                history: ReplayHistory(maxCount: configuration.historySize, maxBytes: configuration.historyByteLimit)
+                history: ReplayHistory(
+                    maxCount: configuration.historySize,
+                    maxBytes: configuration.historyByteLimit,
+                    horizon: base
+                ),
+                nextEventID: base
             )
         )
     }
@@ -65,16 +73,58 @@ public final class Broker: EventBroker {
     /// Publishes `event` to every client (`target == nil`) or to every connection of `target`, through
     /// the attached ``EventBackplane`` if there is one (then the id comes from the shared log and
     /// every node delivers the event), else directly as ``broadcast(_:)`` does.
+    ///
+    /// When the broker is overloaded (more accepted and undelivered events than
+    /// ``BrokerConfiguration/maxQueuedEvents`` or ``BrokerConfiguration/maxQueuedBytes`` on a loop)
+    /// it waits for room, up to ``BrokerConfiguration/overloadWait``, then throws
+    /// ``BrokerError/overloaded(_:)`` without publishing.
     @discardableResult
     public func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
-        guard let backplane = self.backplane else {
-            return try self.publishLocally(event, to: target)
+        let deadline = ContinuousClock.now + self.configuration.overloadWait
+        while true {
+            guard let backplane = self.backplane else {
+                do throws(BrokerError) {
+                    return try self.publishLocally(event, to: target)
+                } catch {
+                    guard case .overloaded = error, await self.waitForRoom(until: deadline) else { throw error }
+                    continue
+                }
+            }
+            try Self.validate(event, target: target)
+            guard !self.isShuttingDown else { throw .shuttingDown }
+            // The shared log cannot refuse an event on this node's behalf: wait here, before it is
+            // committed, for this node's loops (the other nodes' producers wait on theirs).
+            if self.registry.withLock({ $0.isOverloaded }) {
+                guard await self.waitForRoom(until: deadline) else {
+                    self.counters.overloaded.add(1, ordering: .relaxed)
+                    throw .overloaded(Self.overloadMessage(self.configuration))
+                }
+                continue
+            }
+            let delivery = try await backplane.publish(event, to: target)
+            self.counters.published.add(1, ordering: .relaxed)
+            return delivery
         }
-        try Self.validate(event, target: target)
-        guard !self.isShuttingDown else { throw .shuttingDown }
-        let delivery = try await backplane.publish(event, to: target)
-        self.counters.published.add(1, ordering: .relaxed)
-        return delivery
+    }
+
+    private static func overloadMessage(_ configuration: BrokerConfiguration) -> String {
+        "the broker has more events waiting for delivery than it accepts (\(configuration.maxQueuedEvents) events "
+            + "or \(configuration.maxQueuedBytes) bytes per event loop); retry later"
+    }
+
+    /// Waits until no loop is overloaded (true) or until `deadline` (false).
+    private func waitForRoom(until deadline: ContinuousClock.Instant) async -> Bool {
+        while ContinuousClock.now < deadline {
+            let waiter = RoomWaiters.Waiter()
+            // Registered before the check, so a drain that makes room after it wakes this waiter.
+            self.roomWaiters.add(waiter)
+            if !self.registry.withLock({ $0.isOverloaded }) {
+                self.roomWaiters.wakeAll()
+                return true
+            }
+            await waiter.wait(until: deadline)
+        }
+        return !self.registry.withLock { $0.isOverloaded }
     }
 
     /// The backplane publishes go through; `nil` for a stand-alone broker.
@@ -83,10 +133,17 @@ public final class Broker: EventBroker {
     }
 
     /// Routes every ``publish(_:to:)`` through `backplane` from now on. The synchronous
-    /// ``broadcast(_:)`` then throws ``BrokerError/unavailable(_:)``: only the backplane can assign ids.
-    /// Attach it before the server starts.
+    /// ``broadcast(_:)`` then throws ``BrokerError/unavailable(_:)``: only the backplane can assign ids,
+    /// so the broker's own id seed is dropped (ids start from the shared log's). Attach it before the
+    /// server starts.
     public func attach(_ backplane: any EventBackplane) {
-        self.registry.withLock { $0.backplane = backplane }
+        self.registry.withLock { registry in
+            registry.backplane = backplane
+            if registry.history.count == 0 {
+                registry.nextEventID = 0
+                registry.history.restart(from: [], floor: 0)
+            }
+        }
     }
 
     private static func validate(_ event: Event, target: String?) throws(BrokerError) {
@@ -109,6 +166,10 @@ public final class Broker: EventBroker {
                 throw .unavailable("this broker is a cluster node: publish with publish(_:to:), which gets the id from the shared log")
             }
             if let target, registry.byClientID[target] == nil { throw .unknownClient(target) }
+            guard !registry.isOverloaded else {
+                self.counters.overloaded.add(1, ordering: .relaxed)
+                throw .overloaded(Self.overloadMessage(self.configuration))
+            }
             registry.nextEventID += 1
             let id = registry.nextEventID
             EventEncoder.appendID(id, to: &encoded)
@@ -143,18 +204,12 @@ public final class Broker: EventBroker {
         }
         return self.registry.withLock { registry in
             guard !registry.isShutDown else { return 0 }
-            var batches: [ObjectIdentifier: (LoopFanout, [LoopFanout.Delivery])] = [:]
             var recipients = 0
+            // Queued under the lock, like single events, so every loop receives events in id order;
+            // the loop writes all that arrived together before it flushes.
             for (event, buffer) in zip(events, encoded) where event.id > registry.nextEventID {
                 registry.nextEventID = event.id
-                recipients += self.record(event, encoded: buffer, in: &registry) { fanout, subscribers in
-                    let delivery = LoopFanout.Delivery(buffer: buffer, eventID: event.id, subscribers: subscribers, publishedAt: publishedAt)
-                    batches[ObjectIdentifier(fanout), default: (fanout, [])].1.append(delivery)
-                }
-            }
-            // Queued under the lock, like single events, so every loop receives events in id order.
-            for (fanout, batch) in batches.values {
-                fanout.enqueue(batch)
+                recipients += self.fanOut(event, encoded: buffer, publishedAt: publishedAt, in: &registry)
             }
             return recipients
         }
@@ -166,15 +221,23 @@ public final class Broker: EventBroker {
     /// - Parameter floor: ids continue after this one at least: after a crash, the ids of events that
     ///   were handed out but never stored must not be given to new events (a client that saw one
     ///   would skip the new one when it resumes).
+    ///
+    /// A resume from before the first restored event (or from between the last one and `floor`)
+    /// is announced as a gap (``ReplayStatus``). Ids continue after the newest of the restored ids,
+    /// `floor` and the broker's own seed (``BrokerConfiguration/eventIDSeed``).
     public func restore(_ events: some Sequence<LoggedEvent>, continuingAfter floor: UInt64 = 0) {
+        var entries: [ReplayHistory.Entry] = []
+        var last: UInt64 = 0
+        for event in events where event.id > last {
+            var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
+            EventEncoder.appendID(event.id, to: &encoded)
+            entries.append(ReplayHistory.Entry(id: event.id, target: event.target, encoded: encoded))
+            last = event.id
+        }
         self.registry.withLock { registry in
-            for event in events where event.id > registry.nextEventID {
-                var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
-                EventEncoder.appendID(event.id, to: &encoded)
-                registry.history.append(id: event.id, target: event.target, encoded: encoded)
-                registry.nextEventID = event.id
-            }
-            registry.nextEventID = max(registry.nextEventID, floor)
+            let seed = registry.backplane == nil ? registry.nextEventID : 0
+            registry.history.restart(from: entries, floor: floor)
+            registry.nextEventID = max(seed, last, floor)
         }
     }
 
@@ -182,32 +245,20 @@ public final class Broker: EventBroker {
     /// journals it and tells the listeners. Queued under the lock so every loop receives events in
     /// id order. - Returns: the number of connections it was handed to.
     private func fanOut(_ event: LoggedEvent, encoded: ByteBuffer, publishedAt: UInt64, in registry: inout ClientRegistry) -> Int {
-        self.record(event, encoded: encoded, in: &registry) { fanout, subscribers in
-            fanout.enqueue(encoded, eventID: event.id, to: subscribers, publishedAt: publishedAt)
-        }
-    }
-
-    /// Under the registry lock: keeps `event` for replay, journals it, tells the listeners, and calls
-    /// `send` for each loop with recipients. - Returns: the number of recipients.
-    private func record(
-        _ event: LoggedEvent,
-        encoded: ByteBuffer,
-        in registry: inout ClientRegistry,
-        send: (LoopFanout, [Subscription]) -> Void
-    ) -> Int {
         registry.history.append(id: event.id, target: event.target, encoded: encoded)
         self.journal?.record(event)
         var recipients = 0
         if let target = event.target {
-            for (fanout, subscribers) in registry.targets(of: target) {
-                recipients += subscribers.count
-                send(fanout, subscribers)
+            for subscription in registry.byClientID[target] ?? [] {
+                subscription.fanout.enqueue(encoded, eventID: event.id, to: subscription, publishedAt: publishedAt)
+                recipients += 1
             }
         } else {
-            for bucket in registry.buckets.values where !bucket.subscribers.isEmpty {
-                recipients += bucket.subscribers.count
-                send(bucket.fanout, bucket.subscribers)
+            // O(loops), whatever the number of connections: each loop writes to its own list.
+            for fanout in registry.fanouts.values {
+                fanout.enqueue(encoded, eventID: event.id, publishedAt: publishedAt, recipients: fanout.registeredCount)
             }
+            recipients = registry.connectionCount
         }
         if !registry.listeners.isEmpty {
             let published = event.event
@@ -286,77 +337,123 @@ public final class Broker: EventBroker {
         loop.preconditionInEventLoop()
         let clientID = clientID ?? Self.generateClientID()
         try Validation.validateClientID(clientID)
-        let resumeAfter = lastEventID.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
 
         let connectionID = self.connectionIDs.add(1, ordering: .relaxed).newValue
-        let replay = try self.registry.withLock { registry throws(BrokerError) -> (Subscription, [ByteBuffer]) in
+        let (subscription, replay, newFanout) = try self.registry.withLock {
+            registry throws(BrokerError) -> (Subscription, ReplayHistory.Replay, Bool) in
             guard !registry.isShutDown else { throw .shuttingDown }
             guard !registry.isBanned(clientID, now: .now()) else { throw .banned(clientID) }
             let key = ObjectIdentifier(loop)
-            if registry.buckets[key] == nil {
-                registry.buckets[key] = ClientRegistry.LoopBucket(
-                    fanout: LoopFanout(
-                        eventLoop: loop,
-                        policy: self.policy,
-                        counters: self.counters,
-                        fanoutTimer: self.metrics.fanoutTimer
-                    ),
-                    heartbeat: self.scheduleHeartbeat(on: loop)
-                )
-            }
+            let existing = registry.fanouts[key]
+            let fanout = existing ?? self.makeFanout(on: loop)
+            registry.fanouts[key] = fanout
             let subscription = Subscription(
                 connectionID: connectionID,
                 clientID: clientID,
                 remoteAddress: remoteAddress,
                 userAgent: userAgent,
                 transport: transport,
-                fanout: registry.buckets[key]!.fanout,
+                fanout: fanout,
                 broker: self
             )
-            if registry.backplane != nil, let resumeAfter {
-                // Ids are cluster-wide: another node may already have sent this client events that
-                // this node has yet to deliver. Never send them twice.
-                subscription.skipThrough = resumeAfter
-            }
             registry.insert(subscription)
             // Taken under the same lock as the registration: every later event is delivered live,
-            // every earlier one is in this list — no gap, no duplicate.
-            let replay = resumeAfter.map { registry.history.events(after: $0, for: clientID) } ?? []
+            // every earlier one is in this list or skipped (its delivery may still be queued on the
+            // loop) — no gap, no duplicate.
+            let isClusterNode = registry.backplane != nil
+            let replay = registry.history.replay(
+                after: lastEventID,
+                newestID: registry.nextEventID,
+                for: clientID,
+                idsAheadAreLive: isClusterNode
+            )
+            subscription.skipThrough = registry.nextEventID
+            if isClusterNode, let resumeAfter = lastEventID.flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) {
+                // Ids are cluster-wide: another node may already have sent this client events that
+                // this node has yet to deliver. Never send them twice.
+                subscription.skipThrough = max(subscription.skipThrough, resumeAfter)
+            }
             registry.notify(.connected(subscription.info()))
-            return (subscription, replay)
+            return (subscription, replay, existing == nil)
         }
-        let (subscription, events) = replay
+        // On the loop, which is the only place its list is touched: queued deliveries see it next.
+        let fanout = subscription.fanout
+        if newFanout {
+            fanout.startHeartbeat(every: self.configuration.heartbeatInterval, comment: self.heartbeat)
+        }
+        fanout.add(subscription)
         self.counters.accepted.add(1, ordering: .relaxed)
+        transport.streamWillStart(replay: replay.status)
+        var gap: ByteBuffer?
+        if case .gap(let oldestID) = replay.status, let lastEventID {
+            gap = ReplayStatus.gapEvent(lastEventID: lastEventID, oldestID: oldestID, newestID: subscription.skipThrough)
+        }
         subscription.start(
-            preamble: EventEncoder.preamble(clientID: clientID, retry: self.configuration.retry),
-            replay: events,
+            preamble: EventEncoder.preamble(clientID: clientID, retry: self.jitteredRetry()),
+            gap: gap,
+            replay: replay.events,
             policy: self.policy
         )
         self.logger.info(
             "client connected",
             metadata: [
                 "client": "\(clientID)", "connection": "\(connectionID)",
-                "remote": "\(remoteAddress ?? "-")", "replayed": "\(events.count)",
+                "remote": "\(remoteAddress ?? "-")", "replayed": "\(replay.events.count)",
+                "replay": "\(replay.status?.headerValue ?? "-")",
             ]
         )
         return subscription
     }
 
-    /// Called by ``Subscription/transportClosed()``.
+    /// What a resume from `lastEventID` would find now, for a server that must send its response
+    /// head before it subscribes (``subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)``
+    /// decides again, and announces a gap in the stream in any case). `nil` without a `lastEventID`.
+    public func replayStatus(after lastEventID: String?) -> ReplayStatus? {
+        self.registry.withLock { registry in
+            registry.history.replay(
+                after: lastEventID,
+                newestID: registry.nextEventID,
+                for: "",
+                idsAheadAreLive: registry.backplane != nil
+            ).status
+        }
+    }
+
+    private func makeFanout(on loop: any EventLoop) -> LoopFanout {
+        LoopFanout(
+            eventLoop: loop,
+            policy: self.policy,
+            counters: self.counters,
+            fanoutTimer: self.metrics.fanoutTimer,
+            maxQueuedEvents: self.configuration.maxQueuedEvents,
+            maxQueuedBytes: self.configuration.maxQueuedBytes,
+            onRoom: { [roomWaiters] in roomWaiters.wakeAll() }
+        )
+    }
+
+    /// The `retry:` hint for one connection: ``BrokerConfiguration/retry`` plus up to
+    /// ``BrokerConfiguration/retryJitter`` of it, drawn per connection.
+    private func jitteredRetry() -> Duration? {
+        guard let retry = self.configuration.retry else { return nil }
+        let jitter = self.configuration.retryJitter
+        guard jitter > 0, retry > .zero else { return retry }
+        return retry * (1 + Double.random(in: 0...jitter))
+    }
+
+    /// Called by ``Subscription/transportClosed()``, on the subscription's loop.
     func remove(_ subscription: Subscription, reason: DisconnectReason) {
+        subscription.fanout.remove(subscription)
         let info = subscription.info()
-        let (removed, idleHeartbeat) = self.registry.withLock { registry -> (Bool, RepeatedTask?) in
-            guard registry.remove(subscription) else { return (false, nil) }
+        let (removed, idle) = self.registry.withLock { registry -> (Bool, LoopFanout?) in
+            let (removed, idle) = registry.remove(subscription)
+            guard removed else { return (false, nil) }
             registry.record(Disconnection(client: info, reason: reason, at: Date()))
             registry.notify(.disconnected(info, reason))
-            // A loop without subscribers keeps nothing: otherwise its bucket and heartbeat would keep
-            // a short-lived loop (tests, a restarted group) alive for ever, and a new loop allocated at
-            // the same address would inherit the stale bucket and its dead loop.
-            let key = ObjectIdentifier(subscription.eventLoop)
-            guard registry.buckets[key]?.subscribers.isEmpty == true else { return (true, nil) }
-            return (true, registry.buckets.removeValue(forKey: key)?.heartbeat)
+            return (true, idle)
         }
-        idleHeartbeat?.cancel()
+        // A loop without subscribers keeps nothing: otherwise its heartbeat would keep a short-lived
+        // loop (tests, a restarted group) alive for ever.
+        idle?.stop()
         guard removed else { return }
         switch reason {
         case .kicked: self.counters.kicked.add(1, ordering: .relaxed)
@@ -375,17 +472,6 @@ public final class Broker: EventBroker {
                 "events": "\(info.eventsSent)", "errors": "\(info.totalErrors)",
             ]
         )
-    }
-
-    private func scheduleHeartbeat(on loop: any EventLoop) -> RepeatedTask {
-        let interval = TimeAmount.nanoseconds(Int64(self.configuration.heartbeatInterval.nanoseconds))
-        let key = ObjectIdentifier(loop)
-        return loop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-            guard let self else { return }
-            let bucket = self.registry.withLock { $0.buckets[key] }
-            guard let bucket, !bucket.subscribers.isEmpty else { return }
-            bucket.fanout.enqueue(self.heartbeat, eventID: 0, to: bucket.subscribers, publishedAt: nil)
-        }
     }
 
     /// A fresh random client id (12 hex digits) for a subscriber that did not ask for one.
@@ -450,33 +536,36 @@ public final class Broker: EventBroker {
     }
 
     /// Closes every connection (after a last comment telling the client why) and finishes every
-    /// listener stream. Publishing afterwards throws ``BrokerError/shuttingDown``. Idempotent.
-    public func shutdown() {
-        let (subscriptions, listeners, activityListeners, heartbeats) = self.registry.withLock { registry in
+    /// listener stream. Every event accepted before is written first. Publishing afterwards throws
+    /// ``BrokerError/shuttingDown``. Idempotent.
+    /// - Parameter spread: closes the streams gradually, evenly over this period, so that clients
+    ///   reconnect to the other nodes behind a load balancer a few at a time rather than all at once.
+    public func shutdown(spread: Duration = .zero) {
+        let (fanouts, listeners, activityListeners, wasShutDown) = self.registry.withLock { registry in
+            let wasShutDown = registry.isShutDown
             registry.isShutDown = true
-            let all = registry.buckets.values.flatMap(\.subscribers)
-            let heartbeats = registry.buckets.values.compactMap(\.heartbeat)
-            for key in registry.buckets.keys { registry.buckets[key]!.heartbeat = nil }
             let listeners = Array(registry.listeners.values)
             let activityListeners = Array(registry.activityListeners.values)
             registry.listeners = [:]
             registry.activityListeners = [:]
-            return (all, listeners, activityListeners, heartbeats)
+            return (Array(registry.fanouts.values), listeners, activityListeners, wasShutDown)
         }
-        heartbeats.forEach { $0.cancel() }
+        guard !wasShutDown else { return }
+        // After the lock: no event can be queued any more, so the close follows every accepted one.
         let farewell = EventEncoder.comment("broker shutting down")
-        for subscription in subscriptions {
-            subscription.eventLoop.execute { subscription.close(reason: .shutdown, farewell: farewell) }
+        for fanout in fanouts {
+            fanout.enqueueClose(farewell: farewell, spread: spread)
         }
         listeners.forEach { $0.finish() }
         activityListeners.forEach { $0.finish() }
+        self.roomWaiters.wakeAll()
     }
 
     // MARK: Observing
 
     /// A snapshot of every open connection. Reads atomics only; never waits for an event loop.
     public var clients: [ClientInfo] {
-        let subscriptions = self.registry.withLock { $0.buckets.values.flatMap(\.subscribers) }
+        let subscriptions = self.registry.withLock { $0.allSubscriptions }
         return subscriptions.map { $0.info() }
     }
 

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import NIOCore
 import NIOHTTP1
 
@@ -64,6 +69,28 @@ public struct BrokerConfiguration: Sendable {
     /// How many events a `listen()` stream buffers for a consumer that is not reading; beyond it the
     /// oldest are dropped (and counted). Default 4,096.
     public var listenerBufferSize: Int
+    /// Where event ids start. Default ``EventIDSeed/clock``: ids keep growing across restarts, so a
+    /// client resuming with an id from before a restart is recognised as such (see ``ReplayStatus``).
+    public var eventIDSeed: EventIDSeed
+    /// How much the `retry:` hint varies per connection, as a fraction of ``retry``: each connection
+    /// gets a value drawn uniformly from `retry ... retry × (1 + retryJitter)`, so a fleet of clients
+    /// disconnected at once (a deploy, a kick) does not come back at once. `0` sends exactly
+    /// ``retry``. Default 0.5 (3 s becomes 3–4.5 s).
+    public var retryJitter: Double
+    /// The most events accepted and not yet written, per event loop. Past it (or past
+    /// ``maxQueuedBytes``) publishers are pushed back: ``Broker/publish(_:to:)`` and `POST /broadcast`
+    /// wait for the loops to catch up (the producer's connection is not read meanwhile), and after
+    /// ``overloadWait`` are refused with ``BrokerError/overloaded(_:)`` (`503` + `Retry-After`).
+    /// ``Broker/broadcast(_:)`` refuses at once. One event is always accepted by an idle loop.
+    /// Default 1,024.
+    public var maxQueuedEvents: Int
+    /// The most bytes accepted and not yet written, per event loop, counted as each event's encoded
+    /// size times the connections it goes to on that loop (the writes the loop owes). Default 8 MiB:
+    /// about a 64-byte event to 10,000 connections, 13 times over.
+    public var maxQueuedBytes: Int
+    /// How long ``Broker/publish(_:to:)`` (and so `POST /broadcast`) waits for an overloaded broker
+    /// to catch up before it refuses the event. Default 5 s.
+    public var overloadWait: Duration
 
     public init(
         writeTimeout: Duration = .seconds(3),
@@ -75,7 +102,12 @@ public struct BrokerConfiguration: Sendable {
         historyByteLimit: Int = 16 << 20,
         maxBodyBytes: Int = 1 << 20,
         maxClientBacklogBytes: Int = 256 << 10,
-        listenerBufferSize: Int = 4096
+        listenerBufferSize: Int = 4096,
+        eventIDSeed: EventIDSeed = .clock,
+        retryJitter: Double = 0.5,
+        maxQueuedEvents: Int = 1024,
+        maxQueuedBytes: Int = 8 << 20,
+        overloadWait: Duration = .seconds(5)
     ) {
         self.writeTimeout = writeTimeout
         self.tolerance = tolerance
@@ -87,6 +119,11 @@ public struct BrokerConfiguration: Sendable {
         self.maxBodyBytes = maxBodyBytes
         self.maxClientBacklogBytes = maxClientBacklogBytes
         self.listenerBufferSize = listenerBufferSize
+        self.eventIDSeed = eventIDSeed
+        self.retryJitter = retryJitter
+        self.maxQueuedEvents = maxQueuedEvents
+        self.maxQueuedBytes = maxQueuedBytes
+        self.overloadWait = overloadWait
     }
 
     /// Throws ``BrokerError/invalidConfiguration(_:)`` naming the first value out of range.
@@ -108,5 +145,35 @@ public struct BrokerConfiguration: Sendable {
             "maxClientBacklogBytes must be positive (got \(self.maxClientBacklogBytes))"
         )
         try require(self.listenerBufferSize >= 1, "listenerBufferSize must be at least 1 (got \(self.listenerBufferSize))")
+        try require(
+            self.retryJitter >= 0 && self.retryJitter <= 10,
+            "retryJitter must be between 0 and 10 (got \(self.retryJitter))"
+        )
+        try require(self.maxQueuedEvents >= 1, "maxQueuedEvents must be at least 1 (got \(self.maxQueuedEvents))")
+        try require(self.maxQueuedBytes >= 1, "maxQueuedBytes must be at least 1 (got \(self.maxQueuedBytes))")
+        try require(self.overloadWait >= .zero, "overloadWait must not be negative (got \(self.overloadWait))")
+    }
+}
+
+/// Where a broker's event ids start.
+public enum EventIDSeed: Sendable, Hashable {
+    /// After the microseconds since 1970 at start (about 1.8 × 10¹⁵ in 2026, well inside the 2⁵³
+    /// a JavaScript number holds exactly): a restarted broker's ids are above every id of the runs
+    /// before it, as long as those published fewer than a million events per second on average.
+    case clock
+    /// After a fixed value: `.after(0)` numbers events 1, 2, 3 … in every run, as the Go original
+    /// does; a client resuming after a restart cannot then tell old ids from new ones.
+    case after(UInt64)
+
+    /// The id the first event follows.
+    var base: UInt64 {
+        switch self {
+        case .clock:
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec / 1000)
+        case .after(let value):
+            return value
+        }
     }
 }

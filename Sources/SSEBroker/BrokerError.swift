@@ -43,6 +43,14 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker cannot accept the event now: in cluster mode, its node cannot reach the shared
     /// log (the event would not be durable or seen by the other nodes). Answered with `503`.
     case unavailable(String)
+    /// The broker has more accepted events waiting for delivery than its bounds allow
+    /// (``BrokerConfiguration/maxQueuedEvents``, ``BrokerConfiguration/maxQueuedBytes``) and the
+    /// publisher waited ``BrokerConfiguration/overloadWait`` in vain. Answered with `503` and
+    /// `Retry-After`: the event was not published.
+    case overloaded(String)
+    /// New event streams arrive faster than the server's connect rate allows. Answered with `503`
+    /// and `Retry-After`.
+    case connectRateExceeded(perSecond: Int)
 
     public var description: String {
         switch self {
@@ -84,6 +92,10 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return reason
         case .unavailable(let reason):
             return reason
+        case .overloaded(let reason):
+            return reason
+        case .connectRateExceeded(let rate):
+            return "new event streams arrive faster than this server accepts them (\(rate) per second); retry later"
         }
     }
 
@@ -97,7 +109,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .methodNotAllowed: return .methodNotAllowed
         case .invalidConfiguration: return .internalServerError
         case .banned: return .noContent
-        case .shuttingDown, .tooManyClients, .unavailable: return .serviceUnavailable
+        case .shuttingDown, .tooManyClients, .unavailable, .overloaded, .connectRateExceeded: return .serviceUnavailable
         case .unauthorized: return .unauthorized
         case .forbidden: return .forbidden
         case .tooManyConnections: return .tooManyRequests

@@ -93,6 +93,7 @@ private let template = #"""
             <dt>client id</dt><dd id="client-id">–</dd>
             <dt>last event id</dt><dd id="last-event-id">–</dd>
             <dt>opened</dt><dd id="opens">0</dd>
+            <dt>resume</dt><dd id="resume">–</dd>
           </dl>
           <label for="id">client id (empty: a random one)</label>
           <input id="id" autocomplete="off">
@@ -183,7 +184,15 @@ private let template = #"""
       source = new EventSource(url);
       listening = new Set();
       for (const type of types()) listen(type);
+      // The broker could not replay everything since lastEventId (a restart, an old id): a real app
+      // refetches its state here.
+      source.addEventListener("sse-gap", (event) => {
+        const gap = JSON.parse(event.data);
+        $("resume").textContent = "gap after " + gap.lastEventId;
+        log("gap: events after " + gap.lastEventId + " may be missing (oldest kept: " + (gap.oldestId ?? "none") + ") — refetch state");
+      });
       source.onopen = () => {
+        $("resume").textContent = lastEventId ? "resumed after " + lastEventId : "–";
         opens += 1;
         $("opens").textContent = String(opens);
         setState("open");

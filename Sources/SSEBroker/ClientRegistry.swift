@@ -3,19 +3,17 @@ import NIOCore
 
 /// Everything the broker shares between threads, kept under one lock by ``Broker``.
 ///
-/// Subscribers are grouped by event loop so a broadcast costs one task per loop. Their arrays are
-/// copy-on-write: a broadcast captures them by reference in O(1) and hands them to the loop, so the
-/// lock is held for a few pointer operations per loop, never per subscriber.
+/// Nothing here is proportional to the number of connections per operation: a connect or a
+/// disconnect is a few dictionary operations, a broadcast one queue append per event loop. The
+/// subscribers themselves live with their loop's ``LoopFanout``, confined to that loop, so a
+/// storm of disconnects on one loop never copies another's list, or its own, under this lock.
 struct ClientRegistry {
-    struct LoopBucket {
-        var fanout: LoopFanout
-        var subscribers: [Subscription] = []
-        var heartbeat: RepeatedTask?
-    }
-
-    var buckets: [ObjectIdentifier: LoopBucket] = [:]
+    /// One per event loop with subscribers, keyed by the loop.
+    var fanouts: [ObjectIdentifier: LoopFanout] = [:]
+    /// The connections of each client id (usually one): for `broadcastTo`, `kick`, presence.
     var byClientID: [String: [Subscription]] = [:]
-    var nextEventID: UInt64 = 0
+    private(set) var connectionCount = 0
+    var nextEventID: UInt64
     var history: ReplayHistory
     var listeners: [UInt64: AsyncStream<Event>.Continuation] = [:]
     var activityListeners: [UInt64: AsyncStream<BrokerActivity>.Continuation] = [:]
@@ -26,52 +24,55 @@ struct ClientRegistry {
     /// Set when a backplane is attached: ids come from a log shared by several nodes.
     var backplane: (any EventBackplane)?
 
-    var connectionCount: Int {
-        self.buckets.values.reduce(0) { $0 + $1.subscribers.count }
+    init(history: ReplayHistory, nextEventID: UInt64) {
+        self.history = history
+        self.nextEventID = nextEventID
     }
 
+    /// Registers `subscription` (its loop's fan-out must be in ``fanouts``).
     mutating func insert(_ subscription: Subscription) {
-        let key = ObjectIdentifier(subscription.eventLoop)
-        subscription.slot = self.buckets[key]!.subscribers.count
-        self.buckets[key]!.subscribers.append(subscription)
+        subscription.fanout.registeredCount += 1
+        self.connectionCount += 1
         self.byClientID[subscription.clientID, default: []].append(subscription)
     }
 
     /// Removes exactly this connection (never another one with the same client id).
-    /// - Returns: whether it was registered.
-    mutating func remove(_ subscription: Subscription) -> Bool {
-        let key = ObjectIdentifier(subscription.eventLoop)
-        let slot = subscription.slot
-        guard slot >= 0, var bucket = self.buckets[key], slot < bucket.subscribers.count,
-            bucket.subscribers[slot] === subscription
-        else { return false }
-        // Swap-remove: O(1), order within a loop does not matter.
-        let last = bucket.subscribers.removeLast()
-        if last !== subscription {
-            bucket.subscribers[slot] = last
-            last.slot = slot
+    /// - Returns: whether it was registered, and its loop's fan-out if that has no subscriber left
+    ///   (it is dropped from ``fanouts``: a loop without subscribers keeps nothing).
+    mutating func remove(_ subscription: Subscription) -> (removed: Bool, idle: LoopFanout?) {
+        let clientID = subscription.clientID
+        // In place: the dictionary's storage and the (short) array are mutated, never copied.
+        guard let index = self.byClientID[clientID]?.firstIndex(where: { $0 === subscription }) else {
+            return (false, nil)
         }
-        subscription.slot = -1
-        self.buckets[key] = bucket
-        if var sameID = self.byClientID[subscription.clientID] {
-            sameID.removeAll { $0 === subscription }
-            self.byClientID[subscription.clientID] = sameID.isEmpty ? nil : sameID
+        self.byClientID[clientID]!.remove(at: index)
+        if self.byClientID[clientID]!.isEmpty {
+            self.byClientID[clientID] = nil
         }
-        return true
+        self.connectionCount -= 1
+        let fanout = subscription.fanout
+        fanout.registeredCount -= 1
+        guard fanout.registeredCount == 0 else { return (true, nil) }
+        let key = ObjectIdentifier(fanout.eventLoop)
+        if self.fanouts[key] === fanout {
+            self.fanouts[key] = nil
+        }
+        return (true, fanout)
     }
 
-    /// The subscribers of `clientID` grouped by their loop's fan-out.
-    func targets(of clientID: String) -> [(LoopFanout, [Subscription])] {
-        guard let subscriptions = self.byClientID[clientID] else { return [] }
-        var groups: [(LoopFanout, [Subscription])] = []
-        for subscription in subscriptions {
-            if let index = groups.firstIndex(where: { $0.0 === subscription.fanout }) {
-                groups[index].1.append(subscription)
-            } else {
-                groups.append((subscription.fanout, [subscription]))
-            }
+    /// Whether any loop has more accepted and undelivered work than its bounds allow: O(loops).
+    var isOverloaded: Bool {
+        self.fanouts.values.contains { $0.isOverloaded }
+    }
+
+    /// Every open connection: O(connections), for snapshots and shutdown, never per event.
+    var allSubscriptions: [Subscription] {
+        var all: [Subscription] = []
+        all.reserveCapacity(self.connectionCount)
+        for subscriptions in self.byClientID.values {
+            all.append(contentsOf: subscriptions)
         }
-        return groups
+        return all
     }
 
     /// Whether `clientID` is banned now; forgets bans that ran out.

@@ -15,6 +15,17 @@ public protocol SubscriberTransport: AnyObject {
     func flush()
     /// Closes the connection (the socket really closes); queued bytes are discarded.
     func close()
-    /// Bytes queued and not yet taken by the socket.
+    /// Bytes queued and not yet taken by the socket. A transport that cannot tell should answer
+    /// `Int.max`: the slow-client policy then errs on the safe side.
     var bufferedBytes: Int { get }
+    /// See the extension's default.
+    func streamWillStart(replay: ReplayStatus?)
+}
+
+extension SubscriberTransport {
+    /// Called by the broker once the connection is registered, before it writes the first byte of
+    /// the stream: the place to send a response head that says how the resume went (the
+    /// `SSE-Replay` header, ``ReplayStatus/headerValue``). `replay` is `nil` for a connection that
+    /// did not resume. The default does nothing (for transports that sent their head already).
+    public func streamWillStart(replay: ReplayStatus?) {}
 }

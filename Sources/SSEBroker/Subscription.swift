@@ -20,14 +20,16 @@ public final class Subscription: @unchecked Sendable {
     public let eventLoop: any EventLoop
     let fanout: LoopFanout
 
-    /// Position in its loop's subscriber array. Guarded by the broker's registry lock.
+    /// Position in its loop's subscriber list (``LoopFanout``); -1 when not in it. Loop-confined.
     var slot = -1
 
     // Loop-confined delivery state.
     private var transport: (any SubscriberTransport)?
     private var unwritableSince: NIODeadline?
-    /// Events up to this id are skipped. In cluster mode a client may resume on a node that has not
-    /// yet delivered what another node already sent it; set once, before the first delivery.
+    /// Events up to this id are skipped: they were published before the connection registered (so
+    /// they are in its replay, or not for it), though their delivery may still be queued on the
+    /// loop. In cluster mode also what the client resumed from: it may resume on a node that has
+    /// not yet delivered what another node already sent it. Set once, before the first delivery.
     var skipThrough: UInt64 = 0
     private var closeReason: DisconnectReason?
     private(set) var isClosed = false
@@ -137,10 +139,14 @@ public final class Subscription: @unchecked Sendable {
         return .written
     }
 
-    /// Writes the preamble and the replayed events, then flushes: the first bytes of the stream.
-    func start(preamble: ByteBuffer, replay: [ByteBuffer], policy: TolerancePolicy) {
+    /// Writes the preamble, the announcement of a gap (if any) and the replayed events, then
+    /// flushes: the first bytes of the stream.
+    func start(preamble: ByteBuffer, gap: ByteBuffer?, replay: [ByteBuffer], policy: TolerancePolicy) {
         guard let transport = self.transport else { return }
         transport.write(preamble)
+        if let gap {
+            transport.write(gap)
+        }
         for event in replay {
             _ = self.offer(event, eventID: .max, isEvent: true, policy: policy)
         }

@@ -23,6 +23,8 @@ public final class BrokerServer: Sendable {
     public let extraRoutes: [HTTPRoute]
     /// Tokens, CORS and limits in force.
     public let security: ServerSecurity
+    /// How long ``shutdown(gracePeriod:)`` spreads the closing of event streams over.
+    public let drainPeriod: Duration
     /// The stream counts behind ``ServerLimits/maxClients``.
     public let admission: AdmissionControl
     private let group: any EventLoopGroup
@@ -48,6 +50,9 @@ public final class BrokerServer: Sendable {
     ///   - security: tokens, CORS and limits; by default open, with the default limits.
     ///   - group: the event loops; by default the server makes ``defaultLoopCount`` loops and shuts
     ///     them down itself.
+    ///   - drainPeriod: on shutdown, event streams are closed evenly over this period (after the
+    ///     events accepted before), so that their clients reconnect to the other nodes of a cluster
+    ///     a few at a time; zero (the default) closes them all at once.
     ///   - logger: where the server logs.
     public init(
         broker: Broker,
@@ -57,8 +62,10 @@ public final class BrokerServer: Sendable {
         extraRoutes: [HTTPRoute] = [],
         security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
+        drainPeriod: Duration = .zero,
         logger: Logger = Logger(label: "sse.server")
     ) {
+        self.drainPeriod = drainPeriod
         self.broker = broker
         self.host = host
         self.port = port
@@ -164,26 +171,33 @@ public final class BrokerServer: Sendable {
         try await self.state.withLockedValue { $0.serverChannel }!.closeFuture.get()
     }
 
-    /// Stops accepting, tells every subscriber the broker is going away and closes it, closes
-    /// producer connections, and waits until all are closed. Events accepted before the call are
-    /// written to the connected subscribers first: each loop runs the deliveries queued before the
-    /// farewell. Idempotent; a second caller waits for the first one to finish.
+    /// Stops accepting, tells every subscriber the broker is going away and closes it (spread over
+    /// ``drainPeriod``), closes producer connections, and waits until all are closed. Events
+    /// accepted before the call are written to the connected subscribers first: each loop runs the
+    /// deliveries queued before the farewell. Idempotent; a second caller waits for the first one
+    /// to finish.
     ///
-    /// - Parameter gracePeriod: how long to wait for connections to close before giving up on them.
+    /// - Parameter gracePeriod: how long to wait for connections to close (after ``drainPeriod``)
+    ///   before giving up on them.
     public func shutdown(gracePeriod: Duration = .seconds(5)) async throws {
         let task = self.state.withLockedValue { state -> Task<Void, any Error> in
             if let task = state.shutdownTask { return task }
             state.isShuttingDown = true
             let serverChannel = state.serverChannel
             let connections = Array(state.connections.values)
+            let drain = self.drainPeriod
             let task = Task { [broker = self.broker, group = self.group, ownsGroup = self.ownsGroup, logger = self.logger] in
                 try? await serverChannel?.close()
-                broker.shutdown()
-                // Queued on each loop after the broker's farewell tasks, so the farewell goes first.
+                broker.shutdown(spread: drain)
+                // Event streams are the broker's to close (after their events, spread over the
+                // drain period); every other connection is closed now.
                 for connection in connections {
-                    connection.close(promise: nil)
+                    connection.eventLoop.execute {
+                        let isStream = (try? connection.pipeline.syncOperations.handler(type: SubscriberChannelHandler.self)) != nil
+                        if !isStream { connection.close(promise: nil) }
+                    }
                 }
-                let closed = await Self.waitForClose(connections, within: gracePeriod, on: group.any())
+                let closed = await Self.waitForClose(connections, within: drain + gracePeriod, on: group.any())
                 if !closed {
                     logger.warning("connections still open after the grace period", metadata: ["grace": "\(gracePeriod)"])
                 }

@@ -69,6 +69,12 @@ public struct ServerLimits: Sendable, Equatable {
     public var bodyTimeout: Duration
     /// The `Retry-After` hint sent with `503` and `429`. Default 5 s.
     public var retryAfter: Duration
+    /// Most new event streams accepted per second (a token bucket holding one second's worth);
+    /// beyond it `GET /connect` gets `503` with `Retry-After`. `nil` (the default): no limit — one
+    /// node registers 10,000 streams arriving within a second without delaying its events
+    /// (BENCHMARKS.md, Storms); limit it when what a connect costs elsewhere (token checks, replay,
+    /// an upstream) must be protected.
+    public var maxConnectRate: Int?
 
     public init(
         maxClients: Int? = nil,
@@ -76,8 +82,10 @@ public struct ServerLimits: Sendable, Equatable {
         maxHeaderBytes: Int = 16 << 10,
         headerTimeout: Duration = .seconds(10),
         bodyTimeout: Duration = .seconds(30),
-        retryAfter: Duration = .seconds(5)
+        retryAfter: Duration = .seconds(5),
+        maxConnectRate: Int? = nil
     ) {
+        self.maxConnectRate = maxConnectRate
         self.maxClients = maxClients
         self.maxConnectionsPerClientID = maxConnectionsPerClientID
         self.maxHeaderBytes = maxHeaderBytes
@@ -100,6 +108,7 @@ public struct ServerLimits: Sendable, Equatable {
         try require(self.headerTimeout > .zero, "headerTimeout must be positive (got \(self.headerTimeout))")
         try require(self.bodyTimeout > .zero, "bodyTimeout must be positive (got \(self.bodyTimeout))")
         try require(self.retryAfter >= .zero, "retryAfter must not be negative (got \(self.retryAfter))")
+        if let rate = self.maxConnectRate { try require(rate >= 1, "maxConnectRate must be at least 1 (got \(rate))") }
     }
 
     /// `Retry-After` in whole seconds, rounded up.
@@ -459,14 +468,18 @@ public final class AdmissionControl: Sendable {
     /// The limits enforced.
     public let limits: ServerLimits
     private let counts = Locked(Counts())
+    private let connectRate: ConnectRateLimiter?
 
     public init(limits: ServerLimits = ServerLimits()) {
         self.limits = limits
+        self.connectRate = limits.maxConnectRate.map { ConnectRateLimiter(rate: $0) }
     }
 
     /// Reserves a stream slot for `clientID`; every successful call must be paired with ``release(_:)``.
-    /// - Throws: ``BrokerError/tooManyClients(limit:)`` or ``BrokerError/tooManyConnections(clientID:limit:)``.
+    /// - Throws: ``BrokerError/connectRateExceeded(perSecond:)``, ``BrokerError/tooManyClients(limit:)``
+    ///   or ``BrokerError/tooManyConnections(clientID:limit:)``.
     public func admit(_ clientID: String) throws(BrokerError) {
+        try self.connectRate?.take()
         let limits = self.limits
         let refusal: BrokerError? = self.counts.withLock { counts in
             if let max = limits.maxClients, counts.total >= max { return .tooManyClients(limit: max) }

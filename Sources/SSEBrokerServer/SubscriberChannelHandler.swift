@@ -16,6 +16,8 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     private var subscription: Subscription?
     /// Closes the stream when the subscriber's token expires.
     private var expiry: Scheduled<Void>?
+    /// The response head, written when the broker says how the resume went.
+    private var head: (clientID: String, extraHeaders: HTTPHeaders)?
 
     init(eventLoop: any EventLoop) {
         self.eventLoop = eventLoop
@@ -41,7 +43,7 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         extraHeaders: HTTPHeaders = [:],
         expiresAt: Date? = nil
     ) throws(BrokerError) {
-        self.write(ConnectRequest.responseHead(clientID: clientID, extraHeaders: extraHeaders))
+        self.head = (clientID, extraHeaders)
         let subscription = try broker.subscribe(
             clientID: clientID,
             lastEventID: request.lastEventID,
@@ -81,6 +83,16 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     // MARK: SubscriberTransport
+
+    func streamWillStart(replay: ReplayStatus?) {
+        guard let head = self.head else { return }
+        self.head = nil
+        var headers = head.extraHeaders
+        if let replay {
+            headers.add(name: "SSE-Replay", value: replay.headerValue)
+        }
+        self.write(ConnectRequest.responseHead(clientID: head.clientID, extraHeaders: headers))
+    }
 
     func write(_ buffer: ByteBuffer) {
         self.context?.write(self.wrapOutboundOut(buffer), promise: nil)

@@ -105,8 +105,19 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(name: .customLong("body-timeout"), help: "Seconds a POST body may take to arrive; beyond: 408, closed.")
     var bodyTimeout = 30.0
 
+    @Option(
+        name: .customLong("max-connect-rate"),
+        help: "Most new event streams accepted per second (token bucket, one second's burst); beyond: 503 with Retry-After. Default: no limit."
+    )
+    var maxConnectRate: Int?
+
     @Option(name: .customLong("shutdown-grace"), help: "Seconds to wait for connections to close on SIGTERM/SIGINT/quit.")
     var shutdownGrace = 5.0
+
+    @Option(
+        help: "Seconds over which event streams are closed on shutdown, after their pending events, so clients reconnect to other nodes gradually (0: all at once)."
+    )
+    var drain = 0.0
 
     @Flag(name: .customLong("no-tui"), help: "Run without the terminal console: logs on stderr, commands from stdin.")
     var noTUI = false
@@ -120,6 +131,9 @@ struct ConsoleCommand: AsyncParsableCommand {
         }
         guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
         if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
+        guard self.drain.isFinite, (0...3600).contains(self.drain) else {
+            throw ValidationError("--drain must be between 0 and 3600 seconds")
+        }
         try self.brokerConfiguration().validate()
         try self.historyFile.validate(historySize: self.history)
         if self.historyFile.path != nil && self.cluster.url != nil {
@@ -157,7 +171,8 @@ struct ConsoleCommand: AsyncParsableCommand {
                 maxConnectionsPerClientID: self.maxPerClient,
                 maxHeaderBytes: self.maxHeaderBytes,
                 headerTimeout: headerTimeout,
-                bodyTimeout: bodyTimeout
+                bodyTimeout: bodyTimeout,
+                maxConnectRate: self.maxConnectRate
             )
             try limits.validate()
             var security = ServerSecurity(limits: limits)
@@ -251,6 +266,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             ],
             security: security,
             group: group,
+            drainPeriod: .milliseconds(Int64((self.drain * 1000).rounded())),
             logger: Logger(label: "sse.http")
         )
         let address = try await server.start()

@@ -19,7 +19,7 @@ struct MountedBroker {
     let port: Int
 
     static func with(
-        _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        _ configuration: BrokerConfiguration = .predictable,
         _ body: @Sendable (MountedBroker) async throws -> Void
     ) async throws {
         let broker = try Broker(configuration: configuration, logger: quietLogger)
@@ -177,7 +177,7 @@ struct HummingbirdSlowClientTests {
     /// Backpressure through the response body writer is reported to the broker: a subscriber that
     /// never reads is disconnected at the tolerance while a healthy one gets every event.
     @Test func stalledClient_isDisconnected_healthyClientGetsEverything() async throws {
-        let configuration = BrokerConfiguration(writeTimeout: .milliseconds(200), tolerance: 3, maxClientBacklogBytes: 128 << 10)
+        let configuration = BrokerConfiguration(writeTimeout: .milliseconds(200), tolerance: 3, maxClientBacklogBytes: 128 << 10, eventIDSeed: .after(0), retryJitter: 0)
         try await MountedBroker.with(configuration) { app in
             let stalled = try await SSEClient.connect(
                 host: "127.0.0.1", port: app.port, path: "/events?id=stalled", receiveBufferSize: 4096, autoRead: false

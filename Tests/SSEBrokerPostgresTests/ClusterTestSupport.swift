@@ -75,7 +75,7 @@ final class TestNode: Sendable {
         retention: Int = 10_000,
         requireOnline: Bool = true
     ) async throws -> TestNode {
-        let broker = try Broker(configuration: BrokerConfiguration(historySize: history), logger: quietLogger)
+        let broker = try Broker(configuration: BrokerConfiguration(historySize: history, eventIDSeed: .after(0), retryJitter: 0), logger: quietLogger)
         var configuration = try ClusterConfiguration(url: url, nodeName: name)
         configuration.tablePrefix = prefix
         configuration.retentionCount = retention

@@ -3,6 +3,7 @@ import GRDB
 import Logging
 import NIOCore
 import SSEBroker
+import SSETestSupport
 import Testing
 
 @testable import SSEBrokerSQLite
@@ -207,7 +208,7 @@ struct SQLiteEventHistoryTests {
     @Test func restore_replaysAndContinuesIds() async throws {
         defer { self.cleanUp() }
         let history = try SQLiteEventHistory(path: self.path)
-        let broker = try Broker(journal: history)
+        let broker = try Broker(configuration: .predictable, journal: history)
         try broker.broadcast(Event(data: "one"))
         try broker.broadcast(Event(type: "t", data: "two"))
         try broker.broadcast(Event(data: "three"))
@@ -215,7 +216,7 @@ struct SQLiteEventHistoryTests {
         await history.close()
 
         let reopened = try SQLiteEventHistory(path: self.path)
-        let restarted = try Broker(journal: reopened)
+        let restarted = try Broker(configuration: .predictable, journal: reopened)
         let restored = try reopened.recentEvents(limit: restarted.configuration.historySize)
         #expect(restored.map(\.id) == [1, 2, 3])
         #expect(restored.map(\.type) == [nil, "t", nil])
@@ -234,14 +235,14 @@ struct SQLiteEventHistoryTests {
         let limits = SQLiteEventHistory.QueueLimits(maxEvents: 50)
         let crashed = try SQLiteEventHistory(path: self.path, limits: limits)
         #expect(crashed.previousRunStoppedCleanly)  // a new file
-        let broker = try Broker(journal: crashed)
+        let broker = try Broker(configuration: .predictable, journal: crashed)
         for index in 1...3 { try broker.broadcast(Event(data: "e\(index)")) }
         await crashed.flush()
         // No close(): the process died. Events 4... may have been sent and never stored.
         let afterCrash = try SQLiteEventHistory(path: self.path, limits: limits)
         #expect(!afterCrash.previousRunStoppedCleanly)
         #expect(try afterCrash.idFloor() == 3 + 50)
-        let restarted = try Broker(journal: afterCrash)
+        let restarted = try Broker(configuration: .predictable, journal: afterCrash)
         restarted.restore(try afterCrash.recentEvents(limit: 10), continuingAfter: try afterCrash.idFloor())
         #expect(try restarted.broadcast(Event(data: "new")).eventID == 54)
         restarted.shutdown()

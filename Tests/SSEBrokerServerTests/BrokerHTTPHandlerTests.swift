@@ -7,7 +7,7 @@ import Testing
 
 /// The handler's HTTP/1.1 behaviour on an `EmbeddedChannel`, where exact bytes are easy to see.
 @Suite struct BrokerHTTPHandlerTests {
-    func makeChannel(_ configuration: BrokerConfiguration = BrokerConfiguration()) throws -> (EmbeddedChannel, Broker) {
+    func makeChannel(_ configuration: BrokerConfiguration = .predictable) throws -> (EmbeddedChannel, Broker) {
         let broker = try Broker(configuration: configuration, logger: quietLogger)
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers(
@@ -49,7 +49,7 @@ import Testing
     }
 
     @Test func oversizedDeclaredBody_isRefusedWithoutContinue() throws {
-        let (channel, _) = try self.makeChannel(BrokerConfiguration(maxBodyBytes: 1))
+        let (channel, _) = try self.makeChannel(BrokerConfiguration(maxBodyBytes: 1, eventIDSeed: .after(0), retryJitter: 0))
         try channel.writeInbound(ByteBuffer(string: "POST /broadcast HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"))
         let text = try self.written(channel)
         #expect(text.hasPrefix("HTTP/1.1 413 Payload Too Large\r\n"))

@@ -2,6 +2,7 @@ import Foundation
 import InMemoryLogging
 import Logging
 import NIOCore
+import NIOPosix
 import SSEBroker
 import SSEBrokerServer
 import SSETestSupport
@@ -28,7 +29,8 @@ struct BrowserPageTests {
         // The browser reconnects `retry` after a kick. The three events published while it is away
         // take milliseconds (tens under TSan), so 2 s leaves no doubt that they land in the gap and
         // must come back as a replay.
-        let configuration = BrokerConfiguration(retry: .seconds(2))
+        var configuration = BrokerConfiguration.predictable
+        configuration.retry = .seconds(2)
         try await TestServer.with(configuration, extraRoutes: [.browserPage("/")], logger: Logger(label: "sse", factory: { _ in logs })) { server in
             let activity = server.broker.activity()
             var changes = activity.makeAsyncIterator()
@@ -71,6 +73,41 @@ struct BrowserPageTests {
             // The reconnect really resumed from the header the browser sent: three events replayed.
             let connects = logs.entries.filter { $0.message.description == "client connected" }
             #expect(connects.map { $0.metadata["replayed"]?.description } == ["0", "3"])
+        }
+    }
+
+    /// A restart without a durable history: the browser resumes with an id from the old run, which
+    /// the new run (its ids seeded from the clock) recognises as from before it: the page is told.
+    @Test func page_showsAGap_whenItResumesAcrossARestartThatLostEvents() async throws {
+        var configuration = BrokerConfiguration()
+        configuration.retry = .milliseconds(300)
+        configuration.retryJitter = 0
+        let first = try Broker(configuration: configuration, logger: quietLogger)
+        let firstServer = BrokerServer(
+            broker: first, host: "127.0.0.1", port: 0, extraRoutes: [.browserPage("/")],
+            group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger
+        )
+        let port = try #require(try await firstServer.start().port)
+        try await WebDriver.withSession { browser in
+            try await browser.navigate(to: "http://127.0.0.1:\(port)/?id=resumer")
+            try await browser.waitUntil("the stream to open", script: "return document.getElementById('state').textContent === 'open'")
+            let seen = try first.broadcast(Event(data: "before the restart")).eventID
+            try await browser.waitUntil("the event", script: "return document.getElementById('last-event-id').textContent === '\(seen)'")
+            try await firstServer.shutdown()
+            // The same port, a new process's broker: nothing of the old run survives.
+            let second = try Broker(configuration: configuration, logger: quietLogger)
+            let secondServer = BrokerServer(
+                broker: second, host: "127.0.0.1", port: port, extraRoutes: [.browserPage("/")],
+                group: MultiThreadedEventLoopGroup.singleton, logger: quietLogger
+            )
+            try await secondServer.start()
+            try await browser.waitUntil(
+                "the page to report the gap",
+                script: "return document.getElementById('resume').textContent === 'gap after \(seen)'"
+            )
+            let log = try await browser.execute("return document.getElementById('log').textContent") as? String ?? ""
+            #expect(log.contains("gap: events after \(seen) may be missing"))
+            try await secondServer.shutdown()
         }
     }
 

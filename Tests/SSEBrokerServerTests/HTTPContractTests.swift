@@ -140,7 +140,7 @@ struct HTTPContractTests {
     }
 
     @Test func declaredBodyOverLimit_is413_beforeReadingIt() async throws {
-        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16)) { server in
+        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16, eventIDSeed: .after(0), retryJitter: 0)) { server in
             let connection = try await server.publisher()
             let response = try await connection.post("/broadcast", body: String(repeating: "x", count: 17))
             #expect(response.status == .payloadTooLarge)
@@ -152,7 +152,7 @@ struct HTTPContractTests {
     }
 
     @Test func chunkedBodyOverLimit_is413() async throws {
-        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16)) { server in
+        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16, eventIDSeed: .after(0), retryJitter: 0)) { server in
             let connection = try await server.publisher()
             let response = try await connection.send(
                 .POST,
@@ -166,7 +166,7 @@ struct HTTPContractTests {
     }
 
     @Test func bodyAtLimit_isAccepted() async throws {
-        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16)) { server in
+        try await TestServer.with(BrokerConfiguration(maxBodyBytes: 16, eventIDSeed: .after(0), retryJitter: 0)) { server in
             let response = try await server.request(.POST, "/broadcast", body: String(repeating: "x", count: 16))
             #expect(response.status == .accepted)
         }

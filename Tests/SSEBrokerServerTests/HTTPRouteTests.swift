@@ -44,7 +44,7 @@ struct HTTPRouteTests {
     }
 
     @Test func health_isOK_thenServiceUnavailableOnceShuttingDown() async throws {
-        let broker = try Broker(logger: quietLogger)
+        let broker = try Broker(configuration: .predictable, logger: quietLogger)
         let route = HTTPRoute.health("/healthz", broker: broker)
         let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/healthz")
         let ok = route.handler(head)

@@ -9,7 +9,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct StreamTests {
     @Test func heartbeat_arrivesAsAComment() async throws {
-        try await TestServer.with(BrokerConfiguration(heartbeatInterval: .milliseconds(50))) { server in
+        try await TestServer.with(BrokerConfiguration(heartbeatInterval: .milliseconds(50), eventIDSeed: .after(0), retryJitter: 0)) { server in
             var reader = try await server.connectedReader()
             #expect(try await reader.next() == .retry(3000))
             #expect(try await reader.next() == .comment("heartbeat"))
@@ -155,7 +155,7 @@ struct SlowClientTests {
     /// after the write timeout × tolerance while a healthy subscriber receives every event, and
     /// the slow one's queued bytes stay bounded the whole time.
     @Test func stalledClient_isDisconnected_healthyClientGetsEverything() async throws {
-        let configuration = BrokerConfiguration(writeTimeout: .milliseconds(200), tolerance: 3, maxClientBacklogBytes: 128 << 10)
+        let configuration = BrokerConfiguration(writeTimeout: .milliseconds(200), tolerance: 3, maxClientBacklogBytes: 128 << 10, eventIDSeed: .after(0), retryJitter: 0)
         try await TestServer.with(configuration) { server in
             let stalled = try await server.subscribe("/connect?id=stalled", receiveBufferSize: 4096, autoRead: false)
             #expect(stalled.status == .ok)

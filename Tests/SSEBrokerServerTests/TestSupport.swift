@@ -17,7 +17,7 @@ struct TestServer {
     let port: Int
 
     static func with(
-        _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        _ configuration: BrokerConfiguration = .predictable,
         extraRoutes: [HTTPRoute] = [],
         security: ServerSecurity = ServerSecurity(),
         logger: Logger = quietLogger,

@@ -146,7 +146,7 @@ import Testing
     private func history(_ ids: ClosedRange<UInt64>, maxCount: Int = 100, maxBytes: Int = 1 << 20, target: (UInt64) -> String? = { _ in nil })
         -> ReplayHistory
     {
-        var history = ReplayHistory(maxCount: maxCount, maxBytes: maxBytes)
+        var history = ReplayHistory(maxCount: maxCount, maxBytes: maxBytes, horizon: 0)
         for id in ids {
             history.append(id: id, target: target(id), encoded: ByteBuffer(string: "e\(id)"))
         }

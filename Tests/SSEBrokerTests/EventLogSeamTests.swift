@@ -2,6 +2,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOEmbedded
+import SSETestSupport
 import Testing
 
 @testable import SSEBroker
@@ -94,7 +95,7 @@ final class RecordingJournal: EventJournal {
 
     @Test func journal_recordsEveryEventInIDOrder_publishedOrDelivered() throws {
         let journal = RecordingJournal()
-        let broker = try Broker(configuration: BrokerConfiguration(), logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), journal: journal)
+        let broker = try Broker(configuration: .predictable, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }), journal: journal)
         _ = try self.subscribe(broker, "alice")
         try broker.broadcast(Event(type: "t", data: "one"))
         try broker.broadcast(Event(data: "two"), to: "alice")

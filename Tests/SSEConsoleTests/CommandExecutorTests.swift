@@ -3,12 +3,13 @@ import NIOCore
 import NIOEmbedded
 import SSEBroker
 import SSEConsoleCore
+import SSETestSupport
 import Testing
 
 @testable import SSEConsole
 
 @Suite struct CommandExecutorTests {
-    let broker = try! Broker(logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
+    let broker = try! Broker(configuration: .predictable, logger: Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }))
 
     @Test func broadcast_reportsIDAndRecipients() {
         let executor = CommandExecutor(broker: self.broker)

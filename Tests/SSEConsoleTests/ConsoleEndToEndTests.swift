@@ -37,20 +37,23 @@ struct ConsoleEndToEndTests {
         // A broadcast typed on the command line reaches both.
         try tmux.type("broadcast greeting hello")
         try tmux.press("Enter")
-        #expect(await aliceEvents.next() == ServerSentEvent(type: "greeting", data: "hello", lastEventID: "1"))
-        #expect(await bobEvents.next() == ServerSentEvent(type: "greeting", data: "hello", lastEventID: "1"))
-        try await tmux.waitForScreen("the broadcast result") { $0.contains("broadcast greeting #1 → 2 clients") }
+        // Ids follow the clock at start (they keep growing across restarts): take the first, then count.
+        let greeting = try #require(await aliceEvents.next())
+        let firstID = try #require(UInt64(greeting.lastEventID))
+        #expect(greeting == ServerSentEvent(type: "greeting", data: "hello", lastEventID: "\(firstID)"))
+        #expect(await bobEvents.next() == ServerSentEvent(type: "greeting", data: "hello", lastEventID: "\(firstID)"))
+        try await tmux.waitForScreen("the broadcast result") { $0.contains("broadcast greeting #\(firstID) → 2 clients") }
 
         // broadcastTo reaches only its target: bob's next event is the one after it.
         try tmux.type("to alice secret for alice only")
         try tmux.press("Enter")
-        #expect(await aliceEvents.next() == ServerSentEvent(type: "secret", data: "for alice only", lastEventID: "2"))
+        #expect(await aliceEvents.next() == ServerSentEvent(type: "secret", data: "for alice only", lastEventID: "\(firstID + 1)"))
 
         // An HTTP producer's POST shows in the log.
         let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
         let response = try await producer.post("/broadcast?type=price", body: "{\"acme\":101}")
         #expect(response.status == .accepted)
-        #expect(await bobEvents.next() == ServerSentEvent(type: "price", data: "{\"acme\":101}", lastEventID: "3"))
+        #expect(await bobEvents.next() == ServerSentEvent(type: "price", data: "{\"acme\":101}", lastEventID: "\(firstID + 2)"))
         try await tmux.waitForScreen("the HTTP event in the log") { $0.contains("http    broadcast   price") }
 
         // Bad input gets a precise message and sends nothing.

@@ -34,6 +34,53 @@ struct ConsoleProcessTests {
         #expect(status == 0)
     }
 
+    /// Restarted without `--history-file`: ids go on growing, and a browser resuming with an id of
+    /// the first run is told its resume has a gap (header and `sse-gap` event), not silently starved.
+    @Test func restartWithoutHistoryFile_idsKeepGrowing_andAResumeFromBeforeIsAGap() async throws {
+        func publish(_ port: Int, _ body: String) async throws -> UInt64 {
+            let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+            defer { Task { await producer.close() } }
+            let response = try await producer.post("/broadcast", body: body)
+            #expect(response.status == .accepted)
+            let json = try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? [String: Any]
+            return try #require((json?["id"] as? String).flatMap { UInt64($0) })
+        }
+        var seen: UInt64 = 0
+        do {
+            let console = try ConsoleProcess.start(["--no-tui", "--port", "0"])
+            defer { console.killIfRunning() }
+            let port = try await console.listeningPort()
+            for index in 1...5 { seen = try await publish(port, "old \(index)") }
+            kill(console.pid, SIGTERM)
+            #expect(try await console.waitForExit(within: .seconds(10)) == 0)
+        }
+        let console = try ConsoleProcess.start(["--no-tui", "--port", "0"])
+        defer { console.killIfRunning() }
+        let port = try await console.listeningPort()
+        let first = try await publish(port, "new 1")
+        _ = try await publish(port, "new 2")
+        #expect(first > seen)
+        let client = try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?id=b", headers: ["Last-Event-ID": String(seen)])
+        #expect(client.headers.first(name: "sse-replay") == "gap")
+        var reader = StreamReader(client)
+        let gap = try await reader.nextEvent()
+        #expect(gap.type == "sse-gap")
+        #expect(gap.data.contains(#""lastEventId":"\#(seen)""#))
+        #expect(gap.data.contains(#""oldestId":"\#(first)""#))
+        #expect(try await reader.data(2) == ["new 1", "new 2"])
+        await client.close()
+        kill(console.pid, SIGTERM)
+        #expect(try await console.waitForExit(within: .seconds(10)) == 0)
+    }
+
+    @Test func stormOptions_areValidated() throws {
+        #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--max-connect-rate", "0"]) }
+        #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--drain", "-1"]) }
+        let parsed = try ConsoleCommand.parse(["--max-connect-rate", "500", "--drain", "10"])
+        #expect(try parsed.serverSecurity(environment: [:]).limits.maxConnectRate == 500)
+        #expect(parsed.drain == 10)
+    }
+
     @Test func nonLoopbackHostWithoutToken_printsAWarning_unlessAllowed() async throws {
         for (arguments, warns) in [([String](), true), (["--allow-open"], false), (["--publish-token", "t0ken"], false)] {
             let console = try ConsoleProcess.start(["--no-tui", "--host", "0.0.0.0", "--port", "0"] + arguments)

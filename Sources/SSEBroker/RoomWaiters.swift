@@ -1,0 +1,64 @@
+/// Publishers waiting for an overloaded broker's loops to make room (see
+/// ``BrokerConfiguration/maxQueuedEvents``). A loop's drain wakes them all once it is under half
+/// its bounds; each then checks again, and waits again if another publisher took the room first.
+///
+/// Lost wake-ups cannot happen: a waiter is added under the lock before it checks the queues, and a
+/// drain updates the queues before it takes the lock to wake the waiters.
+final class RoomWaiters: Sendable {
+    /// One wait: woken by a drain, by its deadline, or by shutdown, whichever comes first.
+    final class Waiter: Sendable {
+        private enum State {
+            case waiting
+            case parked(CheckedContinuation<Void, Never>)
+            case woken
+        }
+        private let state = Locked(State.waiting)
+
+        /// Returns once woken, or at `deadline`.
+        func wait(until deadline: ContinuousClock.Instant) async {
+            let timer = Task {
+                try? await Task.sleep(until: deadline, clock: .continuous)
+                self.wake()
+            }
+            await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+                let wokenAlready = self.state.withLock { state -> Bool in
+                    if case .woken = state { return true }
+                    state = .parked(continuation)
+                    return false
+                }
+                if wokenAlready { continuation.resume() }
+            }
+            timer.cancel()
+        }
+
+        func wake() {
+            let continuation = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
+                defer { state = .woken }
+                if case .parked(let continuation) = state { return continuation }
+                return nil
+            }
+            continuation?.resume()
+        }
+    }
+
+    private let waiters = Locked<[Waiter]>([])
+
+    /// Publishers waiting now.
+    var count: Int {
+        self.waiters.withLock { $0.count }
+    }
+
+    func add(_ waiter: Waiter) {
+        self.waiters.withLock { $0.append(waiter) }
+    }
+
+    func wakeAll() {
+        let waiters = self.waiters.withLock { waiters -> [Waiter] in
+            defer { waiters.removeAll() }
+            return waiters
+        }
+        for waiter in waiters {
+            waiter.wake()
+        }
+    }
+}
