@@ -8,8 +8,11 @@ import Synchronization
 /// The SSE broker: a registry of subscriber connections and the fan-out of events to them.
 ///
 /// Thread-safe. Publishing takes one short lock to assign the event id, append it to the replay
-/// history and queue one delivery task per event loop; the writes happen on the loops. A client
-/// that does not keep up never slows anyone down: see ``TolerancePolicy``.
+/// history and to each event loop's queue; the writes happen on the loops, each to its own list of
+/// subscribers (see ``LoopFanout``), so nothing under the lock grows with the number of
+/// connections. What is queued is bounded: past the bound publishers are pushed back
+/// (``BrokerConfiguration/maxQueuedEvents``). A client that does not keep up never slows anyone
+/// down: see ``TolerancePolicy``.
 public final class Broker: EventBroker {
     /// The configuration in force.
     public let configuration: BrokerConfiguration
@@ -96,7 +99,6 @@ public final class Broker: EventBroker {
             // committed, for this node's loops (the other nodes' producers wait on theirs).
             if self.registry.withLock({ $0.isOverloaded }) {
                 guard await self.waitForRoom(until: deadline) else {
-                    self.counters.overloaded.add(1, ordering: .relaxed)
                     throw .overloaded(Self.overloadMessage(self.configuration))
                 }
                 continue
@@ -117,11 +119,9 @@ public final class Broker: EventBroker {
         while ContinuousClock.now < deadline {
             let waiter = RoomWaiters.Waiter()
             // Registered before the check, so a drain that makes room after it wakes this waiter.
+            // (If there is room already, the unused waiter goes with the next drain's wake-up.)
             self.roomWaiters.add(waiter)
-            if !self.registry.withLock({ $0.isOverloaded }) {
-                self.roomWaiters.wakeAll()
-                return true
-            }
+            if !self.registry.withLock({ $0.isOverloaded }) { return true }
             await waiter.wait(until: deadline)
         }
         return !self.registry.withLock { $0.isOverloaded }
@@ -166,10 +166,7 @@ public final class Broker: EventBroker {
                 throw .unavailable("this broker is a cluster node: publish with publish(_:to:), which gets the id from the shared log")
             }
             if let target, registry.byClientID[target] == nil { throw .unknownClient(target) }
-            guard !registry.isOverloaded else {
-                self.counters.overloaded.add(1, ordering: .relaxed)
-                throw .overloaded(Self.overloadMessage(self.configuration))
-            }
+            guard !registry.isOverloaded else { throw .overloaded(Self.overloadMessage(self.configuration)) }
             registry.nextEventID += 1
             let id = registry.nextEventID
             EventEncoder.appendID(id, to: &encoded)
@@ -590,7 +587,8 @@ public final class Broker: EventBroker {
         self.registry.withLock { Array($0.recentDisconnections) }
     }
 
-    /// The id of the newest event published (0 before the first).
+    /// The id of the newest event published; before the first, the id it will follow (see
+    /// ``BrokerConfiguration/eventIDSeed``; 0 for `.after(0)` and for a cluster node).
     public var lastEventID: UInt64 {
         self.registry.withLock { $0.nextEventID }
     }

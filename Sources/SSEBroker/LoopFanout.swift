@@ -363,8 +363,6 @@ final class BrokerCounters: Sendable {
     let overTolerance = Atomic<Int>(0)
     let listenerDrops = Atomic<Int>(0)
     let accepted = Atomic<Int>(0)
-    /// Publishes refused because the broker was overloaded.
-    let overloaded = Atomic<Int>(0)
     /// Refused HTTP requests by status code. Refusals are rare (and cheap next to the socket work
     /// of one), so one small lock will do.
     let refusals = Locked<[UInt: Int]>([:])
