@@ -43,6 +43,9 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The broker cannot accept the event now: in cluster mode, its node cannot reach the shared
     /// log (the event would not be durable or seen by the other nodes). Answered with `503`.
     case unavailable(String)
+    /// An `Idempotency-Key` already used with a different request (another type, target or body).
+    /// Answered with `422`.
+    case idempotencyKeyReused(String)
 
     public var description: String {
         switch self {
@@ -84,6 +87,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return reason
         case .unavailable(let reason):
             return reason
+        case .idempotencyKeyReused(let reason):
+            return reason
         }
     }
 
@@ -103,6 +108,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManyConnections: return .tooManyRequests
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .requestTimeout: return .requestTimeout
+        case .idempotencyKeyReused: return .unprocessableEntity
         }
     }
 }

@@ -25,6 +25,8 @@ public final class BrokerServer: Sendable {
     public let security: ServerSecurity
     /// The stream counts behind ``ServerLimits/maxClients``.
     public let admission: AdmissionControl
+    /// The answers to `POST /broadcast` requests with an `Idempotency-Key`, for all connections.
+    public let idempotency: IdempotencyStore
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -48,6 +50,8 @@ public final class BrokerServer: Sendable {
     ///   - security: tokens, CORS and limits; by default open, with the default limits.
     ///   - group: the event loops; by default the server makes ``defaultLoopCount`` loops and shuts
     ///     them down itself.
+    ///   - idempotency: where `Idempotency-Key` answers are remembered; by default 24 hours, at most
+    ///     10,000 keys (see ``IdempotencyStore``).
     ///   - logger: where the server logs.
     public init(
         broker: Broker,
@@ -57,6 +61,7 @@ public final class BrokerServer: Sendable {
         extraRoutes: [HTTPRoute] = [],
         security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
+        idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
         self.broker = broker
@@ -66,6 +71,8 @@ public final class BrokerServer: Sendable {
         self.extraRoutes = extraRoutes
         self.security = security
         self.admission = AdmissionControl(limits: security.limits)
+        // The defaults are valid: this cannot throw.
+        self.idempotency = idempotency ?? (try! IdempotencyStore())
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.defaultLoopCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -108,6 +115,7 @@ public final class BrokerServer: Sendable {
         let logger = self.logger
         let security = self.security
         let admission = self.admission
+        let idempotency = self.idempotency
         try security.limits.validate()
         // The request line counts against the header limit too (NIO counts the URL with the headers).
         let decoderLimits = {
@@ -134,9 +142,11 @@ public final class BrokerServer: Sendable {
                                 limitConfiguration: decoderLimits
                             )
                         ),
+                        // Pipelined requests wait here until the one before has its response.
+                        HTTPServerPipelineHandler(),
                         BrokerHTTPHandler(
                             broker: broker, routes: routes, extraRoutes: extraRoutes, security: security,
-                            admission: admission, logger: logger
+                            admission: admission, idempotency: idempotency, logger: logger
                         )
                     )
                 }

@@ -237,11 +237,18 @@ public struct SubscriberTokenVerifier: Sendable {
     }
 
     /// Signs a token for `subject`, for servers that mint them (and for tests).
-    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date()) -> String {
-        var claims: [String: Any] = ["sub": subject, "iat": Int(issuedAt.timeIntervalSince1970)]
-        if let expiresAt { claims["exp"] = Int(expiresAt.timeIntervalSince1970.rounded(.up)) }
+    /// - Throws: the encoder's error if the claims cannot be encoded; a token is never signed over
+    ///   anything but its claims.
+    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date()) throws -> String {
+        let claims = MintedClaims(
+            exp: expiresAt.map { Int($0.timeIntervalSince1970.rounded(.up)) },
+            iat: Int(issuedAt.timeIntervalSince1970),
+            sub: subject
+        )
+        let encoder = JSONEncoder()
         // Sorted keys: the same claims always give the same token.
-        let payload = (try? JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])) ?? Data()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let payload = try encoder.encode(claims)
         let signingInput = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Base64URL.encode(Array(payload))
         let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: self.key)
         return signingInput + "." + Base64URL.encode(Array(mac))
@@ -325,6 +332,12 @@ public struct SubscriberTokenVerifier: Sendable {
     private struct Header: Decodable {
         var alg: String
         var crit: [String]?
+    }
+
+    private struct MintedClaims: Encodable {
+        var exp: Int?
+        var iat: Int
+        var sub: String
     }
 
     private struct Claims: Decodable {

@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import SSEBroker
 import SSEBrokerHummingbird
+import SSEBrokerServer
 import SSEClient
 import SSETestSupport
 import Testing
@@ -20,12 +21,14 @@ struct MountedBroker {
 
     static func with(
         _ configuration: BrokerConfiguration = BrokerConfiguration(),
+        security: ServerSecurity = ServerSecurity(),
+        admission: AdmissionControl? = nil,
         _ body: @Sendable (MountedBroker) async throws -> Void
     ) async throws {
         let broker = try Broker(configuration: configuration, logger: quietLogger)
         let router = Router(context: BasicBrokerRequestContext.self)
         router.get("/hello") { _, _ in "the app's own route\n" }
-        router.addSSEBroker(broker, connect: "/events", broadcast: "/publish")
+        router.addSSEBroker(broker, connect: "/events", broadcast: "/publish", security: security, admission: admission)
         router.addSSEBrokerPage("/", routes: BrokerRoutes(connect: "/events", broadcast: "/publish"))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: quietLogger)
         try await app.test(.live) { client in
