@@ -73,7 +73,8 @@ extension RouterMethods where Context: BrokerRequestContext {
         let idempotency = idempotency ?? (try! IdempotencyStore())
         self.get(connect) { request, context in
             BrokerEndpoints.connect(
-                request, channel: context.channel, logger: context.logger, broker: broker, security: security, admission: admission
+                request, channel: context.channel, logger: context.logger, broker: broker, security: security,
+                admission: admission
             )
         }
         self.post(broadcast) { request, context in
@@ -251,7 +252,9 @@ enum BrokerEndpoints {
     static func accepted(_ delivery: Delivery, replayed: Bool) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if replayed { headers[Self.idempotentReplayed] = "true" }
-        return Response(status: .accepted, headers: headers, body: ResponseBody(byteBuffer: BroadcastRequest.responseBody(for: delivery)))
+        return Response(
+            status: .accepted, headers: headers, body: ResponseBody(byteBuffer: BroadcastRequest.responseBody(for: delivery))
+        )
     }
 
     /// The request as NIOHTTP1 spells it, for ``ServerSecurity`` and the broker's error handler.
@@ -300,7 +303,9 @@ enum BrokerEndpoints {
         if error.status == .unauthorized, !response.headers.contains(name: "www-authenticate") {
             response.headers.add(name: "WWW-Authenticate", value: challenge)
         }
-        if error.status == .serviceUnavailable || error.status == .tooManyRequests, !response.headers.contains(name: "retry-after") {
+        if error.status == .serviceUnavailable || error.status == .tooManyRequests,
+            !response.headers.contains(name: "retry-after")
+        {
             let (seconds, attoseconds) = retryAfter.components
             response.headers.add(name: "Retry-After", value: String(seconds + (attoseconds > 0 ? 1 : 0)))
         }

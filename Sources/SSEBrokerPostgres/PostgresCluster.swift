@@ -687,7 +687,11 @@ public final class PostgresCluster: EventBackplane, Sendable {
                 targets.append(pending.target ?? "")
                 origins.append(pending.event.origin.rawValue)
                 data.append(pending.event.data)
-                suffixes.append(NotificationPayload.suffix(type: pending.event.type, target: pending.target, origin: pending.event.origin, data: pending.event.data))
+                suffixes.append(
+                    NotificationPayload.suffix(
+                        type: pending.event.type, target: pending.target, origin: pending.event.origin, data: pending.event.data
+                    )
+                )
                 keys.append(pending.idempotency?.key ?? "")
                 hashes.append(pending.idempotency?.fingerprint ?? "")
                 recipients.append(Int32(clamping: expected))
@@ -700,7 +704,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
             // released at commit.
             let rows = try await connection.query(
                 """
-                SELECT r_id, r_outcome, r_recipients FROM \(unescaped: n.publishFunction)(\(node), \(types), \(targets), \(origins), \(data), \(suffixes),
+                SELECT r_id, r_outcome, r_recipients FROM \(unescaped: n.publishFunction)(
+                    \(node), \(types), \(targets), \(origins), \(data), \(suffixes),
                     \(keys), \(hashes), \(recipients), \(lookups), \(window))
                 """,
                 logger: self.logger

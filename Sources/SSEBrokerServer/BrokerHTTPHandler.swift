@@ -417,7 +417,9 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             return
         }
         let broker = self.broker
-        let key = idempotencyKey.map { IdempotencyKey(key: $0, fingerprint: IdempotencyStore.fingerprint(of: request, body: body)) }
+        let key = idempotencyKey.map {
+            IdempotencyKey(key: $0, fingerprint: IdempotencyStore.fingerprint(of: request, body: body))
+        }
         if let key {
             switch self.idempotency.begin(key, on: context.eventLoop) {
             case .proceed:

@@ -83,7 +83,9 @@ public final class IdempotencyStore: Sendable {
         }
         guard !key.isEmpty else { throw .invalidParameter("the Idempotency-Key header is empty") }
         guard key.utf8.count <= Self.maxKeyBytes else {
-            throw .invalidParameter("the Idempotency-Key header is \(key.utf8.count) bytes long; the limit is \(Self.maxKeyBytes)")
+            throw .invalidParameter(
+                "the Idempotency-Key header is \(key.utf8.count) bytes long; the limit is \(Self.maxKeyBytes)"
+            )
         }
         if let offset = key.utf8.firstIndex(where: { $0 < 0x20 || $0 > 0x7E }) {
             let position = key.utf8.distance(from: key.utf8.startIndex, to: offset) + 1

@@ -19,10 +19,14 @@ extension ServerSecurity {
     public func authenticatePublisher(_ headers: HTTPHeaders) throws(SecurityRefusal) {
         guard let token = self.publishToken else { return }
         guard let presented = bearerToken(in: headers) else {
-            throw SecurityRefusal(error: .unauthorized("publishing needs an Authorization: Bearer token"), challenge: SecurityRefusal.realm)
+            throw SecurityRefusal(
+                error: .unauthorized("publishing needs an Authorization: Bearer token"), challenge: SecurityRefusal.realm
+            )
         }
         guard token.accepts(presented) else {
-            throw SecurityRefusal(error: .unauthorized("the bearer token is not valid for publishing"), challenge: SecurityRefusal.invalidToken)
+            throw SecurityRefusal(
+                error: .unauthorized("the bearer token is not valid for publishing"), challenge: SecurityRefusal.invalidToken
+            )
         }
     }
 
