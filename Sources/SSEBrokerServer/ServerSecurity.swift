@@ -443,7 +443,9 @@ public struct CORSPolicy: Sendable, Equatable {
                 headers.add(name: "Access-Control-Allow-Credentials", value: "true")
             }
         }
-        headers.add(name: "Access-Control-Expose-Headers", value: "X-SSE-Client-ID, Retry-After, WWW-Authenticate")
+        headers.add(
+            name: "Access-Control-Expose-Headers", value: "X-SSE-Client-ID, Retry-After, WWW-Authenticate, Idempotent-Replayed"
+        )
         return headers
     }
 
@@ -451,8 +453,9 @@ public struct CORSPolicy: Sendable, Equatable {
     public func preflightHeaders(for origin: String, methods: [HTTPMethod]) -> HTTPHeaders {
         var headers = self.responseHeaders(for: origin)
         headers.add(name: "Access-Control-Allow-Methods", value: (methods + [.OPTIONS]).map(\.rawValue).joined(separator: ", "))
-        // Last-Event-ID: a reconnecting EventSource sends it; Authorization: tokens from fetch-based clients.
-        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID")
+        // Last-Event-ID: a reconnecting EventSource sends it; Authorization: tokens from fetch-based clients;
+        // Idempotency-Key: retries from fetch-based producers.
+        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID, Idempotency-Key")
         headers.add(name: "Access-Control-Max-Age", value: String(self.maxAge.components.seconds))
         return headers
     }
