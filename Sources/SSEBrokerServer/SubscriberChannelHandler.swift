@@ -103,14 +103,19 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         return Self.backlog(of: context.channel)
     }
 
-    /// The bytes queued on `channel`. A backlog that cannot be read counts as full (`Int.max`): the
-    /// slow-client policy must err towards dropping a client, never towards buffering without limit.
+    /// The bytes queued on `channel`. A backlog that cannot be read counts as full
+    /// (``unknownBacklog``): the slow-client policy must err towards dropping a client, never
+    /// towards buffering without limit.
     static func backlog(of channel: any Channel) -> Int {
         do {
-            guard let options = channel.syncOptions else { return .max }
+            guard let options = channel.syncOptions else { return Self.unknownBacklog }
             return try options.getOption(.bufferedWritableBytes)
         } catch {
-            return .max
+            return Self.unknownBacklog
         }
     }
+
+    /// A backlog over any limit, yet far enough below `Int.max` that adding an event's size to it
+    /// (as `TolerancePolicy.mayQueue` does) cannot overflow.
+    static let unknownBacklog = Int.max / 2
 }

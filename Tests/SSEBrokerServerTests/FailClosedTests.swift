@@ -17,7 +17,11 @@ import Testing
         // A closed channel refuses to read its options (as a socket channel does).
         channel.allowOptionsWhenClosed = false
         try await channel.close()
-        #expect(SubscriberChannelHandler.backlog(of: channel) == .max)
+        let backlog = SubscriberChannelHandler.backlog(of: channel)
+        #expect(backlog == SubscriberChannelHandler.unknownBacklog)
+        // Over any backlog limit, even the largest, and no overflow when an event is added to it.
+        let policy = TolerancePolicy(writeTimeout: .seconds(60), tolerance: 1, maxBacklogBytes: Int.max / 4)
+        #expect(!policy.mayQueue(unwritableFor: .zero, backlogBytes: backlog, size: 1 << 30))
     }
 
     @Test func bodyThatIsNotUTF8_isRefused() throws {
