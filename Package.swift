@@ -75,6 +75,8 @@ let package = Package(
             name: "SSEBrokerHummingbird",
             dependencies: [
                 "SSEBroker",
+                // ServerSecurity (tokens, admission), applied as the embedded server applies it.
+                "SSEBrokerServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -268,10 +270,12 @@ let package = Package(
             dependencies: [
                 "SSEBroker",
                 "SSEBrokerHummingbird",
+                "SSEBrokerServer",
                 "SSEClient",
                 "SSETestSupport",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

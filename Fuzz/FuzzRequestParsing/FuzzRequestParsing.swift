@@ -17,7 +17,7 @@ let security = ServerSecurity(
     limits: ServerLimits(maxClients: 4, maxConnectionsPerClientID: 2, maxHeaderBytes: 4096)
 )
 let admission = AdmissionControl(limits: security.limits)
-let validToken = verifier.makeToken(subject: "alice")
+let validToken = try! verifier.makeToken(subject: "alice")
 nonisolated(unsafe) weak var weakBroker: Broker?
 
 /// Subscriptions hold the broker weakly. Swift allocates an object's weak-reference side table on
@@ -63,6 +63,7 @@ func fuzzOne(_ input: [UInt8]) {
     try! channel.pipeline.syncOperations.addHandlers(
         HTTPResponseEncoder(),
         ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, informationalResponseStrategy: .drop, limitConfiguration: decoderLimits)),
+        HTTPServerPipelineHandler(),
         BrokerHTTPHandler(broker: broker, security: security, admission: admission, logger: quiet)
     )
     _ = try? channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

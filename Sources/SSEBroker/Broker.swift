@@ -83,13 +83,35 @@ public final class Broker: EventBroker {
     /// ``BrokerError/overloaded(_:)`` without publishing.
     @discardableResult
     public func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
+        try await self.publish(event, to: target, idempotency: nil).delivery
+    }
+
+    /// Publishes `event` as ``publish(_:to:)`` does, under an `Idempotency-Key`: with a backplane the
+    /// key goes with the event to the shared log, so a retry on any node gets the first publish's
+    /// ``Delivery`` back instead of publishing again (see ``EventBackplane/publish(_:to:idempotency:)``).
+    /// Stand-alone there is nothing to share: the event is published, and the server's own store
+    /// (``IdempotencyStore`` in SSEBrokerServer) remembers the key.
+    /// - Throws: what ``publish(_:to:)`` throws, and ``BrokerError/idempotencyKeyReused(_:)`` when the
+    ///   shared log has the key for a different request.
+    public func publish(
+        _ event: Event,
+        to target: String?,
+        idempotency: IdempotencyKey?
+    ) async throws(BrokerError) -> IdempotentDelivery {
         let deadline = ContinuousClock.now + self.configuration.overloadWait
+        var delayed = false
+        func noteDelay() {  // counted once per publish, however often it waits
+            if !delayed { self.counters.delayed.add(1, ordering: .relaxed) }
+            delayed = true
+        }
         while true {
             guard let backplane = self.backplane else {
                 do throws(BrokerError) {
-                    return try self.publishLocally(event, to: target)
+                    return IdempotentDelivery(delivery: try self.publishLocally(event, to: target), replayed: false)
                 } catch {
-                    guard case .overloaded = error, await self.waitForRoom(until: deadline) else { throw error }
+                    guard case .overloaded = error else { throw error }
+                    noteDelay()
+                    guard await self.waitForRoom(until: deadline) else { throw error }
                     continue
                 }
             }
@@ -98,14 +120,22 @@ public final class Broker: EventBroker {
             // The shared log cannot refuse an event on this node's behalf: wait here, before it is
             // committed, for this node's loops (the other nodes' producers wait on theirs).
             if self.registry.withLock({ $0.isOverloaded }) {
+                noteDelay()
                 guard await self.waitForRoom(until: deadline) else {
                     throw .overloaded(Self.overloadMessage(self.configuration))
                 }
                 continue
             }
-            let delivery = try await backplane.publish(event, to: target)
-            self.counters.published.add(1, ordering: .relaxed)
-            return delivery
+            let published: IdempotentDelivery
+            if let idempotency {
+                published = try await backplane.publish(event, to: target, idempotency: idempotency)
+            } else {
+                published = IdempotentDelivery(delivery: try await backplane.publish(event, to: target), replayed: false)
+            }
+            if !published.replayed {
+                self.counters.published.add(1, ordering: .relaxed)
+            }
+            return published
         }
     }
 
@@ -606,7 +636,8 @@ public final class Broker: EventBroker {
             listenerDrops: self.counters.listenerDrops.load(ordering: .relaxed),
             connected: self.connectionCount,
             connectionsAccepted: self.counters.accepted.load(ordering: .relaxed),
-            refusals: self.counters.refusals.withLock { $0 }
+            refusals: self.counters.refusals.withLock { $0 },
+            publishesDelayed: self.counters.delayed.load(ordering: .relaxed)
         )
     }
 

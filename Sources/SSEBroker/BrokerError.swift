@@ -51,6 +51,9 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// New event streams arrive faster than the server's connect rate allows. Answered with `503`
     /// and `Retry-After`.
     case connectRateExceeded(perSecond: Int)
+    /// An `Idempotency-Key` already used with a different request (another type, target or body).
+    /// Answered with `422`.
+    case idempotencyKeyReused(String)
 
     public var description: String {
         switch self {
@@ -96,6 +99,8 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
             return reason
         case .connectRateExceeded(let rate):
             return "new event streams arrive faster than this server accepts them (\(rate) per second); retry later"
+        case .idempotencyKeyReused(let reason):
+            return reason
         }
     }
 
@@ -115,6 +120,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManyConnections: return .tooManyRequests
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .requestTimeout: return .requestTimeout
+        case .idempotencyKeyReused: return .unprocessableEntity
         }
     }
 }

@@ -19,6 +19,7 @@ import Synchronization
 /// | `sse_listener_events_dropped_total` | counter | |
 /// | `sse_clients_kicked_total` | counter | `reason`: `kick`, `ban`, `over_tolerance` |
 /// | `sse_requests_refused_total` | counter | `status`: `400`, `404`, … |
+/// | `sse_publishes_delayed_total` | counter | |
 /// | `sse_fanout_duration_seconds` | timer | |
 final class BrokerMetrics: Sendable {
     /// From `broadcast` until the event is written to every connection of one event loop.
@@ -34,6 +35,7 @@ final class BrokerMetrics: Sendable {
     private let kicked: Counter
     private let banned: Counter
     private let overTolerance: Counter
+    private let delayed: Counter
 
     private struct State {
         var last = BrokerStatistics()
@@ -54,6 +56,7 @@ final class BrokerMetrics: Sendable {
         self.listenerDrops = Counter(label: "sse_listener_events_dropped_total", factory: factory)
         self.kicked = Counter(label: "sse_clients_kicked_total", dimensions: [("reason", "kick")], factory: factory)
         self.banned = Counter(label: "sse_clients_kicked_total", dimensions: [("reason", "ban")], factory: factory)
+        self.delayed = Counter(label: "sse_publishes_delayed_total", factory: factory)
         self.overTolerance = Counter(
             label: "sse_clients_kicked_total",
             dimensions: [("reason", "over_tolerance")],
@@ -78,6 +81,7 @@ final class BrokerMetrics: Sendable {
             add(self.kicked, statistics.kicked - statistics.banned, last.kicked - last.banned)
             add(self.banned, statistics.banned, last.banned)
             add(self.overTolerance, statistics.disconnectedOverTolerance, last.disconnectedOverTolerance)
+            add(self.delayed, statistics.publishesDelayed, last.publishesDelayed)
             for (status, count) in statistics.refusals {
                 let counter =
                     state.refused[status]

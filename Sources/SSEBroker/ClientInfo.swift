@@ -99,6 +99,9 @@ public struct BrokerStatistics: Sendable, Hashable {
     /// Requests refused since start, by HTTP status code (`401`, `503`, …), as counted by the
     /// server through ``Broker/recordRefusal(status:)``.
     public var refusals: [UInt: Int]
+    /// Publishes that had to wait for the event loops to catch up (the broker was overloaded; see
+    /// ``BrokerConfiguration/maxQueuedEvents``): how often producers were pushed back.
+    public var publishesDelayed: Int
 
     /// All refused requests.
     public var refused: Int { self.refusals.values.reduce(0, +) }
@@ -114,8 +117,10 @@ public struct BrokerStatistics: Sendable, Hashable {
         listenerDrops: Int = 0,
         connected: Int = 0,
         connectionsAccepted: Int = 0,
-        refusals: [UInt: Int] = [:]
+        refusals: [UInt: Int] = [:],
+        publishesDelayed: Int = 0
     ) {
+        self.publishesDelayed = publishesDelayed
         self.published = published
         self.delivered = delivered
         self.bytesDelivered = bytesDelivered

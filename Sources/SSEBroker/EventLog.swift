@@ -52,4 +52,49 @@ public protocol EventBackplane: Sendable {
     /// - Throws: ``BrokerError/unknownClient(_:)`` when no node has `target`,
     ///   ``BrokerError/unavailable(_:)`` when the event cannot be made durable now.
     func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery
+
+    /// Publishes `event` at most once per ``IdempotencyKey/key`` across every node: the first publish
+    /// with a key stores key → id with the event (in the same transaction); a later one with the same
+    /// key and fingerprint publishes nothing and gets the first one's ``Delivery`` back (`replayed`),
+    /// one with another fingerprint throws ``BrokerError/idempotencyKeyReused(_:)``. Keys are kept
+    /// for the backplane's idempotency window.
+    ///
+    /// The default publishes with ``publish(_:to:)``: a backplane without it deduplicates nothing
+    /// across nodes (the server's own store still does on one node).
+    func publish(_ event: Event, to target: String?, idempotency: IdempotencyKey) async throws(BrokerError) -> IdempotentDelivery
+}
+
+extension EventBackplane {
+    public func publish(_ event: Event, to target: String?, idempotency: IdempotencyKey) async throws(BrokerError)
+        -> IdempotentDelivery
+    {
+        IdempotentDelivery(delivery: try await self.publish(event, to: target), replayed: false)
+    }
+}
+
+/// The `Idempotency-Key` of a publish (IETF draft-ietf-httpapi-idempotency-key-header) and a
+/// fingerprint of the request it came with, to tell a retry from a different request reusing the key.
+public struct IdempotencyKey: Sendable, Hashable {
+    /// The key as the client sent it (validated by the server: printable ASCII, 1 to 255 bytes).
+    public var key: String
+    /// A digest of what the request asks for (type, target, body); equal for a retry.
+    public var fingerprint: String
+
+    public init(key: String, fingerprint: String) {
+        self.key = key
+        self.fingerprint = fingerprint
+    }
+}
+
+/// The answer to a publish made under an ``IdempotencyKey``.
+public struct IdempotentDelivery: Sendable, Hashable {
+    /// The delivery of the first publish with the key.
+    public var delivery: Delivery
+    /// Whether this is the answer of an earlier publish (nothing was published now).
+    public var replayed: Bool
+
+    public init(delivery: Delivery, replayed: Bool) {
+        self.delivery = delivery
+        self.replayed = replayed
+    }
 }

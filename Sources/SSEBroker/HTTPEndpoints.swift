@@ -174,10 +174,29 @@ public struct BroadcastRequest: Sendable, Equatable {
         try await broker.publish(self.event(body: body), to: self.clientID)
     }
 
-    private func event(body: ByteBuffer) throws(BrokerError) -> Event {
-        guard body.readableBytesView.withContiguousStorageIfAvailable({ String(validating: $0, as: UTF8.self) != nil }) ?? true
-        else { throw .invalidUTF8 }
+    /// The event `body` makes: its data, with the request's type.
+    /// - Throws: ``BrokerError/invalidUTF8`` for a body that is not UTF-8.
+    public func event(body: ByteBuffer) throws(BrokerError) -> Event {
+        guard Self.isValidUTF8(body) else { throw .invalidUTF8 }
         return Event(type: self.type, data: body, origin: .http)
+    }
+
+    /// Whether the readable bytes are UTF-8, checked in place (no `String` is made). Anything that
+    /// cannot be checked is invalid: an event stream must never carry bytes a client cannot decode.
+    static func isValidUTF8(_ buffer: ByteBuffer) -> Bool {
+        buffer.withUnsafeReadableBytes { bytes in
+            // Most payloads are ASCII (JSON); the scalar parser is only needed past the first high byte.
+            guard let start = bytes.firstIndex(where: { $0 >= 0x80 }) else { return true }
+            var iterator = bytes[start...].makeIterator()
+            var parser = Unicode.UTF8.ForwardParser()
+            while true {
+                switch parser.parseScalar(from: &iterator) {
+                case .valid: continue
+                case .emptyInput: return true
+                case .error: return false
+                }
+            }
+        }
     }
 
     /// The `202 Accepted` body: `{"id":"<event id>","delivered":N}`.

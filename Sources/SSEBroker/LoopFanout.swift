@@ -363,6 +363,8 @@ final class BrokerCounters: Sendable {
     let overTolerance = Atomic<Int>(0)
     let listenerDrops = Atomic<Int>(0)
     let accepted = Atomic<Int>(0)
+    /// Publishes that waited for room.
+    let delayed = Atomic<Int>(0)
     /// Refused HTTP requests by status code. Refusals are rare (and cheap next to the socket work
     /// of one), so one small lock will do.
     let refusals = Locked<[UInt: Int]>([:])

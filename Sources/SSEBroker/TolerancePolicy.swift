@@ -33,7 +33,8 @@ public struct TolerancePolicy: Sendable, Hashable {
     ///   - backlogBytes: bytes already queued for it.
     ///   - size: the bytes to queue.
     public func mayQueue(unwritableFor: Duration, backlogBytes: Int, size: Int) -> Bool {
-        unwritableFor < self.writeTimeout && backlogBytes + size <= self.maxBacklogBytes
+        // Subtracted, not added: a transport that cannot tell its backlog reports a huge one.
+        unwritableFor < self.writeTimeout && size <= self.maxBacklogBytes && backlogBytes <= self.maxBacklogBytes - size
     }
 
     /// Whether a connection with `consecutiveErrors` sequential misses must be disconnected.

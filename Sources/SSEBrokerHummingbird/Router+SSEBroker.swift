@@ -4,6 +4,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import SSEBroker
+import SSEBrokerServer
+import Synchronization
 
 /// A request context that knows its connection's channel: the broker writes each subscriber's
 /// stream on the channel's event loop, as it does for its own server.
@@ -40,17 +42,46 @@ extension RouterMethods where Context: BrokerRequestContext {
     /// let router = Router(context: BasicBrokerRequestContext.self)
     /// router.addSSEBroker(broker, connect: "/events", broadcast: "/publish")
     /// ```
+    ///
+    /// `security` is applied as ``SSEBrokerServer/BrokerServer`` applies it, with the same refusals:
+    /// the publish token, subscriber tokens (the subject becomes the client id; the stream closes when
+    /// the token expires), bans (`204`), and the stream limits ``ServerLimits/maxClients`` and
+    /// ``ServerLimits/maxConnectionsPerClientID``. Not applied: ``ServerSecurity/cors`` and the header
+    /// size and timing limits (Hummingbird's server parses the requests; use its own configuration
+    /// and middleware for those).
     /// - Parameters:
     ///   - broker: the broker to serve; it may be served by other servers at the same time.
     ///   - connect: the subscribers' path.
     ///   - broadcast: the producers' path.
+    ///   - security: tokens and stream limits; by default open.
+    ///   - admission: the stream counts behind the limits; share one between every router serving
+    ///     the broker. `nil` makes one for this mount.
+    ///   - idempotency: where the answers to publishes with an `Idempotency-Key` are remembered (as on
+    ///     the embedded server); share one between every router serving the broker. `nil` makes one
+    ///     for this mount (24 hours, 10,000 keys).
     @discardableResult
-    public func addSSEBroker(_ broker: Broker, connect: RouterPath = "/connect", broadcast: RouterPath = "/broadcast") -> Self {
+    public func addSSEBroker(
+        _ broker: Broker,
+        connect: RouterPath = "/connect",
+        broadcast: RouterPath = "/broadcast",
+        security: ServerSecurity = ServerSecurity(),
+        admission: AdmissionControl? = nil,
+        idempotency: IdempotencyStore? = nil
+    ) -> Self {
+        let admission = admission ?? AdmissionControl(limits: security.limits)
+        // The defaults are valid: this cannot throw.
+        let idempotency = idempotency ?? (try! IdempotencyStore())
         self.get(connect) { request, context in
-            BrokerEndpoints.connect(request, channel: context.channel, logger: context.logger, broker: broker)
+            BrokerEndpoints.connect(
+                request, channel: context.channel, logger: context.logger, broker: broker, security: security,
+                admission: admission
+            )
         }
         self.post(broadcast) { request, context in
-            await BrokerEndpoints.broadcast(request, logger: context.logger, broker: broker)
+            await BrokerEndpoints.broadcast(
+                request, eventLoop: context.channel.eventLoop, logger: context.logger, broker: broker, security: security,
+                idempotency: idempotency
+            )
         }
         return self
     }
@@ -75,48 +106,101 @@ enum BrokerEndpoints {
     static let lastEventID = HTTPField.Name("Last-Event-ID")!
     static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
     static let clientIDHeader = HTTPField.Name("X-SSE-Client-ID")!
+    static let replayHeader = HTTPField.Name("SSE-Replay")!
 
-    static func connect(_ request: Request, channel: any Channel, logger: Logger, broker: Broker) -> Response {
-        let connect: ConnectRequest
+    static func connect(
+        _ request: Request,
+        channel: any Channel,
+        logger: Logger,
+        broker: Broker,
+        security: ServerSecurity,
+        admission: AdmissionControl
+    ) -> Response {
+        var connect: ConnectRequest
         let clientID: String
+        let token: SubscriberToken?
         do throws(BrokerError) {
             connect = try ConnectRequest(uri: request.uri.description, lastEventIDHeader: request.headers[Self.lastEventID])
+            do {
+                token = try security.authenticateSubscriber(self.head(of: request), request: &connect)
+            } catch {
+                return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge)
+            }
             clientID = connect.clientID ?? Broker.generateClientID()
             // A ban or a shutdown gets a plain response, not a stream (204 stops an EventSource).
             try broker.checkAdmission(of: clientID)
+            try admission.admit(clientID)
         } catch {
-            return self.refusal(error, request: request, logger: logger, broker: broker)
+            return self.refusal(error, request: request, logger: logger, broker: broker, retryAfter: security.limits.retryAfter)
         }
+        // Given back when the stream ends, or when the connection closes before the body ever runs.
+        let slot = AdmissionSlot(admission: admission, clientID: clientID)
+        channel.closeFuture.whenComplete { _ in slot.release() }
         let remoteAddress = channel.remoteAddress.map(Self.describe)
         let userAgent = request.headers[.userAgent]
+        var headers: HTTPFields = [
+            .contentType: "text/event-stream; charset=utf-8",
+            .cacheControl: "no-cache",
+            Self.accelBuffering: "no",
+            Self.clientIDHeader: clientID,
+        ]
+        // Hummingbird sends the head before the body subscribes, so the header is decided a moment
+        // early; the stream's own `sse-gap` event is decided at subscription, under the broker's lock.
+        if let replay = broker.replayStatus(after: connect.lastEventID) {
+            headers[Self.replayHeader] = replay.headerValue
+        }
         return Response(
             status: .ok,
-            headers: [
-                .contentType: "text/event-stream; charset=utf-8",
-                .cacheControl: "no-cache",
-                Self.accelBuffering: "no",
-                Self.clientIDHeader: clientID,
-            ],
-            body: ResponseBody { writer in
+            headers: headers,
+            body: ResponseBody { [connect] writer in
+                defer { slot.release() }
                 let transport = ResponseBodyTransport(channel: channel)
                 try await transport.stream(into: &writer) { transport throws(BrokerError) in
-                    try broker.subscribe(
+                    let subscription = try broker.subscribe(
                         clientID: clientID,
                         lastEventID: connect.lastEventID,
                         remoteAddress: remoteAddress,
                         userAgent: userAgent,
                         transport: transport
                     )
+                    if let expiresAt = token?.expiresAt {
+                        // On the loop (the subscribe closure runs there), as the embedded server does.
+                        let delay = max(0, expiresAt.timeIntervalSinceNow)
+                        let expiry = transport.eventLoop.scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
+                            subscription.disconnect(reason: .expired, comment: "token expired")
+                        }
+                        channel.closeFuture.whenComplete { _ in expiry.cancel() }
+                    }
+                    return subscription
                 }
             }
         )
     }
 
-    static func broadcast(_ request: Request, logger: Logger, broker: Broker) async -> Response {
+    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
+    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+
+    static func broadcast(
+        _ request: Request,
+        eventLoop: any EventLoop,
+        logger: Logger,
+        broker: Broker,
+        security: ServerSecurity,
+        idempotency: IdempotencyStore
+    ) async -> Response {
         let limit = broker.configuration.maxBodyBytes
         let publish: BroadcastRequest
+        do {
+            try security.authenticatePublisher(self.head(of: request).headers)
+        } catch {
+            return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge)
+        }
+        let key: String?
         do throws(BrokerError) {
             publish = try BroadcastRequest(uri: request.uri.description)
+            let keys = request.headers[values: Self.idempotencyKey]
+            guard keys.count <= 1 else { throw .invalidParameter("the request has more than one Idempotency-Key header") }
+            key = try keys.first.map { value throws(BrokerError) in try IdempotencyStore.validateKey(value) }
             if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
                 throw .bodyTooLarge(limit: limit)  // refused before reading a byte of it
             }
@@ -131,20 +215,81 @@ enum BrokerEndpoints {
         } catch {
             return self.refusal(.malformedRequest("\(error)"), request: request, logger: logger, broker: broker)
         }
+        let event: Event
         do throws(BrokerError) {
-            let delivery = try await publish.publish(body: body, on: broker)
-            return Response(
-                status: .accepted,
-                headers: [.contentType: "application/json"],
-                body: ResponseBody(byteBuffer: BroadcastRequest.responseBody(for: delivery))
-            )
+            event = try publish.event(body: body)
         } catch {
             return self.refusal(error, request: request, logger: logger, broker: broker)
         }
+        guard let key else {
+            do throws(BrokerError) {
+                return self.accepted(try await broker.publish(event, to: publish.clientID), replayed: false)
+            } catch {
+                return self.refusal(error, request: request, logger: logger, broker: broker)
+            }
+        }
+        // As on the embedded server: a retry gets the first answer, one in flight waits for it.
+        let idempotencyKey = IdempotencyKey(key: key, fingerprint: IdempotencyStore.fingerprint(of: publish, body: body))
+        let result: Result<Delivery, BrokerError>
+        var replayed = true
+        switch idempotency.begin(idempotencyKey, on: eventLoop) {
+        case .replay(let delivery):
+            result = .success(delivery)
+        case .mismatch(let error):
+            result = .failure(error)
+        case .wait(let first):
+            result = (try? await first.get()) ?? .failure(.unavailable("the first request with this Idempotency-Key was lost"))
+        case .proceed:
+            do throws(BrokerError) {
+                let published = try await broker.publish(event, to: publish.clientID, idempotency: idempotencyKey)
+                result = .success(published.delivery)
+                replayed = published.replayed
+            } catch {
+                result = .failure(error)
+            }
+            idempotency.finish(idempotencyKey, with: result)
+        }
+        switch result {
+        case .success(let delivery): return self.accepted(delivery, replayed: replayed)
+        case .failure(let error): return self.refusal(error, request: request, logger: logger, broker: broker)
+        }
+    }
+
+    /// `202` with the delivery; `Idempotent-Replayed: true` when it is an earlier request's.
+    static func accepted(_ delivery: Delivery, replayed: Bool) -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        if replayed { headers[Self.idempotentReplayed] = "true" }
+        return Response(
+            status: .accepted, headers: headers, body: ResponseBody(byteBuffer: BroadcastRequest.responseBody(for: delivery))
+        )
+    }
+
+    /// The request as NIOHTTP1 spells it, for ``ServerSecurity`` and the broker's error handler.
+    static func head(of request: Request) -> HTTPRequestHead {
+        var headers = HTTPHeaders()
+        for field in request.headers {
+            headers.add(name: field.name.rawName, value: field.value)
+        }
+        return HTTPRequestHead(
+            version: .http1_1,
+            method: HTTPMethod(rawValue: request.method.rawValue),
+            uri: request.uri.description,
+            headers: headers
+        )
     }
 
     /// A refusal through the broker's error handler, exactly as ``SSEBrokerServer`` answers it.
-    static func refusal(_ error: BrokerError, request: Request, logger: Logger, broker: Broker) -> Response {
+    /// - Parameters:
+    ///   - challenge: the `WWW-Authenticate` of a `401`.
+    ///   - retryAfter: the `Retry-After` of a `503` or `429`.
+    static func refusal(
+        _ error: BrokerError,
+        request: Request,
+        logger: Logger,
+        broker: Broker,
+        challenge: String = #"Bearer realm="sse-broker""#,
+        retryAfter: Duration = .seconds(5)
+    ) -> Response {
         broker.recordRefusal(error)
         logger.info(
             "request refused",
@@ -155,21 +300,21 @@ enum BrokerEndpoints {
         if case .banned = error {
             return Response(status: .noContent)
         }
-        var headers = HTTPHeaders()
-        for field in request.headers {
-            headers.add(name: field.name.rawName, value: field.value)
-        }
-        let head = HTTPRequestHead(
-            version: .http1_1,
-            method: HTTPMethod(rawValue: request.method.rawValue),
-            uri: request.uri.description,
-            headers: headers
-        )
+        let head = self.head(of: request)
         var response =
             broker.configuration.errorHandler?(head, error.status, error)
             ?? HTTPErrorResponse.plainText(status: error.status, error: error)
         if case .methodNotAllowed(_, let allowed) = error, !response.headers.contains(name: "allow") {
             response.headers.add(name: "Allow", value: allowed.map(\.rawValue).joined(separator: ", "))
+        }
+        if error.status == .unauthorized, !response.headers.contains(name: "www-authenticate") {
+            response.headers.add(name: "WWW-Authenticate", value: challenge)
+        }
+        if error.status == .serviceUnavailable || error.status == .tooManyRequests,
+            !response.headers.contains(name: "retry-after")
+        {
+            let (seconds, attoseconds) = retryAfter.components
+            response.headers.add(name: "Retry-After", value: String(seconds + (attoseconds > 0 ? 1 : 0)))
         }
         var fields = HTTPFields()
         for (name, value) in response.headers {
@@ -185,5 +330,23 @@ enum BrokerEndpoints {
     private static func describe(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
+    }
+}
+
+/// One stream slot taken from an ``AdmissionControl``, given back exactly once.
+final class AdmissionSlot: Sendable {
+    private let admission: AdmissionControl
+    private let clientID: String
+    private let released = Atomic(false)
+
+    init(admission: AdmissionControl, clientID: String) {
+        self.admission = admission
+        self.clientID = clientID
+    }
+
+    func release() {
+        if self.released.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged {
+            self.admission.release(self.clientID)
+        }
     }
 }

@@ -27,8 +27,13 @@ public struct ClusterConfiguration: Sendable {
     /// A node not heard from for this long is considered dead: its clients no longer count for
     /// `broadcastTo`, and the cleanup job deletes its rows. Default 5 s.
     public var nodeTimeout: Duration
-    /// The longest a producer waits for the shared log before getting `503`. Default 5 s.
+    /// The longest a producer waits for the shared log before getting `503`. Default 5 s. The publish
+    /// is not withdrawn then and may still commit: a retry with the same `Idempotency-Key` gets its id.
     public var publishTimeout: Duration
+    /// How long the shared log remembers an `Idempotency-Key` (key → event id), so a retry on any node
+    /// gets the first answer; expired keys are deleted by the cleanup job. Default 24 hours, as the
+    /// server's own `IdempotencyStore` (SSEBrokerServer) window: keep the two equal.
+    public var idempotencyWindow: Duration
     /// The most events committed in one transaction (publishes waiting together are written together).
     public var maxBatch: Int
     /// Reconnection backoff: the first delay, doubled up to the maximum, with jitter.
@@ -49,6 +54,7 @@ public struct ClusterConfiguration: Sendable {
         self.heartbeatInterval = .seconds(1)
         self.nodeTimeout = .seconds(5)
         self.publishTimeout = .seconds(5)
+        self.idempotencyWindow = .seconds(24 * 3600)
         self.maxBatch = 256
         self.reconnectDelay = .milliseconds(100) ... .seconds(5)
     }
@@ -71,6 +77,7 @@ public struct ClusterConfiguration: Sendable {
         try require(self.heartbeatInterval > .zero, "the heartbeat interval must be positive")
         try require(self.nodeTimeout > self.heartbeatInterval, "the node timeout must be longer than the heartbeat interval")
         try require(self.publishTimeout > .zero, "the publish timeout must be positive")
+        try require(self.idempotencyWindow > .zero, "the idempotency window must be positive")
         try require(self.maxBatch >= 1, "the batch size must be at least 1")
     }
 

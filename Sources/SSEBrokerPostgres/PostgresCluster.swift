@@ -13,6 +13,12 @@ import SSEBroker
 ///   before drawing ids from the sequence, so ids are committed — and notifications delivered — in id
 ///   order: a node never sees id 12 before id 11. Publishes that wait together are committed together
 ///   (group commit), so the database is not one transaction per event under load.
+/// - **Idempotency keys** (``publish(_:to:idempotency:)``): the key, a fingerprint of the request and
+///   the event id are stored in the same transaction as the event, under the same lock; a publish
+///   with a stored key returns the stored answer instead, on whichever node it arrives, for
+///   ``ClusterConfiguration/idempotencyWindow``. A publish answered `503` at the publish timeout is
+///   not withdrawn: a retry with its key waits for its transaction (the lock) and gets its id if it
+///   committed, or publishes once if it did not.
 /// - **Delivering**: every node `LISTEN`s and hands each event to ``Broker/deliver(_:)``, the normal
 ///   fan-out. An event too large for a notification is read from the table by id.
 /// - **Presence**: each node keeps the client ids connected to it in a presence table, so
@@ -55,8 +61,9 @@ public final class PostgresCluster: EventBackplane, Sendable {
     private struct PendingPublish {
         var event: Event
         var target: String?
+        var idempotency: IdempotencyKey?
         var enqueuedAt: ContinuousClock.Instant
-        var continuation: CheckedContinuation<Result<Delivery, BrokerError>, Never>
+        var continuation: CheckedContinuation<Result<IdempotentDelivery, BrokerError>, Never>
     }
 
     /// The database objects of one cluster (see ``ClusterConfiguration/tablePrefix``).
@@ -65,10 +72,13 @@ public final class PostgresCluster: EventBackplane, Sendable {
         let sequence: String
         let nodes: String
         let presence: String
+        /// Idempotency keys: key → request fingerprint, event id, recipients, created_at.
+        let idempotencyKeys: String
         let channel: String
         /// The advisory lock that orders publishes (and schema creation) cluster-wide.
         let lockKey: Int64
-        /// The function that publishes a batch in one statement.
+        /// The function that publishes a batch in one statement (its idempotent version: see
+        /// ``publishFunctionDefinition``; an older node's 6-argument one may exist beside it).
         let publishFunction: String
 
         init(prefix: String) {
@@ -76,6 +86,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
             self.sequence = "\(prefix)_event_ids"
             self.nodes = "\(prefix)_nodes"
             self.presence = "\(prefix)_presence"
+            self.idempotencyKeys = "\(prefix)_idempotency_keys"
             self.channel = "\(prefix)_events"
             self.publishFunction = "\(prefix)_publish"
             // FNV-1a: stable across processes and versions (Hasher is seeded per process).
@@ -86,26 +97,66 @@ public final class PostgresCluster: EventBackplane, Sendable {
             self.lockKey = Int64(bitPattern: hash)
         }
 
-        /// `<prefix>_publish(node, types, targets, origins, data, suffixes) RETURNS SETOF bigint`.
+        /// `<prefix>_publish(node, types, targets, origins, data, suffixes, keys, hashes, recipients,
+        /// lookups, window) RETURNS TABLE (r_id, r_outcome, r_recipients)`.
         ///
         /// The cluster-wide advisory lock is taken before the ids are drawn and held until the commit,
         /// so ids are committed — and their notifications delivered — in id order. An empty type or
         /// target is none; an empty suffix announces the event by id only (it does not fit).
+        ///
+        /// An event with a key (not empty) is first looked up, under the lock, among the keys younger
+        /// than `window` seconds: found, nothing is published and the stored id and recipients come
+        /// back with `replayed` (same hash) or `mismatch`; otherwise the key is stored with the new
+        /// event, in the same transaction. A `lookup` event (a targeted retry whose client is gone)
+        /// is only looked up: `absent` if its key is not there.
         var publishFunctionDefinition: String {
             """
             CREATE OR REPLACE FUNCTION \(self.publishFunction)(
-                p_node text, p_types text[], p_targets text[], p_origins text[], p_data bytea[], p_suffixes text[])
-            RETURNS SETOF bigint LANGUAGE plpgsql AS $body$
+                p_node text, p_types text[], p_targets text[], p_origins text[], p_data bytea[], p_suffixes text[],
+                p_keys text[], p_hashes text[], p_recipients int4[], p_lookups boolean[], p_window float8)
+            RETURNS TABLE (r_id bigint, r_outcome text, r_recipients integer) LANGUAGE plpgsql AS $body$
             DECLARE
                 new_id bigint;
+                found_id bigint;
+                found_hash text;
+                found_recipients integer;
             BEGIN
                 PERFORM pg_advisory_xact_lock(\(self.lockKey));
                 FOR i IN 1 .. coalesce(array_length(p_types, 1), 0) LOOP
+                    IF p_keys[i] <> '' THEN
+                        SELECT k.event_id, k.request_hash, k.recipients INTO found_id, found_hash, found_recipients
+                            FROM \(self.idempotencyKeys) k
+                            WHERE k.key = p_keys[i] AND k.created_at > now() - make_interval(secs => p_window);
+                        IF FOUND THEN
+                            r_id := found_id;
+                            r_outcome := CASE WHEN found_hash = p_hashes[i] THEN 'replayed' ELSE 'mismatch' END;
+                            r_recipients := found_recipients;
+                            RETURN NEXT;
+                            CONTINUE;
+                        END IF;
+                    END IF;
+                    IF p_lookups[i] THEN
+                        r_id := 0;
+                        r_outcome := 'absent';
+                        r_recipients := 0;
+                        RETURN NEXT;
+                        CONTINUE;
+                    END IF;
                     new_id := nextval('\(self.sequence)');
                     INSERT INTO \(self.events) (id, type, target, origin, node, data)
                         VALUES (new_id, NULLIF(p_types[i], ''), NULLIF(p_targets[i], ''), p_origins[i], p_node, p_data[i]);
                     PERFORM pg_notify('\(self.channel)', new_id::text || p_suffixes[i]);
-                    RETURN NEXT new_id;
+                    IF p_keys[i] <> '' THEN
+                        -- An expired row of the key may still be there (cleanup runs now and then).
+                        INSERT INTO \(self.idempotencyKeys) AS k (key, request_hash, event_id, recipients)
+                            VALUES (p_keys[i], p_hashes[i], new_id, p_recipients[i])
+                            ON CONFLICT (key) DO UPDATE SET request_hash = excluded.request_hash,
+                                event_id = excluded.event_id, recipients = excluded.recipients, created_at = now();
+                    END IF;
+                    r_id := new_id;
+                    r_outcome := 'published';
+                    r_recipients := p_recipients[i];
+                    RETURN NEXT;
                 END LOOP;
             END
             $body$
@@ -317,6 +368,12 @@ public final class PostgresCluster: EventBackplane, Sendable {
                         connections integer NOT NULL, PRIMARY KEY (node_id, client_id))
                     """,
                     "CREATE INDEX IF NOT EXISTS \(n.presence)_client ON \(n.presence) (client_id)",
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.idempotencyKeys) (
+                        key text PRIMARY KEY, request_hash text NOT NULL, event_id bigint NOT NULL,
+                        recipients integer NOT NULL, created_at timestamptz NOT NULL DEFAULT now())
+                    """,
+                    "CREATE INDEX IF NOT EXISTS \(n.idempotencyKeys)_created_at ON \(n.idempotencyKeys) (created_at)",
                     n.publishFunctionDefinition,
                 ] {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
@@ -457,6 +514,19 @@ public final class PostgresCluster: EventBackplane, Sendable {
     // MARK: Publishing
 
     public func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
+        try await self.enqueue(event, to: target, idempotency: nil).delivery
+    }
+
+    /// Publishes `event` once per key across the cluster: see the type's documentation.
+    public func publish(_ event: Event, to target: String?, idempotency: IdempotencyKey) async throws(BrokerError)
+        -> IdempotentDelivery
+    {
+        try await self.enqueue(event, to: target, idempotency: idempotency)
+    }
+
+    private func enqueue(_ event: Event, to target: String?, idempotency: IdempotencyKey?) async throws(BrokerError)
+        -> IdempotentDelivery
+    {
         let state = self.shared.withLockedValue { $0.status.state }
         guard state == .online else {
             self.shared.withLockedValue { $0.status.failedPublishes += 1 }
@@ -464,7 +534,9 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
         let result = await withCheckedContinuation { continuation in
             self.shared.withLockedValue {
-                $0.queue.append(PendingPublish(event: event, target: target, enqueuedAt: .now, continuation: continuation))
+                $0.queue.append(
+                    PendingPublish(event: event, target: target, idempotency: idempotency, enqueuedAt: .now, continuation: continuation)
+                )
             }
             self.publishWakeups.yield()
         }
@@ -505,24 +577,31 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
         let writing = batch
         do {
+            // At the timeout the producers get 503, but the write is not withdrawn (it may be
+            // committing): a retry with the same idempotency key waits for its lock and finds its key.
             let outcome = try await withTimeout(self.configuration.publishTimeout) {
                 try await self.write(writing)
             }
-            let remote = self.shared.withLockedValue { shared in
-                shared.status.published += outcome.accepted.count
-                return shared.status.nodes.filter { $0.isAlive && $0.name != self.configuration.nodeName }.reduce(0) { $0 + $1.clients }
+            self.shared.withLockedValue { shared in
+                shared.status.published += outcome.results.filter { if case .published = $0 { true } else { false } }.count
             }
-            let local = self.broker.connectionsByClientID
             for (index, pending) in batch.enumerated() {
-                if let id = outcome.accepted[index] {
-                    let recipients: Int
-                    if let target = pending.target {
-                        recipients = (local[target] ?? 0) + (outcome.remoteConnections[target] ?? 0)
-                    } else {
-                        recipients = self.broker.connectionCount + remote
-                    }
-                    pending.continuation.resume(returning: .success(Delivery(eventID: id, recipients: recipients)))
-                } else {
+                switch outcome.results[index] {
+                case .published(let delivery):
+                    pending.continuation.resume(returning: .success(IdempotentDelivery(delivery: delivery, replayed: false)))
+                case .replayed(let delivery):
+                    pending.continuation.resume(returning: .success(IdempotentDelivery(delivery: delivery, replayed: true)))
+                case .keyReused:
+                    let key = pending.idempotency?.key ?? ""
+                    pending.continuation.resume(
+                        returning: .failure(
+                            .idempotencyKeyReused(
+                                "the Idempotency-Key \"\(key)\" was already used with a different request "
+                                    + "(another event type, target or body); use a new key for a new event"
+                            )
+                        )
+                    )
+                case .unknownClient:
                     pending.continuation.resume(returning: .failure(.unknownClient(pending.target ?? "")))
                 }
             }
@@ -536,11 +615,19 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
     }
 
+    private enum WriteResult: Sendable {
+        case published(Delivery)
+        /// An earlier publish with the same idempotency key and request.
+        case replayed(Delivery)
+        /// An earlier publish with the same idempotency key and another request.
+        case keyReused
+        /// A targeted event no node has a client for.
+        case unknownClient
+    }
+
     private struct WriteOutcome: Sendable {
-        /// The id of each publish of the batch, `nil` for a targeted one no node has.
-        var accepted: [UInt64?]
-        /// Connections of the targeted client ids on the other live nodes.
-        var remoteConnections: [String: Int]
+        /// What became of each publish of the batch.
+        var results: [WriteResult]
     }
 
     private func write(_ batch: [PendingPublish]) async throws -> WriteOutcome {
@@ -565,43 +652,81 @@ public final class PostgresCluster: EventBackplane, Sendable {
                     remote[client] = Int(connections)
                 }
             }
-            let writable = batch.indices.filter { index in
-                guard let target = batch[index].target else { return true }
-                return local[target] != nil || remote[target] != nil
+            // What each event is expected to reach, counted before the commit (a replay returns the
+            // first publish's count, stored with its key).
+            let remoteNodes = self.shared.withLockedValue { shared in
+                shared.status.nodes.filter { $0.isAlive && $0.name != node }.reduce(0) { $0 + $1.clients }
             }
-            var accepted = [UInt64?](repeating: nil, count: batch.count)
-            guard !writable.isEmpty else { return WriteOutcome(accepted: accepted, remoteConnections: remote) }
-
+            let localTotal = self.broker.connectionCount
+            var results = [WriteResult](repeating: .unknownClient, count: batch.count)
+            // A targeted event no node has is not written; with a key it is looked up (a retry of a
+            // publish that reached the client before it left gets the first answer, not 404).
+            var sent: [Int] = []
             var types: [String] = []
             var targets: [String] = []
             var origins: [String] = []
             var data: [ByteBuffer] = []
             var suffixes: [String] = []
-            for index in writable {
-                let pending = batch[index]
+            var keys: [String] = []
+            var hashes: [String] = []
+            var recipients: [Int32] = []
+            var lookups: [Bool] = []
+            for (index, pending) in batch.enumerated() {
+                let reachable: Bool
+                let expected: Int
+                if let target = pending.target {
+                    reachable = local[target] != nil || remote[target] != nil
+                    expected = (local[target] ?? 0) + (remote[target] ?? 0)
+                } else {
+                    reachable = true
+                    expected = localTotal + remoteNodes
+                }
+                guard reachable || pending.idempotency != nil else { continue }
+                sent.append(index)
                 types.append(pending.event.type ?? "")
                 targets.append(pending.target ?? "")
                 origins.append(pending.event.origin.rawValue)
                 data.append(pending.event.data)
-                suffixes.append(NotificationPayload.suffix(type: pending.event.type, target: pending.target, origin: pending.event.origin, data: pending.event.data))
+                suffixes.append(
+                    NotificationPayload.suffix(
+                        type: pending.event.type, target: pending.target, origin: pending.event.origin, data: pending.event.data
+                    )
+                )
+                keys.append(pending.idempotency?.key ?? "")
+                hashes.append(pending.idempotency?.fingerprint ?? "")
+                recipients.append(Int32(clamping: expected))
+                lookups.append(!reachable)
             }
+            guard !sent.isEmpty else { return WriteOutcome(results: results) }
+            let window = self.configuration.idempotencyWindow.inSeconds
             // One statement, so one round trip and one transaction (autocommit): the function takes
-            // the advisory lock, draws the ids, inserts and notifies; the lock is released at commit.
+            // the advisory lock, checks the keys, draws the ids, inserts and notifies; the lock is
+            // released at commit.
             let rows = try await connection.query(
-                "SELECT \(unescaped: n.publishFunction)(\(node), \(types), \(targets), \(origins), \(data), \(suffixes))",
+                """
+                SELECT r_id, r_outcome, r_recipients FROM \(unescaped: n.publishFunction)(
+                    \(node), \(types), \(targets), \(origins), \(data), \(suffixes),
+                    \(keys), \(hashes), \(recipients), \(lookups), \(window))
+                """,
                 logger: self.logger
             )
-            var ids: [UInt64] = []
-            for try await id in rows.decode(Int64.self) {
-                ids.append(UInt64(id))
+            var returned: [WriteResult] = []
+            for try await (id, outcome, count) in rows.decode((Int64, String, Int32).self) {
+                let delivery = Delivery(eventID: UInt64(max(id, 0)), recipients: Int(count))
+                switch outcome {
+                case "published": returned.append(.published(delivery))
+                case "replayed": returned.append(.replayed(delivery))
+                case "mismatch": returned.append(.keyReused)
+                default: returned.append(.unknownClient)
+                }
             }
-            guard ids.count == writable.count else {
-                throw ClusterConfigurationError(message: "the publish function returned \(ids.count) ids for \(writable.count) events")
+            guard returned.count == sent.count else {
+                throw ClusterConfigurationError(message: "the publish function returned \(returned.count) rows for \(sent.count) events")
             }
-            for (offset, index) in writable.enumerated() {
-                accepted[index] = ids[offset]
+            for (offset, index) in sent.enumerated() {
+                results[index] = returned[offset]
             }
-            return WriteOutcome(accepted: accepted, remoteConnections: remote)
+            return WriteOutcome(results: results)
         }
     }
 
@@ -663,8 +788,8 @@ public final class PostgresCluster: EventBackplane, Sendable {
         }
     }
 
-    /// Deletes the rows of nodes silent for three node timeouts (their presence goes with them) and
-    /// the events past retention.
+    /// Deletes the rows of nodes silent for three node timeouts (their presence goes with them), the
+    /// idempotency keys past their window and the events past retention.
     private func cleanUp(on connection: PostgresConnection) async throws {
         let n = self.names
         let deadSeconds = 3 * self.configuration.nodeTimeout.inSeconds
@@ -672,6 +797,11 @@ public final class PostgresCluster: EventBackplane, Sendable {
         let keep = Int64(self.configuration.retentionCount)
         try await connection.query(
             "DELETE FROM \(unescaped: n.nodes) WHERE seen_at < now() - make_interval(secs => \(deadSeconds))",
+            logger: self.logger
+        )
+        let windowSeconds = self.configuration.idempotencyWindow.inSeconds
+        try await connection.query(
+            "DELETE FROM \(unescaped: n.idempotencyKeys) WHERE created_at < now() - make_interval(secs => \(windowSeconds))",
             logger: self.logger
         )
         try await connection.query(

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -6,8 +7,14 @@ import SSEBroker
 /// Serves the broker's two endpoints on an HTTP/1.1 channel: `GET /connect` (the event stream) and
 /// `POST /broadcast`, plus any ``HTTPRoute``s you add (a page, metrics, a health check); every other
 /// path is answered `404` through the error handler. Mount it in any NIO HTTP server pipeline after
-/// `HTTPResponseEncoder` and `ByteToMessageHandler(HTTPRequestDecoder())`; ``BrokerServer`` does
-/// exactly that (with the decoder's header limit set to ``ServerLimits/maxHeaderBytes``).
+/// `HTTPResponseEncoder`, `ByteToMessageHandler(HTTPRequestDecoder())` and `HTTPServerPipelineHandler`;
+/// ``BrokerServer`` does exactly that (with the decoder's header limit set to ``ServerLimits/maxHeaderBytes``).
+///
+/// Pipelined requests are answered one by one, in order: `HTTPServerPipelineHandler` holds the next
+/// request until the current one's response is written, including while a cluster publish or an
+/// idempotent retry waits. After a response that closes the connection (`Connection: close`, HTTP/1.0
+/// without keep-alive, a refusal that hangs up) nothing more is read or processed; requests sent
+/// behind a `GET /connect` are dropped (the connection is an event stream from then on).
 ///
 /// It enforces a ``ServerSecurity`` on the broker's endpoints: tokens, CORS, stream limits, and the
 /// header and body deadlines. Every refusal goes through the broker's error handler and is counted
@@ -25,14 +32,16 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         case idle
         /// A `GET /connect` whose `.end` has not arrived yet.
         case connecting(HTTPRequestHead, ConnectRequest, SubscriberToken?)
-        case readingBody(HTTPRequestHead, BroadcastRequest, ByteBuffer)
+        /// A `POST /broadcast`, with its `Idempotency-Key` if it has one.
+        case readingBody(HTTPRequestHead, BroadcastRequest, ByteBuffer, idempotencyKey: String?)
         /// One of the extra routes; its body (if any) is dropped and it is answered at `.end`.
         case routing(HTTPRequestHead, HTTPRoute)
         /// Answered already (an error); the rest of the request is read and dropped.
         case discarding
-        /// A stream, or a connection being closed: nothing more is read.
-        case streaming
-        /// A `POST /broadcast` waiting for a cluster's shared log.
+        /// A stream, or a connection being closed: nothing more is read or processed.
+        case done
+        /// A `POST /broadcast` waiting for a cluster's shared log, or for the first request with its
+        /// `Idempotency-Key`. The pipelining handler holds any next request until it is answered.
         case publishing
     }
 
@@ -41,6 +50,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     private let extraRoutes: [HTTPRoute]
     private let security: ServerSecurity
     private let admission: AdmissionControl
+    private let idempotency: IdempotencyStore
     private let logger: Logger
     private var state = State.idle
     /// The header or body deadline in force.
@@ -59,13 +69,16 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     ///   - security: tokens, CORS and limits.
     ///   - admission: the stream counts behind ``ServerLimits/maxClients``; share one between all the
     ///     handlers of a server. `nil` makes one for this connection only.
-    ///   - logger: where refused requests are logged (at `info`).
+    ///   - idempotency: where the answers to requests with an `Idempotency-Key` are remembered; share
+    ///     one between all the handlers of a server. `nil` makes one for this connection only.
+    ///   - logger: where refused requests (at `info`) and connection errors are logged.
     public init(
         broker: Broker,
         routes: BrokerRoutes = BrokerRoutes(),
         extraRoutes: [HTTPRoute] = [],
         security: ServerSecurity = ServerSecurity(),
         admission: AdmissionControl? = nil,
+        idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.http")
     ) {
         self.broker = broker
@@ -73,6 +86,8 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         self.extraRoutes = extraRoutes
         self.security = security
         self.admission = admission ?? AdmissionControl(limits: security.limits)
+        // The defaults are valid: this cannot throw.
+        self.idempotency = idempotency ?? (try! IdempotencyStore())
         self.logger = logger
     }
 
@@ -99,6 +114,9 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // After a closing response, or behind a `GET /connect` (the pipelining handler hands over
+        // what it held when the stream removes it): dropped, never processed.
+        if case .done = self.state { return }
         switch self.unwrapInboundIn(data) {
         case .head(let head):
             self.received(head: head, context: context)
@@ -110,17 +128,48 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if case .streaming = self.state { return }
-        if let error = error as? HTTPParserError {
-            // No usable request head: answer and hang up (the parser cannot resynchronise).
-            let refusal: BrokerError =
-                error == .headerOverflow
-                ? .headersTooLarge(limit: self.security.limits.maxHeaderBytes)
-                : .malformedRequest("\(error)")
-            self.refuse(nil, refusal, context: context, close: true)
+        if case .done = self.state { return }
+        if let parserError = error as? HTTPParserError {
+            switch self.state {
+            case .discarding, .publishing:
+                // This request has its response (or will have): a second one is not allowed. Hang up.
+                self.logConnectionError(error, context: context)
+                self.state = .done
+                context.close(promise: nil)
+            case .idle, .connecting, .readingBody, .routing, .done:
+                // No usable request: answer and hang up (the parser cannot resynchronise).
+                let refusal: BrokerError =
+                    parserError == .headerOverflow
+                    ? .headersTooLarge(limit: self.security.limits.maxHeaderBytes)
+                    : .malformedRequest("\(parserError)")
+                self.refuse(nil, refusal, context: context, then: .close)
+            }
             return
         }
+        self.logConnectionError(error, context: context)
+        self.state = .done
         context.close(promise: nil)
+    }
+
+    /// Resets and broken pipes are how peers leave: `debug`. Anything else is worth a look: `warning`.
+    private func logConnectionError(_ error: any Error, context: ChannelHandlerContext) {
+        Self.log(error, remote: context.channel.remoteAddress, to: self.logger)
+    }
+
+    static func log(_ error: any Error, remote: SocketAddress?, to logger: Logger) {
+        let ordinary: Bool
+        if let error = error as? IOError {
+            ordinary = [ECONNRESET, EPIPE, ETIMEDOUT, ECONNABORTED].contains(error.errnoCode)
+        } else if let error = error as? ChannelError {
+            ordinary = error == .eof || error == .ioOnClosedChannel || error == .alreadyClosed
+        } else {
+            ordinary = false
+        }
+        logger.log(
+            level: ordinary ? .debug : .warning,
+            "connection closed after an error",
+            metadata: ["remote": "\(remote.map(Self.describe) ?? "-")", "error": "\(error)"]
+        )
     }
 
     // MARK: Deadlines
@@ -131,16 +180,17 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             switch handler.state {
             case .idle where handler.responsesSent > 0, .discarding:
                 // An idle keep-alive connection, or a refused request still trickling in.
-                handler.state = .streaming
+                handler.state = .done
                 context.close(promise: nil)
             case .idle:
                 handler.refuse(
                     nil,
                     .requestTimeout("the request line and headers did not arrive within \(Self.describe(timeout))"),
                     context: context,
-                    close: true
+                    then: .close,
+                    bypassingPipelining: true
                 )
-            case .connecting, .readingBody, .routing, .streaming, .publishing:
+            case .connecting, .readingBody, .routing, .done, .publishing:
                 break
             }
         }
@@ -150,17 +200,17 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         let timeout = self.security.limits.bodyTimeout
         self.arm(timeout, context: context) { handler, context in
             switch handler.state {
-            case .readingBody(let head, _, _), .connecting(let head, _, _), .routing(let head, _):
+            case .readingBody(let head, _, _, _), .connecting(let head, _, _), .routing(let head, _):
                 handler.refuse(
                     head,
                     .requestTimeout("the request body did not arrive within \(Self.describe(timeout))"),
                     context: context,
-                    close: true
+                    then: .close
                 )
             case .discarding:
-                handler.state = .streaming
+                handler.state = .done
                 context.close(promise: nil)
-            case .idle, .streaming, .publishing:
+            case .idle, .done, .publishing:
                 break
             }
         }
@@ -230,10 +280,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             }
             try self.authenticatePublisher(head)
             let request = try BroadcastRequest(head: head)
+            let idempotencyKey = try Self.idempotencyKey(in: head)
             let limit = self.broker.configuration.maxBodyBytes
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
                 // Refuse before reading a byte of it.
-                self.refuse(head, .bodyTooLarge(limit: limit), context: context, close: true)
+                self.refuse(head, .bodyTooLarge(limit: limit), context: context, then: .close)
                 return
             }
             if head.headers.first(name: "expect")?.lowercased() == "100-continue" {
@@ -243,13 +294,23 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 )
             }
             let capacity = min(head.headers.first(name: "content-length").flatMap(Int.init) ?? 0, limit)
-            self.state = .readingBody(head, request, context.channel.allocator.buffer(capacity: capacity))
+            self.state = .readingBody(
+                head, request, context.channel.allocator.buffer(capacity: capacity), idempotencyKey: idempotencyKey
+            )
             self.armBodyDeadline(context: context)
         } catch {
             // An unauthenticated producer's body is not worth reading.
             let close = head.method == .POST && (error.status == .unauthorized || error.status == .forbidden)
-            self.refuse(head, error, context: context, close: close)
+            self.refuse(head, error, context: context, then: close ? .close : .discardRest)
         }
+    }
+
+    /// The request's `Idempotency-Key`, validated; `nil` without one. Several are ambiguous: refused.
+    private static func idempotencyKey(in head: HTTPRequestHead) throws(BrokerError) -> String? {
+        let values = head.headers["idempotency-key"]
+        guard let value = values.first else { return nil }
+        guard values.count == 1 else { throw .invalidParameter("the request has more than one Idempotency-Key header") }
+        return try IdempotencyStore.validateKey(String(value))
     }
 
     /// With a CORS policy, a request from a browser page (it has an `Origin`) must come from an
@@ -279,13 +340,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     private func authenticatePublisher(_ head: HTTPRequestHead) throws(BrokerError) {
-        guard let token = self.security.publishToken else { return }
-        guard let presented = bearerToken(in: head.headers) else {
-            throw .unauthorized("publishing needs an Authorization: Bearer token")
-        }
-        guard token.accepts(presented) else {
-            self.challenge = #"Bearer realm="sse-broker", error="invalid_token""#
-            throw .unauthorized("the bearer token is not valid for publishing")
+        do {
+            try self.security.authenticatePublisher(head.headers)
+        } catch {
+            self.challenge = error.challenge
+            throw error.error
         }
     }
 
@@ -295,39 +354,25 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         _ head: HTTPRequestHead,
         request: inout ConnectRequest
     ) throws(BrokerError) -> SubscriberToken? {
-        guard let verifier = self.security.subscriberTokens else { return nil }
-        let query = try QueryParameters(uri: head.uri)
-        guard let credential = verifier.credential(in: head, query: query) else {
-            throw .unauthorized(
-                "subscribing needs a token: an Authorization: Bearer header, the \(verifier.cookieName) cookie "
-                    + "or the \(verifier.queryParameter) query parameter"
-            )
-        }
-        let token: SubscriberToken
         do {
-            token = try verifier.verify(credential)
+            return try self.security.authenticateSubscriber(head, request: &request)
         } catch {
-            self.challenge = #"Bearer realm="sse-broker", error="invalid_token""#
-            throw .unauthorized("\(error)")
+            self.challenge = error.challenge
+            throw error.error
         }
-        if let requested = request.clientID, requested != token.subject {
-            throw .forbidden("the token is for client id \"\(token.subject)\", not \"\(requested)\"")
-        }
-        request.clientID = token.subject
-        return token
     }
 
     private func received(chunk: ByteBuffer, context: ChannelHandlerContext) {
-        guard case .readingBody(let head, let request, var body) = self.state else { return }
+        guard case .readingBody(let head, let request, var body, let key) = self.state else { return }
         let limit = self.broker.configuration.maxBodyBytes
         guard body.readableBytes + chunk.readableBytes <= limit else {
-            self.refuse(head, .bodyTooLarge(limit: limit), context: context, close: true)
+            self.refuse(head, .bodyTooLarge(limit: limit), context: context, then: .close)
             return
         }
         self.state = .discarding  // drop the reference so the append does not copy
         var chunk = chunk
         body.writeBuffer(&chunk)
-        self.state = .readingBody(head, request, body)
+        self.state = .readingBody(head, request, body, idempotencyKey: key)
     }
 
     private func receivedEnd(context: ChannelHandlerContext) {
@@ -335,30 +380,10 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         case .connecting(let head, let request, let token):
             self.cancelDeadline()
             self.startStream(head: head, request: request, token: token, context: context)
-        case .readingBody(let head, let request, let body):
+        case .readingBody(let head, let request, let body, let key):
             self.cancelDeadline()
             self.state = .idle
-            guard self.broker.backplane != nil else {
-                self.answer(head, with: Result(catching: { () throws(BrokerError) -> Delivery in try request.publish(body: body, on: self.broker) }), context: context)
-                return
-            }
-            // A cluster node: the id comes from the shared log. Nothing else is read meanwhile (the
-            // pipelining handler holds any next request until this response has been written).
-            self.state = .publishing
-            let broker = self.broker
-            let loopBoundSelf = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-            context.eventLoop.makeFutureWithTask { () async -> Result<Delivery, BrokerError> in
-                do throws(BrokerError) {
-                    return .success(try await request.publish(body: body, on: broker))
-                } catch {
-                    return .failure(error)
-                }
-            }.whenSuccess { result in
-                let (handler, context) = loopBoundSelf.value
-                guard case .publishing = handler.state else { return }  // the connection went away
-                handler.state = .idle
-                handler.answer(head, with: result, context: context)
-            }
+            self.publish(head, request, body: body, idempotencyKey: key, context: context)
         case .routing(let head, let route):
             self.cancelDeadline()
             self.state = .idle
@@ -367,25 +392,125 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             self.write(response, keepAlive: head.isKeepAlive, context: context)
         case .discarding:
             self.state = .idle
-        case .idle, .streaming, .publishing:
+        case .idle, .done, .publishing:
             break
         }
     }
 
-    /// Answers a `POST /broadcast`: `202` with the delivery, or the refusal.
-    private func answer(_ head: HTTPRequestHead, with result: Result<Delivery, BrokerError>, context: ChannelHandlerContext) {
+    // MARK: Publishing
+
+    /// Publishes a complete `POST /broadcast` and answers it: at once on a stand-alone broker, when
+    /// the shared log answers on a cluster node. With an `Idempotency-Key`, a retry gets the first
+    /// answer and publishes nothing; one arriving while the first is in flight waits for it.
+    private func publish(
+        _ head: HTTPRequestHead,
+        _ request: BroadcastRequest,
+        body: ByteBuffer,
+        idempotencyKey: String?,
+        context: ChannelHandlerContext
+    ) {
+        let event: Event
+        do throws(BrokerError) {
+            event = try request.event(body: body)
+        } catch {
+            self.refuse(head, error, context: context, then: .idle)
+            return
+        }
+        let broker = self.broker
+        let key = idempotencyKey.map {
+            IdempotencyKey(key: $0, fingerprint: IdempotencyStore.fingerprint(of: request, body: body))
+        }
+        if let key {
+            switch self.idempotency.begin(key, on: context.eventLoop) {
+            case .proceed:
+                break
+            case .replay(let delivery):
+                self.answer(head, with: .success(delivery), replayed: true, context: context)
+                return
+            case .mismatch(let error):
+                self.refuse(head, error, context: context, then: .idle)
+                return
+            case .wait(let first):
+                self.answerLater(first.map { result in result.map { ($0, true) } }, head: head, context: context)
+                return
+            }
+        }
+        if broker.backplane == nil {
+            // Stand-alone: at once, unless the loops are behind their bounds.
+            let result = Result { () throws(BrokerError) -> Delivery in
+                if let target = request.clientID { return try broker.broadcast(event, to: target) }
+                return try broker.broadcast(event)
+            }
+            let overloaded: Bool = if case .failure(.overloaded) = result { true } else { false }
+            if !overloaded {
+                if let key { self.idempotency.finish(key, with: result) }
+                self.answer(head, with: result, replayed: false, context: context)
+                return
+            }
+        }
+        // A cluster node (the id comes from the shared log), or an overloaded broker: the producer
+        // waits for the answer, and its connection is not read meanwhile (the pipelining handler
+        // holds its next request), which is what slows it to the rate the fan-out sustains.
+        let store = self.idempotency
+        let target = request.clientID
+        let outcome = context.eventLoop.makeFutureWithTask { () async -> Result<(Delivery, Bool), BrokerError> in
+            do throws(BrokerError) {
+                let published = try await broker.publish(event, to: target, idempotency: key)
+                if let key { store.finish(key, with: .success(published.delivery)) }
+                return .success((published.delivery, published.replayed))
+            } catch {
+                // Forgotten, so a retry asks the shared log again: a publish that timed out may have
+                // committed, and then the retry gets its id from there.
+                if let key { store.finish(key, with: .failure(error)) }
+                return .failure(error)
+            }
+        }
+        self.answerLater(outcome, head: head, context: context)
+    }
+
+    /// Answers `head` when `outcome` completes; nothing else is read meanwhile.
+    private func answerLater(
+        _ outcome: EventLoopFuture<Result<(Delivery, Bool), BrokerError>>,
+        head: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
+        self.state = .publishing
+        let loopBoundSelf = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        outcome.whenSuccess { result in
+            let (handler, context) = loopBoundSelf.value
+            guard case .publishing = handler.state, context.channel.isActive else { return }  // the connection went away
+            handler.state = .idle
+            switch result {
+            case .success(let (delivery, replayed)):
+                handler.answer(head, with: .success(delivery), replayed: replayed, context: context)
+            case .failure(let error):
+                handler.answer(head, with: .failure(error), replayed: false, context: context)
+            }
+        }
+    }
+
+    /// Answers a complete `POST /broadcast`: `202` with the delivery (`Idempotent-Replayed: true`
+    /// when it is an earlier request's), or the refusal.
+    private func answer(
+        _ head: HTTPRequestHead,
+        with result: Result<Delivery, BrokerError>,
+        replayed: Bool,
+        context: ChannelHandlerContext
+    ) {
         switch result {
         case .success(let delivery):
             var headers = HTTPHeaders([("Content-Type", "application/json")])
             headers.add(name: "Connection", value: head.isKeepAlive ? "keep-alive" : "close")
+            if replayed {
+                headers.add(name: "Idempotent-Replayed", value: "true")
+            }
             self.write(
                 HTTPErrorResponse(status: .accepted, headers: headers, body: BroadcastRequest.responseBody(for: delivery)),
                 keepAlive: head.isKeepAlive,
                 context: context
             )
         case .failure(let error):
-            self.refuse(head, error, context: context, close: false)
-            self.state = .idle
+            self.refuse(head, error, context: context, then: .idle)
         }
     }
 
@@ -402,15 +527,14 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             try self.broker.checkAdmission(of: clientID)
             try self.admission.admit(clientID)
         } catch {
-            self.refuse(head, error, context: context, close: false)
-            self.state = .idle
+            self.refuse(head, error, context: context, then: .idle)
             return
         }
         let admission = self.admission
         context.channel.closeFuture.whenComplete { _ in admission.release(clientID) }
-        self.state = .streaming
+        self.state = .done
         let pipeline = context.pipeline.syncOperations
-        let stream = SubscriberChannelHandler(eventLoop: context.eventLoop)
+        let stream = SubscriberChannelHandler(eventLoop: context.eventLoop, logger: self.logger)
         do {
             // The stream is raw bytes from here on: take the HTTP codecs out (they would frame every
             // event as a chunk) and put the stream handler in our place.
@@ -446,17 +570,36 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         return handlers
     }
 
-    private static func describe(_ address: SocketAddress) -> String {
+    static func describe(_ address: SocketAddress) -> String {
         guard let ip = address.ipAddress, let port = address.port else { return "\(address)" }
         return address.protocol == .inet6 ? "[\(ip)]:\(port)" : "\(ip):\(port)"
     }
 
     // MARK: Responses
 
+    /// What happens on a connection after a refusal.
+    private enum AfterRefusal {
+        /// The request is complete: the next one is read.
+        case idle
+        /// The rest of this request is read and dropped, then the next one is read.
+        case discardRest
+        /// The connection is closed once the response is written.
+        case close
+    }
+
     /// Answers `error` through the broker's error handler, counts it, and either keeps the
-    /// connection for the next request (discarding the rest of this one) or closes it.
+    /// connection for the next request or closes it.
     /// - Parameter head: `nil` when the request was refused before its head was complete.
-    private func refuse(_ head: HTTPRequestHead?, _ error: BrokerError, context: ChannelHandlerContext, close: Bool) {
+    /// - Parameter bypassingPipelining: for a refusal of no request at all (the head did not arrive in
+    ///   time): the pipelining handler has nothing to pair the response with, so it is written past it.
+    ///   (A parser error is different: the pipelining handler reports it and then expects its answer.)
+    private func refuse(
+        _ head: HTTPRequestHead?,
+        _ error: BrokerError,
+        context: ChannelHandlerContext,
+        then next: AfterRefusal,
+        bypassingPipelining: Bool = false
+    ) {
         self.cancelDeadline()
         self.broker.recordRefusal(status: error.status)
         self.logger.info(
@@ -485,11 +628,21 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             response.headers.add(name: "WWW-Authenticate", value: self.challenge)
         }
         if error.status == .serviceUnavailable || error.status == .tooManyRequests, !response.headers.contains(name: "retry-after") {
-            response.headers.add(name: "Retry-After", value: String(self.security.limits.retryAfterSeconds))
+            // Overload and connect rates clear within a second; a full server or a shutdown takes longer.
+            let seconds: Int64 =
+                switch error {
+                case .overloaded, .connectRateExceeded: 1
+                default: self.security.limits.retryAfterSeconds
+                }
+            response.headers.add(name: "Retry-After", value: String(seconds))
         }
-        let keepAlive = (head?.isKeepAlive ?? false) && !close
-        self.state = close ? .streaming : .discarding  // .streaming: ignore whatever else arrives
-        self.write(response, keepAlive: keepAlive, context: context)
+        let keepAlive = (head?.isKeepAlive ?? false) && next != .close
+        switch next {
+        case .idle: self.state = .idle
+        case .discardRest: self.state = .discarding
+        case .close: self.state = .done
+        }
+        self.write(response, keepAlive: keepAlive, context: context, bypassingPipelining: bypassingPipelining)
     }
 
     /// What an error handler gets for a request refused before its head was parsed (malformed, too
@@ -506,7 +659,14 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         return uri[...query] + pairs.joined(separator: "&")
     }
 
-    private func write(_ response: HTTPErrorResponse, keepAlive: Bool, context: ChannelHandlerContext) {
+    /// Writes `response`. Everything about the connection's next state is settled before the `.end`
+    /// is written: the pipelining handler hands the next held request on from inside that write.
+    private func write(
+        _ response: HTTPErrorResponse,
+        keepAlive: Bool,
+        context: ChannelHandlerContext,
+        bypassingPipelining: Bool = false
+    ) {
         var headers = response.headers
         for (name, value) in self.corsHeaders where !headers.contains(name: name) {
             headers.add(name: name, value: value)
@@ -517,16 +677,25 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         if !keepAlive {
             headers.replaceOrAdd(name: "Connection", value: "close")
         }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
+        let target =
+            bypassingPipelining
+            ? ((try? context.pipeline.syncOperations.context(handlerType: HTTPServerPipelineHandler.self)) ?? context)
+            : context
+        target.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: response.status, headers: headers))), promise: nil)
         if response.body.readableBytes > 0 && response.status != .noContent {
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
+            target.write(self.wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let written = context.writeAndFlush(self.wrapOutboundOut(.end(nil)))
         self.responsesSent += 1
         if keepAlive {
             // The next request gets the full header timeout from now.
             self.armHeaderDeadline(context: context)
         } else {
+            // Whatever was pipelined behind this request is never processed.
+            self.state = .done
+            self.cancelDeadline()
+        }
+        let written = target.writeAndFlush(self.wrapOutboundOut(.end(nil)))
+        if !keepAlive {
             let channel = context.channel
             written.whenComplete { _ in channel.close(promise: nil) }
         }

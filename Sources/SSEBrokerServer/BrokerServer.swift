@@ -27,6 +27,8 @@ public final class BrokerServer: Sendable {
     public let drainPeriod: Duration
     /// The stream counts behind ``ServerLimits/maxClients``.
     public let admission: AdmissionControl
+    /// The answers to `POST /broadcast` requests with an `Idempotency-Key`, for all connections.
+    public let idempotency: IdempotencyStore
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -53,6 +55,8 @@ public final class BrokerServer: Sendable {
     ///   - drainPeriod: on shutdown, event streams are closed evenly over this period (after the
     ///     events accepted before), so that their clients reconnect to the other nodes of a cluster
     ///     a few at a time; zero (the default) closes them all at once.
+    ///   - idempotency: where `Idempotency-Key` answers are remembered; by default 24 hours, at most
+    ///     10,000 keys (see ``IdempotencyStore``).
     ///   - logger: where the server logs.
     public init(
         broker: Broker,
@@ -63,6 +67,7 @@ public final class BrokerServer: Sendable {
         security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
         drainPeriod: Duration = .zero,
+        idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
         self.drainPeriod = drainPeriod
@@ -73,6 +78,8 @@ public final class BrokerServer: Sendable {
         self.extraRoutes = extraRoutes
         self.security = security
         self.admission = AdmissionControl(limits: security.limits)
+        // The defaults are valid: this cannot throw.
+        self.idempotency = idempotency ?? (try! IdempotencyStore())
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: Self.defaultLoopCount)
         self.ownsGroup = group == nil
         self.logger = logger
@@ -115,6 +122,7 @@ public final class BrokerServer: Sendable {
         let logger = self.logger
         let security = self.security
         let admission = self.admission
+        let idempotency = self.idempotency
         try security.limits.validate()
         // The request line counts against the header limit too (NIO counts the URL with the headers).
         let decoderLimits = {
@@ -141,9 +149,11 @@ public final class BrokerServer: Sendable {
                                 limitConfiguration: decoderLimits
                             )
                         ),
+                        // Pipelined requests wait here until the one before has its response.
+                        HTTPServerPipelineHandler(),
                         BrokerHTTPHandler(
                             broker: broker, routes: routes, extraRoutes: extraRoutes, security: security,
-                            admission: admission, logger: logger
+                            admission: admission, idempotency: idempotency, logger: logger
                         )
                     )
                 }

@@ -246,11 +246,18 @@ public struct SubscriberTokenVerifier: Sendable {
     }
 
     /// Signs a token for `subject`, for servers that mint them (and for tests).
-    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date()) -> String {
-        var claims: [String: Any] = ["sub": subject, "iat": Int(issuedAt.timeIntervalSince1970)]
-        if let expiresAt { claims["exp"] = Int(expiresAt.timeIntervalSince1970.rounded(.up)) }
+    /// - Throws: the encoder's error if the claims cannot be encoded; a token is never signed over
+    ///   anything but its claims.
+    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date()) throws -> String {
+        let claims = MintedClaims(
+            exp: expiresAt.map { Int($0.timeIntervalSince1970.rounded(.up)) },
+            iat: Int(issuedAt.timeIntervalSince1970),
+            sub: subject
+        )
+        let encoder = JSONEncoder()
         // Sorted keys: the same claims always give the same token.
-        let payload = (try? JSONSerialization.data(withJSONObject: claims, options: [.sortedKeys])) ?? Data()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let payload = try encoder.encode(claims)
         let signingInput = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Base64URL.encode(Array(payload))
         let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: self.key)
         return signingInput + "." + Base64URL.encode(Array(mac))
@@ -334,6 +341,12 @@ public struct SubscriberTokenVerifier: Sendable {
     private struct Header: Decodable {
         var alg: String
         var crit: [String]?
+    }
+
+    private struct MintedClaims: Encodable {
+        var exp: Int?
+        var iat: Int
+        var sub: String
     }
 
     private struct Claims: Decodable {
@@ -439,7 +452,9 @@ public struct CORSPolicy: Sendable, Equatable {
                 headers.add(name: "Access-Control-Allow-Credentials", value: "true")
             }
         }
-        headers.add(name: "Access-Control-Expose-Headers", value: "X-SSE-Client-ID, Retry-After, WWW-Authenticate")
+        headers.add(
+            name: "Access-Control-Expose-Headers", value: "X-SSE-Client-ID, Retry-After, WWW-Authenticate, Idempotent-Replayed"
+        )
         return headers
     }
 
@@ -447,8 +462,9 @@ public struct CORSPolicy: Sendable, Equatable {
     public func preflightHeaders(for origin: String, methods: [HTTPMethod]) -> HTTPHeaders {
         var headers = self.responseHeaders(for: origin)
         headers.add(name: "Access-Control-Allow-Methods", value: (methods + [.OPTIONS]).map(\.rawValue).joined(separator: ", "))
-        // Last-Event-ID: a reconnecting EventSource sends it; Authorization: tokens from fetch-based clients.
-        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID")
+        // Last-Event-ID: a reconnecting EventSource sends it; Authorization: tokens from fetch-based clients;
+        // Idempotency-Key: retries from fetch-based producers.
+        headers.add(name: "Access-Control-Allow-Headers", value: "Authorization, Content-Type, Last-Event-ID, Idempotency-Key")
         headers.add(name: "Access-Control-Max-Age", value: String(self.maxAge.components.seconds))
         return headers
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import SSEBroker
@@ -12,6 +13,7 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     typealias OutboundOut = ByteBuffer
 
     let eventLoop: any EventLoop
+    private let logger: Logger
     private var context: ChannelHandlerContext?
     private var subscription: Subscription?
     /// Closes the stream when the subscriber's token expires.
@@ -19,8 +21,9 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     /// The response head, written when the broker says how the resume went.
     private var head: (clientID: String, extraHeaders: HTTPHeaders)?
 
-    init(eventLoop: any EventLoop) {
+    init(eventLoop: any EventLoop, logger: Logger) {
         self.eventLoop = eventLoop
+        self.logger = logger
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -79,6 +82,7 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // Resets and broken pipes end the stream; the broker hears of it through channelInactive.
+        BrokerHTTPHandler.log(error, remote: context.channel.remoteAddress, to: self.logger)
         context.close(promise: nil)
     }
 
@@ -108,6 +112,22 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
 
     var bufferedBytes: Int {
         guard let context else { return 0 }
-        return (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        return Self.backlog(of: context.channel)
     }
+
+    /// The bytes queued on `channel`. A backlog that cannot be read counts as full
+    /// (``unknownBacklog``): the slow-client policy must err towards dropping a client, never
+    /// towards buffering without limit.
+    static func backlog(of channel: any Channel) -> Int {
+        do {
+            guard let options = channel.syncOptions else { return Self.unknownBacklog }
+            return try options.getOption(.bufferedWritableBytes)
+        } catch {
+            return Self.unknownBacklog
+        }
+    }
+
+    /// A backlog over any limit, yet far enough below `Int.max` that adding an event's size to it
+    /// (as `TolerancePolicy.mayQueue` does) cannot overflow.
+    static let unknownBacklog = Int.max / 2
 }

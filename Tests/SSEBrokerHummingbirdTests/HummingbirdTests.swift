@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import SSEBroker
 import SSEBrokerHummingbird
+import SSEBrokerServer
 import SSEClient
 import SSETestSupport
 import Testing
@@ -20,12 +21,14 @@ struct MountedBroker {
 
     static func with(
         _ configuration: BrokerConfiguration = .predictable,
+        security: ServerSecurity = ServerSecurity(),
+        admission: AdmissionControl? = nil,
         _ body: @Sendable (MountedBroker) async throws -> Void
     ) async throws {
         let broker = try Broker(configuration: configuration, logger: quietLogger)
         let router = Router(context: BasicBrokerRequestContext.self)
         router.get("/hello") { _, _ in "the app's own route\n" }
-        router.addSSEBroker(broker, connect: "/events", broadcast: "/publish")
+        router.addSSEBroker(broker, connect: "/events", broadcast: "/publish", security: security, admission: admission)
         router.addSSEBrokerPage("/", routes: BrokerRoutes(connect: "/events", broadcast: "/publish"))
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)), logger: quietLogger)
         try await app.test(.live) { client in
@@ -135,11 +138,27 @@ struct HummingbirdTests {
             _ = try await app.publish("/publish", "e2")
             _ = try await app.publish("/publish", "e3")
             var again = try await app.subscribe("/events?id=alice", headers: ["Last-Event-ID": "1"])
+            #expect(again.client.headers.first(name: "sse-replay") == "complete")
             _ = try await app.publish("/publish", "live")
             let events = [try await again.nextEvent(), try await again.nextEvent(), try await again.nextEvent()]
             #expect(events.map(\.data) == ["e2", "e3", "live"])
             #expect(events.map(\.lastEventID) == ["2", "3", "4"])
             await again.client.close()
+        }
+    }
+
+    @Test func resumeFromBeforeTheHistory_isAGap_inTheHeaderAndTheStream() async throws {
+        var configuration = BrokerConfiguration.predictable
+        configuration.historySize = 1
+        try await MountedBroker.with(configuration) { app in
+            for index in 1...3 { _ = try await app.publish("/publish", "e\(index)") }
+            var resumed = try await app.subscribe("/events?id=bob", headers: ["Last-Event-ID": "1"])
+            #expect(resumed.client.headers.first(name: "sse-replay") == "gap")
+            let gap = try await resumed.nextEvent()
+            #expect(gap.type == "sse-gap")
+            #expect(gap.data == #"{"lastEventId":"1","newestId":"3","oldestId":"3"}"#)
+            #expect(try await resumed.nextEvent().data == "e3")
+            await resumed.client.close()
         }
     }
 

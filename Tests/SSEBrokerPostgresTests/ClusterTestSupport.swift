@@ -29,7 +29,7 @@ enum TestDatabase {
     static func drop(prefix: String, url: String) async {
         try? await withClient(url) { client in
             for statement in [
-                "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events",
+                "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events, \(prefix)_idempotency_keys",
                 "DROP SEQUENCE IF EXISTS \(prefix)_event_ids",
             ] {
                 try await client.query(PostgresQuery(unsafeSQL: statement))
@@ -73,12 +73,14 @@ final class TestNode: Sendable {
         prefix: String,
         history: Int = 1000,
         retention: Int = 10_000,
+        publishTimeout: Duration = .seconds(5),
         requireOnline: Bool = true
     ) async throws -> TestNode {
         let broker = try Broker(configuration: BrokerConfiguration(historySize: history, eventIDSeed: .after(0), retryJitter: 0), logger: quietLogger)
         var configuration = try ClusterConfiguration(url: url, nodeName: name)
         configuration.tablePrefix = prefix
         configuration.retentionCount = retention
+        configuration.publishTimeout = publishTimeout
         // Short intervals keep the tests quick; the behaviour is the same.
         configuration.heartbeatInterval = .milliseconds(200)
         configuration.nodeTimeout = .seconds(1)
@@ -135,17 +137,28 @@ final class TestNode: Sendable {
     }
 
     /// `POST /broadcast` on a fresh connection.
-    func post(_ data: String, type: String? = nil, to clientID: String? = nil) async throws -> HTTPClientResponse {
-        try await Self.post(port: self.port, data, type: type, to: clientID)
+    func post(_ data: String, type: String? = nil, to clientID: String? = nil, idempotencyKey: String? = nil) async throws
+        -> HTTPClientResponse
+    {
+        try await Self.post(port: self.port, data, type: type, to: clientID, idempotencyKey: idempotencyKey)
     }
 
-    static func post(port: Int, _ data: String, type: String? = nil, to clientID: String? = nil) async throws -> HTTPClientResponse {
+    static func post(
+        port: Int,
+        _ data: String,
+        type: String? = nil,
+        to clientID: String? = nil,
+        idempotencyKey: String? = nil
+    ) async throws -> HTTPClientResponse {
         var query: [String] = []
         if let type { query.append("type=\(type)") }
         if let clientID { query.append("id=\(clientID)") }
         let connection = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
         defer { Task { await connection.close() } }
-        return try await connection.post("/broadcast" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: data)
+        let headers: HTTPHeaders = idempotencyKey.map { ["Idempotency-Key": $0] } ?? [:]
+        return try await connection.post(
+            "/broadcast" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")), body: data, headers: headers
+        )
     }
 }
 

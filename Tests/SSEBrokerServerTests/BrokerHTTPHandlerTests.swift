@@ -71,4 +71,53 @@ import Testing
         #expect(try self.written(channel) == "event: t\ndata: d\nid: 1\n\n")
         #expect((try? channel.pipeline.syncOperations.handler(type: HTTPResponseEncoder.self)) == nil)
     }
+
+    /// The server's pipeline: with `HTTPServerPipelineHandler`, whose checks (one response per
+    /// request, none without a request) trap in debug builds.
+    func makePipelinedChannel(_ security: ServerSecurity = ServerSecurity()) throws -> (EmbeddedChannel, Broker) {
+        let broker = try Broker(configuration: .predictable, logger: quietLogger)
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandlers(
+            HTTPResponseEncoder(),
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
+            HTTPServerPipelineHandler(),
+            BrokerHTTPHandler(broker: broker, security: security, logger: quietLogger)
+        )
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        return (channel, broker)
+    }
+
+    @Test func malformedBodyAfterAnEarlyRefusal_closesWithoutASecondResponse() throws {
+        let (channel, _) = try self.makePipelinedChannel()
+        // Answered 404 at its head; its chunked body is then malformed.
+        try channel.writeInbound(ByteBuffer(string: "POST /nope HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n"))
+        let text = try self.written(channel)
+        #expect(text.matches(of: /HTTP\/1\.1 (\d{3})/).map { String($0.output.1) } == ["404"])
+        #expect(!channel.isActive)
+    }
+
+    @Test func slowHead_is408_withThePipeliningHandlerInPlace() throws {
+        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(1)))
+        let (channel, _) = try self.makePipelinedChannel(security)
+        try channel.writeInbound(ByteBuffer(string: "POST /broadcast HTTP/1.1\r\nHost:"))
+        channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(try self.written(channel).hasPrefix("HTTP/1.1 408 Request Timeout\r\n"))
+        #expect(!channel.isActive)
+    }
+
+    @Test func pipelinedRequestsBehindAConnect_areNeverProcessed() throws {
+        let (channel, broker) = try self.makePipelinedChannel()
+        try channel.writeInbound(
+            ByteBuffer(
+                string: "GET /connect?id=x HTTP/1.1\r\n\r\n"
+                    + "POST /broadcast HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
+                    + "POST /broadcast HTTP/1.1\r\nContent-Length: 1\r\n\r\nb"
+            )
+        )
+        channel.embeddedEventLoop.run()
+        #expect(broker.lastEventID == 0)
+        #expect(try self.written(channel).hasPrefix("HTTP/1.1 200 OK\r\n"))
+        #expect((try? channel.pipeline.syncOperations.handler(type: HTTPServerPipelineHandler.self)) == nil)
+        #expect((try? channel.pipeline.syncOperations.handler(type: BrokerHTTPHandler.self)) == nil)
+    }
 }

@@ -120,6 +120,10 @@ final class RawConnection: Sendable {
         try await self.channel.writeAndFlush(ByteBuffer(string: text))
     }
 
+    func send(_ bytes: ByteBuffer) async throws {
+        try await self.channel.writeAndFlush(bytes)
+    }
+
     /// Everything received, once the server has closed the connection.
     func untilClosed() async throws -> String {
         try await self.closed.get()
