@@ -105,13 +105,23 @@ struct StormOverload: AsyncParsableCommand {
         }
         await harness.shutdown()
 
-        // Receipts of accepted events (at most one per reader each), and of any other.
-        var isAccepted = [Bool](repeating: false, count: max(receipts.count, (totals.acceptedSeqs.max() ?? -1) + 1))
-        for seq in totals.acceptedSeqs { isAccepted[seq] = true }
+        // Receipts of accepted events (at most one per reader each), of refused ones (a broker that
+        // refused an event must not deliver it) and of unanswered ones (either is fine).
+        enum Answer { case none, accepted, refused, unanswered }
+        var answer = [Answer](repeating: .none, count: receipts.count)
+        for (seqs, kind) in [(totals.acceptedSeqs, Answer.accepted), (totals.refusedSeqs, .refused), (totals.unansweredSeqs, .unanswered)] {
+            for seq in seqs where seq < answer.count { answer[seq] = kind }
+        }
         var delivered = 0
-        var unaccepted = 0
+        var refusedReceived = 0
+        var unansweredReceived = 0
         for (seq, value) in receipts.enumerated() {
-            if isAccepted[seq] { delivered += min(value, connected) } else { unaccepted += value }
+            switch answer[seq] {
+            case .accepted: delivered += min(value, connected)
+            case .refused: refusedReceived += value
+            case .unanswered: unansweredReceived += value
+            case .none: refusedReceived += value  // never sent: cannot happen
+            }
         }
         let results = collected.subscribers
         let expected = accepted * connected
@@ -130,14 +140,22 @@ struct StormOverload: AsyncParsableCommand {
         report.accepted = accepted
         report.refused503 = totals.statuses[503] ?? 0
         report.unanswered = totals.statuses[0] ?? 0
+        report.publishersClosedByBroker = publishers.tally.closedByServer.load(ordering: .relaxed)
+        let lastAnswer = publishers.tally.lastAnswer.load(ordering: .relaxed)
+        report.lastAnswerSeconds = lastAnswer > t0 ? Double(lastAnswer - t0) / 1e9 : nil
         report.otherStatus = totals.statuses.filter { !(200..<300).contains($0.key) && $0.key != 503 && $0.key != 0 }.values.reduce(0, +)
         report.acceptedPerSecond = Double(accepted) / self.duration
         report.expected = expected
         report.delivered = delivered
         report.completeness = expected > 0 ? Double(delivered) / Double(expected) : nil
-        report.completeReaders = results.filter { $0.received == accepted && $0.fingerprint == totals.acceptedFingerprint }.count
+        if unansweredReceived == 0 {
+            report.completeReaders = results.filter { $0.received == accepted && $0.fingerprint == totals.acceptedFingerprint }.count
+        } else {
+            notes.append("\(unansweredReceived) receipts of unanswered events: readers not checked one by one")
+        }
         report.readersDisconnected = results.filter(\.closed).count
-        report.unacceptedReceived = unaccepted
+        report.refusedReceived = refusedReceived
+        report.unansweredReceived = unansweredReceived
         report.duplicateIDs = results.reduce(0) { $0 + $1.duplicateIDs }
         report.idsOutOfOrder = results.reduce(0) { $0 + $1.idsOutOfOrder }
         report.publisherOrderViolations = results.reduce(0) { $0 + $1.publisherOrderViolations }
@@ -155,6 +173,8 @@ struct StormOverload: AsyncParsableCommand {
         } else if !pids.isEmpty {
             notes.append("broker process not readable in /proc")
         }
+        let malformed = publishers.tally.malformed.load(ordering: .relaxed)
+        if malformed > 0 { notes.append("\(malformed) publishers got a response they could not read and closed") }
         if accepted >= self.maxEvents - self.publishers * self.depth { notes.append("--max-events bounded the run") }
         if !drained { notes.append("not every accepted event reached every open reader before the drain stopped") }
         report.notes = notes.isEmpty ? nil : notes

@@ -27,6 +27,12 @@ final class PublishTally: Sendable {
     let sent = Atomic<Int>(0)
     let accepted = Atomic<Int>(0)
     let finished = Atomic<Int>(0)
+    /// Connections the server closed with requests of ours unanswered.
+    let closedByServer = Atomic<Int>(0)
+    /// Connections closed because a response could not be read.
+    let malformed = Atomic<Int>(0)
+    /// When the latest answer arrived (monotonic ns).
+    let lastAnswer = Atomic<UInt64>(0)
 }
 
 /// A keep-alive publisher that keeps up to `depth` requests in flight (HTTP/1.1 pipelining) and
@@ -52,12 +58,16 @@ final class PipelinedPublisher: ChannelInboundHandler {
     private var planOver = false
     private var waitingForSchedule = false
     private var done = false
+    private var closing = false
 
     /// Responses by status (0: none came before the connection closed).
     private(set) var statuses: [Int: Int] = [:]
     /// Sequence numbers answered 2xx.
     private(set) var acceptedSeqs: [Int] = []
     private(set) var acceptedFingerprint: UInt64 = 0
+    /// Sequence numbers answered with anything but 2xx, and those never answered.
+    private(set) var refusedSeqs: [Int] = []
+    private(set) var unansweredSeqs: [Int] = []
     /// Send to response, in microseconds (since the last ``takeWindow()``).
     private(set) var answerLatency = LoopState.histogram()
     /// The most a send came after its scheduled time (a paced plan), in ns (since the last ``takeWindow()``).
@@ -156,10 +166,13 @@ final class PipelinedPublisher: ChannelInboundHandler {
                 try self.reader.feed(bytes, onHead: { status = $0 }, onBody: { _ in }, onEnd: { ended.append(status) })
             }
         } catch {
+            self.closing = true  // ours, not the server's: a response we cannot read
+            self.tally.malformed.add(1, ordering: .relaxed)
             context.close(promise: nil)
             return
         }
         let now = monotonicNanos()
+        if !ended.isEmpty { self.tally.lastAnswer.max(now, ordering: .relaxed) }
         for status in ended {
             guard let (seq, sentAt) = self.pending.popFirst() else { continue }
             self.statuses[status, default: 0] += 1
@@ -168,11 +181,14 @@ final class PipelinedPublisher: ChannelInboundHandler {
                 self.acceptedSeqs.append(seq)
                 self.acceptedFingerprint &+= sequenceFingerprint(seq)
                 self.tally.accepted.add(1, ordering: .relaxed)
+            } else {
+                self.refusedSeqs.append(seq)
             }
         }
         if !ended.isEmpty && self.reader.closesAfter {
             // The server ends keep-alive: what was pipelined behind that response stays unanswered.
             self.planOver = true
+            self.closing = true
             context.close(promise: nil)
             return
         }
@@ -180,7 +196,11 @@ final class PipelinedPublisher: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !self.pending.isEmpty { self.statuses[0, default: 0] += self.pending.count }
+        if !self.pending.isEmpty {
+            self.statuses[0, default: 0] += self.pending.count
+            self.unansweredSeqs += self.pending.map(\.seq)
+            if !self.closing { self.tally.closedByServer.add(1, ordering: .relaxed) }
+        }
         self.pending.removeAll()
         self.planOver = true
         self.finish()
@@ -194,7 +214,10 @@ final class PipelinedPublisher: ChannelInboundHandler {
     /// Stops sending (requests in flight may still be answered); closes once they are, or now if `force`.
     func stop(force: Bool) {
         self.planOver = true
-        if force || self.pending.isEmpty { self.context?.close(promise: nil) }
+        if force || self.pending.isEmpty {
+            self.closing = true
+            self.context?.close(promise: nil)
+        }
     }
 
     private func finish() {
@@ -290,18 +313,22 @@ final class PipelinedPublishers: Sendable {
         var statuses: [Int: Int] = [:]
         var acceptedSeqs: [Int] = []
         var acceptedFingerprint: UInt64 = 0
+        var refusedSeqs: [Int] = []
+        var unansweredSeqs: [Int] = []
     }
 
     func totals() async -> Totals {
         var totals = Totals()
         for list in self.lists {
             let parts = try? await list.loop.submit {
-                list.items.map { ($0.statuses, $0.acceptedSeqs, $0.acceptedFingerprint) }
+                list.items.map { ($0.statuses, $0.acceptedSeqs, $0.acceptedFingerprint, $0.refusedSeqs, $0.unansweredSeqs) }
             }.get()
-            for (statuses, seqs, fingerprint) in parts ?? [] {
+            for (statuses, seqs, fingerprint, refused, unanswered) in parts ?? [] {
                 totals.statuses.merge(statuses, uniquingKeysWith: +)
                 totals.acceptedSeqs += seqs
                 totals.acceptedFingerprint &+= fingerprint
+                totals.refusedSeqs += refused
+                totals.unansweredSeqs += unanswered
             }
         }
         return totals

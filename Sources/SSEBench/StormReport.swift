@@ -57,6 +57,10 @@ struct StormReport: Codable, Sendable {
     var refused503: Int?
     var otherStatus: Int?
     var unanswered: Int?
+    /// Publisher connections the broker closed while requests were in flight.
+    var publishersClosedByBroker: Int?
+    /// From the start of publishing to the last answer.
+    var lastAnswerSeconds: Double?
     var acceptedPerSecond: Double?
     var expected: Int?
     /// Receipts of accepted events, over all readers (each reader counted at most once per event).
@@ -66,8 +70,10 @@ struct StormReport: Codable, Sendable {
     var completeReaders: Int?
     /// Readers whose connection the broker closed while the test ran.
     var readersDisconnected: Int?
-    /// Receipts of events the broker did not accept (refused or unanswered): should be 0.
-    var unacceptedReceived: Int?
+    /// Receipts of events the broker refused (non-2xx): should be 0.
+    var refusedReceived: Int?
+    /// Receipts of events never answered (the connection closed first): delivered or not, both are fine.
+    var unansweredReceived: Int?
     var duplicateIDs: Int?
     var idsOutOfOrder: Int?
     var publisherOrderViolations: Int?
@@ -129,11 +135,14 @@ struct StormReport: Codable, Sendable {
         add("answers", self.statuses.map { $0.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") })
         add("accepted (2xx)", self.accepted.map { "\($0) (\(f(self.acceptedPerSecond, 0) ?? "?")/s)" })
         add("refused 503 / other / unanswered", self.refused503.map { "\($0) / \(self.otherStatus ?? 0) / \(self.unanswered ?? 0)" })
+        add("publishers closed by the broker", self.publishersClosedByBroker.map(String.init))
+        add("last answer", self.f2(self.lastAnswerSeconds).map { "\($0) s after the first publish" })
         add("delivered", self.delivered.map { "\($0) of \(self.expected ?? 0) expected" })
         add("completeness", f(self.completeness, 6))
         add("complete readers", self.completeReaders.map { "\($0) of \(self.readers ?? 0)" })
         add("readers disconnected", self.readersDisconnected.map { "\($0) (closed by the broker during the run)" })
-        add("unaccepted received", self.unacceptedReceived.map(String.init))
+        add("refused but received", self.refusedReceived.map(String.init))
+        add("unanswered but received", self.unansweredReceived.map(String.init))
         add("ids repeated / back", self.duplicateIDs.map { "\($0) / \(self.idsOutOfOrder ?? 0) (publisher order \(self.publisherOrderViolations ?? 0))" })
         add("drained", self.drained.map { $0 ? "yes" : "no (timeout or quiet)" })
         add("latency", self.latency.map(lat))
@@ -150,6 +159,8 @@ struct StormReport: Codable, Sendable {
             print(name.padding(toLength: width, withPad: " ", startingAt: 0) + "  " + value)
         }
     }
+
+    private func f2(_ value: Double?) -> String? { value.map { String(format: "%.2f", $0) } }
 
     func printJSON() throws {
         let encoder = JSONEncoder()
