@@ -120,7 +120,7 @@ struct StormOverload: AsyncParsableCommand {
             case .accepted: delivered += min(value, connected)
             case .refused: refusedReceived += value
             case .unanswered: unansweredReceived += value
-            case .none: refusedReceived += value  // never sent: cannot happen
+            case .none: refusedReceived += value  // never sent: cannot happen either
             }
         }
         let results = collected.subscribers

@@ -59,6 +59,8 @@ final class PipelinedPublisher: ChannelInboundHandler {
     private var waitingForSchedule = false
     private var done = false
     private var closing = false
+    /// The status of the response being read.
+    private var headStatus = 0
 
     /// Responses by status (0: none came before the connection closed).
     private(set) var statuses: [Int: Int] = [:]
@@ -160,10 +162,12 @@ final class PipelinedPublisher: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = self.unwrapInboundIn(data)
         var ended: [Int] = []
-        var status = 0
         do {
+            // A response's head and end may come in different reads: the status is kept in between.
             try buffer.withUnsafeReadableBytes { bytes throws(ResponseReader.Failure) in
-                try self.reader.feed(bytes, onHead: { status = $0 }, onBody: { _ in }, onEnd: { ended.append(status) })
+                try self.reader.feed(
+                    bytes, onHead: { self.headStatus = $0 }, onBody: { _ in }, onEnd: { ended.append(self.headStatus) }
+                )
             }
         } catch {
             self.closing = true  // ours, not the server's: a response we cannot read
