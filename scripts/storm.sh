@@ -9,22 +9,26 @@
 #   overload-R   32 keep-alive publishers pipelining 16 requests each for 10 s to R reading
 #                subscribers (R = 10,000 and 3,000): answers, completeness, readers cut, RSS.
 #
-#   scripts/storm.sh                                          # ours + nchan, N=10,000: ~6–8 min after the build
-#   BEFORE_BIN=/work/before-bin/sse-console scripts/storm.sh  # + a "before" column (~9–11 min)
+#   scripts/storm.sh                                          # ours + nchan, N=10,000: ~3 min after the build
+#   BEFORE_BIN=/work/before-bin/sse-console scripts/storm.sh  # + a "before" column: ~4 min
 #   N=3000 READERS="3000" OUT=/tmp/storm.md scripts/storm.sh  # smaller
 #   ONLY='reset|connect' BROKERS='ours nchan' scripts/storm.sh
 #   SKIP_BUILD=1 …                                            # use the binaries already in $SCRATCH/release
+#
+# Each storm takes 10–20 s per broker; nchan's overload runs take ~50 s (its publishers wait for
+# the fan-out; requests still unanswered 30 s after the 10 s of publishing are abandoned). The
+# first (cold) release build takes 10–30 min depending on the machine.
 #
 # Every storm gets a fresh broker process pinned to CPU 0 (taskset; nginx's worker inherits it) and
 # sse-bench pinned to CPU 1. Root installs nginx and libnginx-mod-nchan from Debian if missing.
 # `ulimit -n` is raised to 65536 (or the hard limit). Only 127.0.0.1 is loaded; every sse-bench
 # run is bounded (its own options, and `timeout`). Writes a markdown table with the machine on top
-# and the raw JSON lines at the end to $OUT.
+# and the raw JSON lines at the end to $OUT (default $SCRATCH/storm-results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-OUT=${OUT:-storm-results.md}
 SCRATCH=${SCRATCH:-.build-bench}
+OUT=${OUT:-$SCRATCH/storm-results.md}
 BROKER_CPU=${BROKER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 N=${N:-10000}
