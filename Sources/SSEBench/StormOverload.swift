@@ -34,10 +34,10 @@ struct StormOverload: AsyncParsableCommand {
     var answerTimeout = 30.0
 
     @Option(name: .customLong("drain-timeout"), help: "Seconds to wait after publishing for accepted events to arrive.")
-    var drainTimeout = 30.0
+    var drainTimeout = 60.0
 
     @Option(name: .customLong("drain-quiet"), help: "Stop waiting once nothing arrived for this many seconds.")
-    var drainQuiet = 3.0
+    var drainQuiet = 5.0
 
     func validate() throws {
         try self.common.validateCommon()
