@@ -2,6 +2,12 @@ import Histogram
 import NIOCore
 import Synchronization
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Counters shared by every loop; updated once per read or response, never per byte.
 final class RunCounters: Sendable {
     let delivered = Atomic<Int>(0)
@@ -23,6 +29,8 @@ final class LoopState: @unchecked Sendable {
     var latencyByEndpoint: [Histogram<UInt64>]
     var subscribers: [SubscriberHandler] = []
     var publishers: [PublisherHandler] = []
+    /// Receipts per sequence number over this loop's subscribers (storm overload only; `nil`: not counted).
+    var sequenceCounts: SequenceCounts?
 
     init(loop: any EventLoop, endpoints: Int) {
         self.loop = loop
@@ -171,6 +179,7 @@ final class SubscriberHandler: ChannelInboundHandler {
         }
         guard event.seq >= 0 else { return }
         self.fingerprint &+= sequenceFingerprint(event.seq)
+        self.state.sequenceCounts?.add(event.seq)
         let publisher = event.publisher
         guard publisher >= 0 else { return }
         if publisher >= self.lastSeqByPublisher.count {
@@ -210,6 +219,16 @@ final class SubscriberHandler: ChannelInboundHandler {
     func close() {
         guard !self.closed else { return }
         self.channel?.close(promise: nil)
+    }
+
+    /// Closes with `SO_LINGER {1, 0}`: the kernel drops the connection with a RST, so the server sees
+    /// a reset rather than an orderly FIN. Call on the channel's loop (the option is set at once there).
+    func reset() {
+        guard !self.closed, let channel = self.channel else { return }
+        if let provider = channel as? any SocketOptionProvider {
+            _ = provider.setSoLinger(linger(l_onoff: 1, l_linger: 0))
+        }
+        channel.close(promise: nil)
     }
 }
 

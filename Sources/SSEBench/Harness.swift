@@ -133,7 +133,7 @@ final class Harness: Sendable {
         return (connected, failures)
     }
 
-    private func connectSubscriber(index: Int, reads: Bool, receiveBuffer: Int?) -> EventLoopFuture<Void> {
+    func connectSubscriber(index: Int, reads: Bool, receiveBuffer: Int?) -> EventLoopFuture<Void> {
         let state = self.loops[index % self.loops.count]
         let ready = state.loop.makePromise(of: Void.self)
         let endpointIndex = index % self.endpoints.count

@@ -20,7 +20,7 @@ struct SSEBench: AsyncParsableCommand {
             round-robin to all with --publish-to all. Pass every node's pid (--pid repeated) and
             other processes to account for, such as the database's, with --aux-pid.
             """,
-        subcommands: [Fanout.self, Targeted.self, Idle.self, Slow.self]
+        subcommands: [Fanout.self, Targeted.self, Idle.self, Slow.self, Storm.self]
     )
 }
 
