@@ -421,7 +421,9 @@ public final class Broker: EventBroker {
             replay: replay.events,
             policy: self.policy
         )
-        self.logger.info(
+        // At debug: a line per connection is written on the event loop, and in a storm (10,000
+        // clients at once) those writes alone held events back by a hundred milliseconds.
+        self.logger.debug(
             "client connected",
             metadata: [
                 "client": "\(clientID)", "connection": "\(connectionID)",
@@ -490,7 +492,8 @@ public final class Broker: EventBroker {
         case .overTolerance: self.counters.overTolerance.add(1, ordering: .relaxed)
         case .closed, .shutdown, .expired: break
         }
-        let level: Logger.Level = reason == .closed || reason == .shutdown || reason == .expired ? .info : .notice
+        // Ordinary ends at debug, like connects; what an operator or the policy did at notice.
+        let level: Logger.Level = reason == .closed || reason == .shutdown || reason == .expired ? .debug : .notice
         self.logger.log(
             level: level,
             "client disconnected",

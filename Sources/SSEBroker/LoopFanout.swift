@@ -195,23 +195,26 @@ final class LoopFanout: @unchecked Sendable {
     // MARK: Draining (on the loop)
 
     private func drain() {
-        if self.drainIndex == self.draining.count {
-            self.draining.removeAll(keepingCapacity: true)
-            self.drainIndex = 0
-            let more = self.queue.withLock { queue -> Bool in
-                if queue.items.isEmpty {
-                    queue.drainScheduled = false
-                    return false
-                }
-                swap(&queue.items, &self.draining)
-                return true
-            }
-            guard more else { return }
-        }
         var writes = 0
         var eventsDone = 0
         var bytesDone = 0
-        while self.drainIndex < self.draining.count, writes < Self.writesPerTurn {
+        while writes < Self.writesPerTurn {
+            if self.drainIndex == self.draining.count {
+                self.draining.removeAll(keepingCapacity: true)
+                self.drainIndex = 0
+                let more = self.queue.withLock { queue -> Bool in
+                    if queue.items.isEmpty {
+                        queue.drainScheduled = false
+                        return false
+                    }
+                    swap(&queue.items, &self.draining)
+                    return true
+                }
+                guard more else {
+                    self.finishTurn(events: eventsDone, bytes: bytesDone)
+                    return
+                }
+            }
             let item = self.draining[self.drainIndex]
             self.drainIndex += 1
             switch item {
@@ -229,26 +232,27 @@ final class LoopFanout: @unchecked Sendable {
                 self.closeAll(farewell: farewell, spread: spread)
             }
         }
+        self.finishTurn(events: eventsDone, bytes: bytesDone)
+        // The turn's budget is spent and more is queued: let the loop serve its sockets (reads,
+        // writes, closes) first. A task queued with `execute` would not do: NIO runs tasks until
+        // none is left before it polls again, so a loop fed faster than it drains would never read
+        // (its producers' requests would time out) nor notice a closed socket. A task scheduled a
+        // moment ahead runs after the next poll.
+        self.eventLoop.scheduleTask(in: Self.yieldDelay) { self.drain() }
+    }
+
+    /// How far ahead a drain that used its turn's budget schedules the rest: long enough that the
+    /// loop polls its sockets first (the rest of the current tick's tasks take less), short next
+    /// to the turn itself (tens of milliseconds).
+    static let yieldDelay = TimeAmount.microseconds(250)
+
+    /// Flushes what the turn wrote and releases its share of the queue bounds.
+    private func finishTurn(events: Int, bytes: Int) {
         self.flushDirty()
-        if eventsDone > 0 {
-            self.pendingEvents.subtract(eventsDone, ordering: .relaxed)
-            self.pendingBytes.subtract(bytesDone, ordering: .relaxed)
-            if self.hasRoom { self.onRoom() }
-        }
-        if self.drainIndex == self.draining.count {
-            self.draining.removeAll(keepingCapacity: true)
-            self.drainIndex = 0
-            let more = self.queue.withLock { queue -> Bool in
-                if queue.items.isEmpty {
-                    queue.drainScheduled = false
-                    return false
-                }
-                return true
-            }
-            guard more else { return }
-        }
-        // More to do: in a new task, after the loop has done its I/O.
-        self.eventLoop.execute { self.drain() }
+        guard events > 0 else { return }
+        self.pendingEvents.subtract(events, ordering: .relaxed)
+        self.pendingBytes.subtract(bytes, ordering: .relaxed)
+        if self.hasRoom { self.onRoom() }
     }
 
     /// Offers `buffer` to every subscriber. - Returns: the subscribers it was offered to.

@@ -25,7 +25,11 @@ struct BrowserPageTests {
     }
 
     @Test func page_showsLiveEvents_andResumesFromLastEventIDAfterAKick_losingNone() async throws {
-        let logs = InMemoryLogHandler()
+        let logs = {
+            var logs = InMemoryLogHandler()
+            logs.logLevel = .debug  // connects are logged at debug
+            return logs
+        }()
         // The browser reconnects `retry` after a kick. The three events published while it is away
         // take milliseconds (tens under TSan), so 2 s leaves no doubt that they land in the gap and
         // must come back as a replay.

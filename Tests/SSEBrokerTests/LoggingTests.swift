@@ -9,7 +9,11 @@ import Testing
 /// in memory here, with the global logging system untouched.
 @Suite struct LoggingTests {
     @Test func brokerLogsConnectsKicksBansAndDisconnects_toTheLoggerItWasGiven() throws {
-        let handler = InMemoryLogHandler()
+        let handler = {
+            var handler = InMemoryLogHandler()
+            handler.logLevel = .debug  // connects are logged at debug
+            return handler
+        }()
         let broker = try Broker(logger: Logger(label: "sse.broker", factory: { _ in handler }))
         let loop = EmbeddedEventLoop()
         let transport = RecordingTransport(loop: loop)
@@ -26,7 +30,7 @@ import Testing
 
         let entries = handler.entries
         #expect(entries.map(\.message.description) == ["client connected", "client disconnected", "client banned"])
-        #expect(entries[0].level == .info)
+        #expect(entries[0].level == .debug)
         #expect(entries[0].metadata["client"] == "alice")
         #expect(entries[0].metadata["remote"] == "127.0.0.1:5")
         #expect(entries[1].level == .notice)
