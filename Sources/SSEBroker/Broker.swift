@@ -149,9 +149,11 @@ public final class Broker: EventBroker {
         while ContinuousClock.now < deadline {
             let waiter = RoomWaiters.Waiter()
             // Registered before the check, so a drain that makes room after it wakes this waiter.
-            // (If there is room already, the unused waiter goes with the next drain's wake-up.)
             self.roomWaiters.add(waiter)
-            if !self.registry.withLock({ $0.isOverloaded }) { return true }
+            if !self.registry.withLock({ $0.isOverloaded }) {
+                waiter.wake()  // unused: a drain's wake-ups skip it
+                return true
+            }
             await waiter.wait(until: deadline)
         }
         return !self.registry.withLock { $0.isOverloaded }
@@ -456,7 +458,7 @@ public final class Broker: EventBroker {
             fanoutTimer: self.metrics.fanoutTimer,
             maxQueuedEvents: self.configuration.maxQueuedEvents,
             maxQueuedBytes: self.configuration.maxQueuedBytes,
-            onRoom: { [roomWaiters] in roomWaiters.wakeAll() }
+            onRoom: { [roomWaiters] room in roomWaiters.wake(first: room) }
         )
     }
 

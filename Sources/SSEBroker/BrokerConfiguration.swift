@@ -85,8 +85,10 @@ public struct BrokerConfiguration: Sendable {
     /// Default 1,024.
     public var maxQueuedEvents: Int
     /// The most bytes accepted and not yet written, per event loop, counted as each event's encoded
-    /// size times the connections it goes to on that loop (the writes the loop owes). Default 8 MiB:
-    /// about a 64-byte event to 10,000 connections, 13 times over.
+    /// size times the connections it goes to on that loop (the writes the loop owes; the events
+    /// themselves are shared buffers, so memory is far less). Default 32 MiB: about 50 events of
+    /// 64 bytes to 10,000 connections, or a second of fan-out work on one core — a bound on how far
+    /// behind the loops may fall, and room enough for each flush to carry several events per client.
     public var maxQueuedBytes: Int
     /// How long ``Broker/publish(_:to:)`` (and so `POST /broadcast`) waits for an overloaded broker
     /// to catch up before it refuses the event. Default 5 s.
@@ -106,7 +108,7 @@ public struct BrokerConfiguration: Sendable {
         eventIDSeed: EventIDSeed = .clock,
         retryJitter: Double = 0.5,
         maxQueuedEvents: Int = 1024,
-        maxQueuedBytes: Int = 8 << 20,
+        maxQueuedBytes: Int = 32 << 20,
         overloadWait: Duration = .seconds(5)
     ) {
         self.writeTimeout = writeTimeout

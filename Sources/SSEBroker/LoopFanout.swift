@@ -32,7 +32,7 @@ final class LoopFanout: @unchecked Sendable {
     }
 
     /// Writes one drain task does before it flushes and gives the loop back to its sockets.
-    static let writesPerTurn = 32_768
+    static let writesPerTurn = 131_072
 
     let eventLoop: any EventLoop
     private let policy: TolerancePolicy
@@ -41,9 +41,9 @@ final class LoopFanout: @unchecked Sendable {
     private let fanoutTimer: CoreMetrics.Timer
     private let maxQueuedEvents: Int
     private let maxQueuedBytes: Int
-    /// Called (on the loop) after a drain brought the queue under half its bounds, for publishers
-    /// waiting for room.
-    private let onRoom: @Sendable () -> Void
+    /// Called (on the loop) after a drain brought the queue under half its bounds, with about how
+    /// many events of the kind just drained there is room for: for publishers waiting for room.
+    private let onRoom: @Sendable (Int) -> Void
 
     /// Connections registered on this loop. Guarded by the broker's registry lock.
     var registeredCount = 0
@@ -79,7 +79,7 @@ final class LoopFanout: @unchecked Sendable {
         fanoutTimer: CoreMetrics.Timer,
         maxQueuedEvents: Int,
         maxQueuedBytes: Int,
-        onRoom: @escaping @Sendable () -> Void
+        onRoom: @escaping @Sendable (Int) -> Void
     ) {
         self.eventLoop = eventLoop
         self.policy = policy
@@ -250,9 +250,14 @@ final class LoopFanout: @unchecked Sendable {
     private func finishTurn(events: Int, bytes: Int) {
         self.flushDirty()
         guard events > 0 else { return }
-        self.pendingEvents.subtract(events, ordering: .relaxed)
-        self.pendingBytes.subtract(bytes, ordering: .relaxed)
-        if self.hasRoom { self.onRoom() }
+        let pendingEvents = self.pendingEvents.subtract(events, ordering: .relaxed).newValue
+        let pendingBytes = self.pendingBytes.subtract(bytes, ordering: .relaxed).newValue
+        guard self.hasRoom else { return }
+        // Room in events, and in bytes at this turn's average size per event; an empty queue has
+        // room for everyone waiting (no later drain would wake them).
+        let averageWork = max(1, bytes / events)
+        let room = min(self.maxQueuedEvents - pendingEvents, (self.maxQueuedBytes - pendingBytes) / averageWork)
+        self.onRoom(pendingEvents == 0 ? .max : max(1, room))
     }
 
     /// Offers `buffer` to every subscriber. - Returns: the subscribers it was offered to.

@@ -1,6 +1,8 @@
 /// Publishers waiting for an overloaded broker's loops to make room (see
-/// ``BrokerConfiguration/maxQueuedEvents``). A loop's drain wakes them all once it is under half
-/// its bounds; each then checks again, and waits again if another publisher took the room first.
+/// ``BrokerConfiguration/maxQueuedEvents``), first come first served. A loop's drain, once under
+/// half its bounds, wakes as many as it has room for (waking all of them would have hundreds of
+/// pipelining producers race for a dozen places, and their retries cost the CPU the fan-out
+/// needs); each woken one checks again, and waits again if another publisher took the room first.
 ///
 /// Lost wake-ups cannot happen: a waiter is added under the lock before it checks the queues, and a
 /// drain updates the queues before it takes the lock to wake the waiters.
@@ -31,6 +33,14 @@ final class RoomWaiters: Sendable {
             timer.cancel()
         }
 
+        /// Whether it is still waiting (not woken, not timed out).
+        var isWaiting: Bool {
+            self.state.withLock { state in
+                if case .woken = state { return false }
+                return true
+            }
+        }
+
         func wake() {
             let continuation = self.state.withLock { state -> CheckedContinuation<Void, Never>? in
                 defer { state = .woken }
@@ -52,12 +62,25 @@ final class RoomWaiters: Sendable {
         self.waiters.withLock { $0.append(waiter) }
     }
 
+    /// Wakes every waiter (shutdown).
     func wakeAll() {
-        let waiters = self.waiters.withLock { waiters -> [Waiter] in
-            defer { waiters.removeAll() }
-            return waiters
+        self.wake(first: .max)
+    }
+
+    /// Wakes the `count` longest-waiting publishers (those that timed out meanwhile are dropped).
+    func wake(first count: Int) {
+        let woken = self.waiters.withLock { waiters -> [Waiter] in
+            var woken: [Waiter] = []
+            var taken = 0
+            while taken < waiters.count, woken.count < count {
+                let waiter = waiters[taken]
+                taken += 1
+                if waiter.isWaiting { woken.append(waiter) }
+            }
+            waiters.removeFirst(taken)
+            return woken
         }
-        for waiter in waiters {
+        for waiter in woken {
             waiter.wake()
         }
     }
