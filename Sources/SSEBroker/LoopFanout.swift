@@ -32,7 +32,7 @@ final class LoopFanout: @unchecked Sendable {
     }
 
     /// Writes one drain task does before it flushes and gives the loop back to its sockets.
-    static let writesPerTurn = 131_072
+    static let writesPerTurn = 262_144
 
     let eventLoop: any EventLoop
     private let policy: TolerancePolicy
