@@ -5,6 +5,7 @@ import NIOPosix
 import PostgresNIO
 import SSEBroker
 import SSEClient
+import SSETestSupport
 import Testing
 
 @testable import SSEBrokerPostgres
@@ -55,7 +56,7 @@ import Testing
 
     @Test func pipelinedPublishes_onAClusterNode_areAllAnsweredInOrder() async throws {
         try await self.withNodes(1) { nodes, url, prefix in
-            let text = try await RawExchange.send(
+            let text = try await RawConnection.exchange(
                 port: nodes[0].port,
                 Self.post("a") + Self.post("b") + Self.post("c") + "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
                     + Self.post("d", headers: "Connection: close\r\n") + Self.post("never")
@@ -70,7 +71,7 @@ import Testing
     @Test func pipelinedRetries_onAClusterNode_getTheFirstAnswer() async throws {
         try await self.withNodes(1) { nodes, url, prefix in
             let key = "Idempotency-Key: pipelined\r\n"
-            let text = try await RawExchange.send(
+            let text = try await RawConnection.exchange(
                 port: nodes[0].port,
                 Self.post("a", headers: key) + Self.post("a", headers: key) + Self.post("b", headers: key)
                     + Self.post("c", headers: "Connection: close\r\n")
@@ -165,47 +166,6 @@ import Testing
                     return false
                 }
             }
-        }
-    }
-}
-
-/// Sends bytes on a raw TCP connection and collects everything until the server closes it.
-enum RawExchange {
-    static func send(port: Int, _ text: String) async throws -> String {
-        let loop = MultiThreadedEventLoopGroup.singleton.any()
-        let promise = loop.makePromise(of: String.self)
-        let channel = try await ClientBootstrap(group: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(Collector(done: promise))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port)
-            .get()
-        try await channel.writeAndFlush(ByteBuffer(string: text))
-        return try await promise.futureResult.get()
-    }
-
-    private final class Collector: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        let done: EventLoopPromise<String>
-        var text = ""
-
-        init(done: EventLoopPromise<String>) {
-            self.done = done
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            self.text += String(buffer: self.unwrapInboundIn(data))
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            self.done.succeed(self.text)
-            context.fireChannelInactive()
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: any Error) {
-            context.close(promise: nil)
         }
     }
 }

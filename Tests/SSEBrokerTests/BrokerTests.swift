@@ -30,6 +30,24 @@ final class RecordingTransport: SubscriberTransport {
         self.subscription?.transportClosed()
     }
 
+    /// A new transport on `loop`, subscribed to `broker` as `id`.
+    static func subscribed(
+        to broker: Broker,
+        _ id: String?,
+        lastEventID: String? = nil,
+        on loop: EmbeddedEventLoop
+    ) throws -> RecordingTransport {
+        let transport = RecordingTransport(loop: loop)
+        transport.subscription = try broker.subscribe(
+            clientID: id,
+            lastEventID: lastEventID,
+            remoteAddress: "127.0.0.1:1",
+            userAgent: "test",
+            transport: transport
+        )
+        return transport
+    }
+
     /// What the client has been sent so far.
     var text: String { self.flushed.map { String(buffer: $0) }.joined() }
     /// The data lines received, in order.
@@ -48,15 +66,7 @@ extension Broker {
     let loop = EmbeddedEventLoop()
 
     func subscribe(_ broker: Broker, _ id: String?, lastEventID: String? = nil) throws -> RecordingTransport {
-        let transport = RecordingTransport(loop: self.loop)
-        transport.subscription = try broker.subscribe(
-            clientID: id,
-            lastEventID: lastEventID,
-            remoteAddress: "127.0.0.1:1",
-            userAgent: "test",
-            transport: transport
-        )
-        return transport
+        try RecordingTransport.subscribed(to: broker, id, lastEventID: lastEventID, on: self.loop)
     }
 
     @Test func subscribe_writesPreambleAndFlushes() throws {

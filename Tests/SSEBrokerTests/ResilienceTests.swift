@@ -14,15 +14,7 @@ import Testing
     let loop = EmbeddedEventLoop()
 
     func subscribe(_ broker: Broker, _ id: String?, lastEventID: String? = nil) throws -> RecordingTransport {
-        let transport = RecordingTransport(loop: self.loop)
-        transport.subscription = try broker.subscribe(
-            clientID: id,
-            lastEventID: lastEventID,
-            remoteAddress: "127.0.0.1:1",
-            userAgent: "test",
-            transport: transport
-        )
-        return transport
+        try RecordingTransport.subscribed(to: broker, id, lastEventID: lastEventID, on: self.loop)
     }
 
     // MARK: Ids
@@ -163,22 +155,50 @@ import Testing
     }
 
     @Test func overload_asyncPublishWaitsForRoom_thenPublishes() async throws {
+        try await Self.withHeldLoop(BrokerConfiguration(eventIDSeed: .after(0), maxQueuedEvents: 2)) { broker, transport, release in
+            #expect(throws: BrokerError.self) { try broker.broadcast(Event(data: "refused")) }
+            let publish = Task { try await broker.publish(Event(data: "3"), to: nil) }
+            while broker.roomWaiters.count == 0 { await Task.yield() }
+            release()
+            let delivery = try await publish.value
+            #expect(delivery.eventID == 3)
+            try await transport.eventLoop.submit {}.get()
+            try await transport.eventLoop.submit {}.get()
+            #expect(transport.events == 3)
+        }
+    }
+
+    @Test func overload_asyncPublishGivesUpAfterOverloadWait() async throws {
+        let configuration = BrokerConfiguration(maxQueuedEvents: 2, overloadWait: .milliseconds(20))
+        try await Self.withHeldLoop(configuration) { broker, _, release in
+            let last = broker.lastEventID
+            await #expect(throws: BrokerError.self) { try await broker.publish(Event(data: "late"), to: nil) }
+            #expect(broker.lastEventID == last)
+            release()
+        }
+    }
+
+    /// A broker with one subscriber on a real loop, held busy after two broadcasts (so nothing
+    /// drains) until `body` calls `release`.
+    static func withHeldLoop(
+        _ configuration: BrokerConfiguration,
+        _ body: (Broker, CountingTransport, _ release: @escaping @Sendable () -> Void) async throws -> Void
+    ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let broker = try Broker(configuration: BrokerConfiguration(eventIDSeed: .after(0), maxQueuedEvents: 2))
+        let broker = try Broker(configuration: configuration)
         let transport = CountingTransport(eventLoop: loop)
         try await loop.submit {
             transport.subscription = try broker.subscribe(
                 clientID: "c", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
         }.get()
-        // Hold the loop so it cannot drain, and fill its queue.
-        let release = DispatchSemaphore(value: 0)
+        let held = DispatchSemaphore(value: 0)
         let filled = DispatchSemaphore(value: 0)
         loop.execute {
             _ = try? broker.broadcast(Event(data: "1"))
             _ = try? broker.broadcast(Event(data: "2"))
             filled.signal()
-            release.wait()
+            held.wait()
         }
         await withCheckedContinuation { continuation in
             DispatchQueue.global().async {
@@ -186,44 +206,7 @@ import Testing
                 continuation.resume()
             }
         }
-        #expect(throws: BrokerError.self) { try broker.broadcast(Event(data: "refused")) }
-        let publish = Task { try await broker.publish(Event(data: "3"), to: nil) }
-        while broker.roomWaiters.count == 0 { await Task.yield() }
-        release.signal()
-        let delivery = try await publish.value
-        #expect(delivery.eventID == 3)
-        try await loop.submit {}.get()
-        try await loop.submit {}.get()
-        #expect(transport.events == 3)
-        try await group.shutdownGracefully()
-    }
-
-    @Test func overload_asyncPublishGivesUpAfterOverloadWait() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let broker = try Broker(configuration: BrokerConfiguration(maxQueuedEvents: 1, overloadWait: .milliseconds(20)))
-        let transport = CountingTransport(eventLoop: loop)
-        try await loop.submit {
-            transport.subscription = try broker.subscribe(
-                clientID: "c", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
-        }.get()
-        let release = DispatchSemaphore(value: 0)
-        let filled = DispatchSemaphore(value: 0)
-        loop.execute {
-            _ = try? broker.broadcast(Event(data: "1"))
-            filled.signal()
-            release.wait()
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                filled.wait()
-                continuation.resume()
-            }
-        }
-        let last = broker.lastEventID
-        await #expect(throws: BrokerError.self) { try await broker.publish(Event(data: "late"), to: nil) }
-        #expect(broker.lastEventID == last)
-        release.signal()
+        try await body(broker, transport, { held.signal() })
         try await group.shutdownGracefully()
     }
 
