@@ -83,7 +83,9 @@ final class TestNode: Sendable {
         configuration.publishTimeout = publishTimeout
         // Short intervals keep the tests quick; the behaviour is the same.
         configuration.heartbeatInterval = .milliseconds(200)
-        configuration.nodeTimeout = .seconds(1)
+        // Long enough that a heartbeat late under a sanitizer with the whole suite running (storms
+        // included) does not make a live node look dead.
+        configuration.nodeTimeout = .seconds(3)
         configuration.reconnectDelay = .milliseconds(50) ... .milliseconds(500)
         let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: quietLogger)
         let task = Task { await cluster.run() }

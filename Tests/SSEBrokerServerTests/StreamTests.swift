@@ -6,7 +6,9 @@ import SSEClient
 import SSETestSupport
 import Testing
 
-@Suite(.timeLimit(.minutes(1)))
+// A safety net, not a timing assertion: under ThreadSanitizer with the whole suite (storms
+// included) sharing two cores, the 2,000 sequential publishes below took over a minute.
+@Suite(.timeLimit(.minutes(3)))
 struct StreamTests {
     @Test func heartbeat_arrivesAsAComment() async throws {
         try await TestServer.with(BrokerConfiguration(heartbeatInterval: .milliseconds(50), eventIDSeed: .after(0), retryJitter: 0)) { server in
@@ -149,7 +151,7 @@ struct StreamTests {
     }
 }
 
-@Suite(.timeLimit(.minutes(2)))
+@Suite(.timeLimit(.minutes(3)))
 struct SlowClientTests {
     /// A subscriber whose socket never drains (tiny receive buffer, never reads) is disconnected
     /// after the write timeout × tolerance while a healthy subscriber receives every event, and
