@@ -14,6 +14,7 @@
 # starting them, and sse-bench raises its own with setrlimit. Only 127.0.0.1 is ever loaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 REPS=${REPS:-3}
 OUT=${OUT:-BENCHMARKS.md}
@@ -51,29 +52,10 @@ FD_OPEN=0
 TUI_SOCKET="sse-bench-tui-$$"
 stop_broker() {
   tmux -L "$TUI_SOCKET" kill-server 2>/dev/null || true
-  if [ -n "$STOP_PID" ]; then
-    kill "$STOP_PID" 2>/dev/null || true
-    wait "$STOP_PID" 2>/dev/null || true
-  fi
-  if [ "$FD_OPEN" = 1 ]; then exec 3>&-; FD_OPEN=0; fi
-  STOP_PID=""
-  BROKER_PID=""
+  stop_process
 }
 trap 'stop_broker; rm -rf "$WORK"' EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  local port=$1
-  for _ in $(seq 1 200); do
-    if (exec 4<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $port never opened" >&2
-  return 1
-}
 
 # This broker, headless; stdin is a fifo held open on fd 3 (end of stdin would stop its commands).
 # $1: "console" for sse-console with its default loop count, or "loops:N" for `--loops N`.

@@ -26,6 +26,7 @@
 # and the raw JSON lines at the end to $OUT (default $SCRATCH/storm-results.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 SCRATCH=${SCRATCH:-.build-bench}
 OUT=${OUT:-$SCRATCH/storm-results.md}
@@ -74,30 +75,8 @@ BROKER_PID=""   # the process sse-bench reads /proc of
 STOP_PID=""     # the process to stop afterwards
 FD_OPEN=0
 
-stop_broker() {
-  if [ -n "$STOP_PID" ]; then
-    kill "$STOP_PID" 2>/dev/null || true
-    wait "$STOP_PID" 2>/dev/null || true
-  fi
-  if [ "$FD_OPEN" = 1 ]; then exec 3>&-; FD_OPEN=0; fi
-  STOP_PID=""
-  BROKER_PID=""
-}
-trap 'stop_broker; rm -rf "$WORK"' EXIT
+trap 'stop_process; rm -rf "$WORK"' EXIT
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_port() {
-  local port=$1
-  for _ in $(seq 1 200); do
-    if (exec 4<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-    sleep 0.05
-  done
-  echo "port $port never opened" >&2
-  return 1
-}
 
 # An sse-console binary ($1), headless; stdin is a fifo held open on fd 3 (its end would stop it).
 start_console() {
@@ -180,7 +159,7 @@ run_one() {
   else
     echo "   sse-bench failed for $name on $broker" >&2
   fi
-  stop_broker
+  stop_process
   sleep 2   # let the sockets of the last run settle (TIME_WAIT, the broker's port)
 }
 

@@ -140,7 +140,7 @@ struct PublishOptions: ParsableArguments {
         guard self.subscribers >= 1, self.subscribers <= 50_000 else { throw ValidationError("--subscribers must be 1…50000") }
         guard self.publishers >= 1, self.publishers <= 64 else { throw ValidationError("--publishers must be 1…64") }
         guard self.events >= 0 else { throw ValidationError("--events must not be negative") }
-        guard self.duration > 0, self.duration <= 600 else { throw ValidationError("--duration must be in (0, 600] seconds") }
+        try requireSeconds(self.duration, "--duration", atMost: 600)
         guard self.rate >= 0 else { throw ValidationError("--rate must not be negative") }
         guard self.size >= 1, self.size <= 1 << 20 else { throw ValidationError("--size must be 1…1048576") }
         guard self.drainTimeout >= 0, self.drainTimeout <= 600 else { throw ValidationError("--drain-timeout must be 0…600") }
@@ -436,4 +436,10 @@ struct Idle: AsyncParsableCommand {
         }
         try self.common.emit(report)
     }
+}
+
+/// Throws unless `value` is a number of seconds in (0, `limit`]: every duration option of the bench
+/// is bounded, so no load loop runs on for ever.
+func requireSeconds(_ value: Double, _ flag: String, atMost limit: Double) throws {
+    guard value > 0, value <= limit else { throw ValidationError("\(flag) must be in (0, \(Int(limit))] seconds") }
 }

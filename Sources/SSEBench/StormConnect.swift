@@ -29,9 +29,9 @@ struct StormConnect: AsyncParsableCommand {
         try self.common.validateCommon()
         try self.storm.validateStorm()
         guard (1...50_000).contains(self.subscribers) else { throw ValidationError("--subscribers must be 1…50000") }
-        guard self.spread > 0, self.spread <= 60 else { throw ValidationError("--spread must be in (0, 60] seconds") }
-        guard self.baseline > 0, self.baseline <= 60 else { throw ValidationError("--baseline must be in (0, 60] seconds") }
-        guard self.registerTimeout > 0, self.registerTimeout <= 120 else { throw ValidationError("--register-timeout must be in (0, 120] seconds") }
+        try requireSeconds(self.spread, "--spread", atMost: 60)
+        try requireSeconds(self.baseline, "--baseline", atMost: 60)
+        try requireSeconds(self.registerTimeout, "--register-timeout", atMost: 120)
     }
 
     func run() async throws {

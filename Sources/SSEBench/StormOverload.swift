@@ -44,12 +44,12 @@ struct StormOverload: AsyncParsableCommand {
         guard (1...50_000).contains(self.readers) else { throw ValidationError("--readers must be 1…50000") }
         guard (1...256).contains(self.publishers) else { throw ValidationError("--publishers must be 1…256") }
         guard (1...256).contains(self.depth) else { throw ValidationError("--depth must be 1…256") }
-        guard self.duration > 0, self.duration <= 120 else { throw ValidationError("--duration must be in (0, 120] seconds") }
+        try requireSeconds(self.duration, "--duration", atMost: 120)
         guard self.size >= 1, self.size <= 1 << 16 else { throw ValidationError("--size must be 1…65536") }
         guard (1...20_000_000).contains(self.maxEvents) else { throw ValidationError("--max-events must be 1…20000000") }
         guard self.answerTimeout >= 0, self.answerTimeout <= 120 else { throw ValidationError("--answer-timeout must be 0…120") }
         guard self.drainTimeout >= 0, self.drainTimeout <= 120 else { throw ValidationError("--drain-timeout must be 0…120") }
-        guard self.drainQuiet > 0, self.drainQuiet <= 60 else { throw ValidationError("--drain-quiet must be in (0, 60]") }
+        try requireSeconds(self.drainQuiet, "--drain-quiet", atMost: 60)
     }
 
     func run() async throws {

@@ -28,9 +28,9 @@ struct StormReset: AsyncParsableCommand {
         try self.common.validateCommon()
         try self.storm.validateStorm()
         guard (1...50_000).contains(self.subscribers) else { throw ValidationError("--subscribers must be 1…50000") }
-        guard self.baseline > 0, self.baseline <= 60 else { throw ValidationError("--baseline must be in (0, 60] seconds") }
-        guard self.window > 0, self.window <= 60 else { throw ValidationError("--window must be in (0, 60] seconds") }
-        guard self.noticeTimeout > 0, self.noticeTimeout <= 120 else { throw ValidationError("--notice-timeout must be in (0, 120] seconds") }
+        try requireSeconds(self.baseline, "--baseline", atMost: 60)
+        try requireSeconds(self.window, "--window", atMost: 60)
+        try requireSeconds(self.noticeTimeout, "--notice-timeout", atMost: 120)
     }
 
     func run() async throws {

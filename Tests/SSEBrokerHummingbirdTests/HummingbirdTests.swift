@@ -128,12 +128,18 @@ struct HummingbirdTests {
 
     @Test func kick_closesTheStream_andLastEventIDResumesWithoutLoss() async throws {
         try await MountedBroker.with { app in
+            let activity = app.broker.activity()
             var alice = try await app.subscribe("/events?id=alice")
             _ = try await app.publish("/publish", "e1")
             #expect(try await alice.nextEvent().lastEventID == "1")
             #expect(try app.broker.kick("alice") == 1)
             _ = await alice.untilEnd()
             try await alice.client.closeFuture.get()
+            // The client may see the close before the broker has recorded it: wait for the record.
+            for await change in activity {
+                guard case .disconnected = change else { continue }
+                break
+            }
             #expect(app.broker.recentDisconnections.map(\.reason) == [.kicked])
             _ = try await app.publish("/publish", "e2")
             _ = try await app.publish("/publish", "e3")
@@ -169,6 +175,9 @@ struct HummingbirdTests {
             app.broker.shutdown()
             #expect(await reader.untilEnd() == [.comment("broker shutting down")])
             try await reader.client.closeFuture.get()
+            // The client may see the close before the broker has recorded it (shutdown finished the
+            // activity streams, so poll the record, bounded).
+            for _ in 0..<500 where app.broker.recentDisconnections.isEmpty { try await Task.sleep(for: .milliseconds(10)) }
             #expect(app.broker.recentDisconnections.map(\.reason) == [.shutdown])
         }
     }

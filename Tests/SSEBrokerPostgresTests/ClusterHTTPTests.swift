@@ -16,21 +16,7 @@ import Testing
     func withNodes(_ count: Int, publishTimeout: Duration = .seconds(5), _ body: ([TestNode], String, String) async throws -> Void)
         async throws
     {
-        let url = try await TestDatabase.url()
-        let prefix = TestDatabase.prefix()
-        var nodes: [TestNode] = []
-        do {
-            for index in 1...count {
-                nodes.append(try await TestNode.start("n\(index)", url: url, prefix: prefix, publishTimeout: publishTimeout))
-            }
-            try await body(nodes, url, prefix)
-        } catch {
-            for node in nodes { await node.stop() }
-            await TestDatabase.drop(prefix: prefix, url: url)
-            throw error
-        }
-        for node in nodes { await node.stop() }
-        await TestDatabase.drop(prefix: prefix, url: url)
+        try await withClusterNodes(count, publishTimeout: publishTimeout, body)
     }
 
     static func post(_ body: String, headers: String = "") -> String {

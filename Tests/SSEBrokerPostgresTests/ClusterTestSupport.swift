@@ -200,3 +200,27 @@ func presenceVisible(_ clientID: String, url: String, prefix: String, connection
         }
     }
 }
+
+/// Runs `body` with `count` online nodes sharing a fresh table prefix (arguments: the nodes, the
+/// database URL, the prefix); stops the nodes and drops the tables after, also when `body` throws.
+func withClusterNodes(
+    _ count: Int,
+    publishTimeout: Duration = .seconds(5),
+    _ body: ([TestNode], String, String) async throws -> Void
+) async throws {
+    let url = try await TestDatabase.url()
+    let prefix = TestDatabase.prefix()
+    var nodes: [TestNode] = []
+    do {
+        for index in 1...count {
+            nodes.append(try await TestNode.start("n\(index)", url: url, prefix: prefix, publishTimeout: publishTimeout))
+        }
+        try await body(nodes, url, prefix)
+    } catch {
+        for node in nodes { await node.stop() }
+        await TestDatabase.drop(prefix: prefix, url: url)
+        throw error
+    }
+    for node in nodes { await node.stop() }
+    await TestDatabase.drop(prefix: prefix, url: url)
+}

@@ -11,21 +11,7 @@ import Testing
 @Suite struct ClusterTests {
     /// Runs `body` with `count` online nodes sharing a fresh table prefix; drops the tables after.
     func withNodes(_ count: Int, _ body: ([TestNode], String, String) async throws -> Void) async throws {
-        let url = try await TestDatabase.url()
-        let prefix = TestDatabase.prefix()
-        var nodes: [TestNode] = []
-        do {
-            for index in 1...count {
-                nodes.append(try await TestNode.start("n\(index)", url: url, prefix: prefix))
-            }
-            try await body(nodes, url, prefix)
-        } catch {
-            for node in nodes { await node.stop() }
-            await TestDatabase.drop(prefix: prefix, url: url)
-            throw error
-        }
-        for node in nodes { await node.stop() }
-        await TestDatabase.drop(prefix: prefix, url: url)
+        try await withClusterNodes(count, body)
     }
 
     @Test func eventsPublishedOnAnyNode_reachTheClientsOfEveryNode_withTheSameIDsInOrder() async throws {
