@@ -22,6 +22,8 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var totalErrors: Int
     /// Bytes queued for the connection that its socket has not taken, sampled while it lags.
     public var backlogBytes: Int
+    /// The topics it subscribed to (`?topic=`), sorted; empty: every event.
+    public var topics: [String]
 
     public var id: UInt64 { self.connectionID }
 
@@ -35,8 +37,10 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         bytesSent: Int = 0,
         consecutiveErrors: Int = 0,
         totalErrors: Int = 0,
-        backlogBytes: Int = 0
+        backlogBytes: Int = 0,
+        topics: [String] = []
     ) {
+        self.topics = topics
         self.connectionID = connectionID
         self.clientID = clientID
         self.remoteAddress = remoteAddress

@@ -32,6 +32,7 @@ struct ClientRegistry {
     /// Registers `subscription` (its loop's fan-out must be in ``fanouts``).
     mutating func insert(_ subscription: Subscription) {
         subscription.fanout.registeredCount += 1
+        subscription.fanout.recipientCounts.add(subscription.topics)
         self.connectionCount += 1
         self.byClientID[subscription.clientID, default: []].append(subscription)
     }
@@ -52,6 +53,7 @@ struct ClientRegistry {
         self.connectionCount -= 1
         let fanout = subscription.fanout
         fanout.registeredCount -= 1
+        fanout.recipientCounts.remove(subscription.topics)
         guard fanout.registeredCount == 0 else { return (true, nil) }
         let key = ObjectIdentifier(fanout.eventLoop)
         if self.fanouts[key] === fanout {

@@ -159,6 +159,7 @@ enum BrokerEndpoints {
                     let subscription = try broker.subscribe(
                         clientID: clientID,
                         lastEventID: connect.lastEventID,
+                        topics: connect.topics,
                         remoteAddress: remoteAddress,
                         userAgent: userAgent,
                         transport: transport
