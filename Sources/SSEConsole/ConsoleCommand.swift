@@ -78,6 +78,15 @@ struct ConsoleCommand: AsyncParsableCommand {
     @Option(name: .customLong("subscriber-secret-file"), help: "File holding the subscriber token key.")
     var subscriberSecretFile: String?
 
+    @Option(
+        name: .customLong("publisher-secret"),
+        help: "HS256 key (32+ bytes) for publisher tokens (JWT, publish = the types they may publish), accepted beside --publish-token. Also --publisher-secret-file, SSE_PUBLISHER_SECRET."
+    )
+    var publisherSecret: String?
+
+    @Option(name: .customLong("publisher-secret-file"), help: "File holding the publisher token key.")
+    var publisherSecretFile: String?
+
     @Option(name: .customLong("token-cookie"), help: "Cookie a subscriber token may come in.")
     var tokenCookie = "sse_token"
 
@@ -163,6 +172,8 @@ struct ConsoleCommand: AsyncParsableCommand {
         let publish = try secret(self.publishToken, file: self.publishTokenFile, env: "SSE_PUBLISH_TOKEN", flag: "publish-token")
         let subscriber = try secret(
             self.subscriberSecret, file: self.subscriberSecretFile, env: "SSE_SUBSCRIBER_SECRET", flag: "subscriber-secret")
+        let publisher = try secret(
+            self.publisherSecret, file: self.publisherSecretFile, env: "SSE_PUBLISHER_SECRET", flag: "publisher-secret")
         let headerTimeout = try duration(self.headerTimeout, "header-timeout")
         let bodyTimeout = try duration(self.bodyTimeout, "body-timeout")
         do throws(BrokerError) {
@@ -178,6 +189,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             var security = ServerSecurity(limits: limits)
             if let publish { security.publishToken = try PublishToken(publish) }
             if let subscriber { security.subscriberTokens = try SubscriberTokenVerifier(secret: subscriber, cookieName: self.tokenCookie) }
+            if let publisher { security.publisherTokens = try PublisherTokenVerifier(secret: publisher) }
             if !self.corsOrigins.isEmpty { security.cors = try CORSPolicy(allowedOrigins: self.corsOrigins) }
             return security
         } catch {
@@ -272,7 +284,11 @@ struct ConsoleCommand: AsyncParsableCommand {
         let address = try await server.start()
         let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
         node?.cluster.advertisedURL = url
-        let warning = Self.openAccessWarning(host: self.host, hasPublishToken: security.publishToken != nil, allowOpen: self.allowOpen)
+        let warning = Self.openAccessWarning(
+            host: self.host,
+            hasPublishToken: security.publishToken != nil || security.publisherTokens != nil,
+            allowOpen: self.allowOpen
+        )
         if let warning {
             // Before the terminal belongs to curses, so it stays on screen after the console exits too.
             FileHandle.standardError.write(Data((warning + "\n").utf8))
