@@ -56,7 +56,8 @@ public final class Broker: EventBroker {
                     maxBytes: configuration.historyByteLimit,
                     horizon: base
                 ),
-                nextEventID: base
+                nextEventID: base,
+                metricsTopics: configuration.metricsTopics.compactMap { try? Topic($0) }
             )
         )
     }
@@ -297,6 +298,7 @@ public final class Broker: EventBroker {
                 recipients += count
             }
         }
+        registry.topicMetrics.delivered(type: type, recipients: recipients)
         if !registry.listeners.isEmpty {
             let published = event.event
             for continuation in registry.listeners.values {
@@ -626,6 +628,33 @@ public final class Broker: EventBroker {
         self.registry.withLock { $0.byClientID.mapValues(\.count) }
     }
 
+    /// How many of this broker's connections an event of `type` for `target` (`nil`: everyone) would
+    /// be handed to now: those whose topics match. O(event loops + pattern filters), or O(the
+    /// target's connections) — for a cluster node's count of the recipients of a publish.
+    public func recipientCount(ofType type: String?, to target: String?) -> Int {
+        let type = TopicFilter.normalize(type)
+        return self.registry.withLock { registry in
+            if let target {
+                return (registry.byClientID[target] ?? []).count { $0.topics.matches(normalized: type) }
+            }
+            return registry.fanouts.values.reduce(0) { $0 + $1.recipientCounts.recipients(ofType: type) }
+        }
+    }
+
+    /// The subscriptions and deliveries of each of ``BrokerConfiguration/metricsTopics``, in order.
+    public var topicStatistics: [TopicStatistics] {
+        self.registry.withLock { registry in
+            let counts = registry.topicMetrics
+            return counts.topics.indices.map { position in
+                TopicStatistics(
+                    topic: counts.topics[position].rawValue,
+                    subscriptions: counts.subscriptions[position],
+                    deliveries: counts.deliveries[position]
+                )
+            }
+        }
+    }
+
     /// How many connections are open.
     public var connectionCount: Int {
         self.registry.withLock { $0.connectionCount }
@@ -684,7 +713,7 @@ public final class Broker: EventBroker {
     /// or let ``reportMetrics(every:)`` call it. Nothing is counted per client on the fan-out path:
     /// only the fan-out latency timer is recorded there, once per event per event loop.
     public func updateMetrics() {
-        self.metrics.update(from: self.statistics)
+        self.metrics.update(from: self.statistics, topics: self.topicStatistics)
     }
 
     /// Calls ``updateMetrics()`` every `interval` until the calling task is cancelled (and once more then).

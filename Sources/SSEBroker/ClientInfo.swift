@@ -78,6 +78,22 @@ public enum BrokerActivity: Sendable, Hashable {
     case disconnected(ClientInfo, DisconnectReason)
 }
 
+/// One of ``BrokerConfiguration/metricsTopics`` in numbers.
+public struct TopicStatistics: Sendable, Hashable {
+    /// The topic as configured.
+    public var topic: String
+    /// Connections that subscribed to it (this very topic or pattern) now.
+    public var subscriptions: Int
+    /// Event copies handed to connections since start, of the events whose type it matches.
+    public var deliveries: Int
+
+    public init(topic: String, subscriptions: Int, deliveries: Int) {
+        self.topic = topic
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+    }
+}
+
 /// Counters since the broker started.
 public struct BrokerStatistics: Sendable, Hashable {
     /// Events published (broadcast and targeted).

@@ -223,9 +223,16 @@ struct ConsoleCommand: AsyncParsableCommand {
             retry: try duration(self.retry, "retry"),
             historySize: self.history,
             maxBodyBytes: self.maxBody,
-            maxClientBacklogBytes: self.maxBacklog
+            maxClientBacklogBytes: self.maxBacklog,
+            metricsTopics: self.metricsTopics
         )
     }
+
+    @Option(
+        name: .customLong("metrics-topic"),
+        help: "A topic (or pattern) with its own Prometheus series: subscriptions and deliveries (repeatable, at most 32)."
+    )
+    var metricsTopics: [String] = []
 
     @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
     var noColor = false
