@@ -54,6 +54,40 @@ import Testing
         #expect(try self.topic(pattern).matches(type) == matches)
     }
 
+    @Test func matcher_agreesWithAReferenceMatcher_onEveryShortPatternAndType() throws {
+        // Every pattern of up to 5 characters over {a, b, *} against every type of up to 5 over {a, b}.
+        func strings(_ alphabet: [Character], upTo length: Int) -> [String] {
+            var all = [""]
+            var current = [""]
+            for _ in 0..<length {
+                current = current.flatMap { prefix in alphabet.map { prefix + String($0) } }
+                all += current
+            }
+            return all
+        }
+        func reference(_ pattern: Substring, _ type: Substring) -> Bool {
+            guard let first = pattern.first else { return type.isEmpty }
+            if first == "*" {
+                return reference(pattern.dropFirst(), type) || (!type.isEmpty && reference(pattern, type.dropFirst()))
+            }
+            return type.first == first && reference(pattern.dropFirst(), type.dropFirst())
+        }
+        let types = strings(["a", "b"], upTo: 5).filter { !$0.isEmpty }
+        var checked = 0
+        var disagreements: [String] = []
+        for pattern in strings(["a", "b", "*"], upTo: 5) where !pattern.isEmpty {
+            let topic = try Topic(pattern)
+            for type in types {
+                if topic.matches(type) != reference(pattern[...], type[...]) {
+                    disagreements.append("\(pattern) against \(type)")
+                }
+                checked += 1
+            }
+        }
+        #expect(checked == 363 * 62)
+        #expect(disagreements == [])
+    }
+
     @Test func untypedEvents_haveTheTypeMessage() throws {
         #expect(try self.topic("message").matches(nil))
         #expect(try self.topic("message").matches(""))
