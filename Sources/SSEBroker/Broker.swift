@@ -300,7 +300,8 @@ public final class Broker: EventBroker {
         }
         registry.topicMetrics.delivered(type: type, recipients: recipients)
         if !registry.listeners.isEmpty {
-            let published = event.event
+            var published = event.event
+            published.recipients = recipients
             for continuation in registry.listeners.values {
                 if case .dropped = continuation.yield(published) {
                     self.counters.listenerDrops.add(1, ordering: .relaxed)

@@ -15,6 +15,9 @@ public struct Event: Sendable, Hashable {
     public internal(set) var id: UInt64?
     /// The client id the event was sent to with `broadcast(_:to:)`; `nil` for a broadcast.
     public internal(set) var target: String?
+    /// In what ``Broker/listen()`` yields: how many of this broker's connections the event was
+    /// handed to (those whose topics match); `nil` for events you create.
+    public internal(set) var recipients: Int?
 
     /// Creates an event whose payload is `data`.
     public init(type: String? = nil, data: ByteBuffer, origin: EventOrigin = .api) {

@@ -37,6 +37,16 @@ struct CommandExecutor {
             case .clients:
                 let clients = self.broker.clients
                 return .ok(([Self.clientHeader] + clients.sorted { $0.connectionID < $1.connectionID }.map(Self.clientLine)).joined(separator: "\n"))
+            case .topics(nil):
+                let clients = self.broker.clients
+                return .ok(TopicTable.tsv(TopicTable.rows(clients.lazy.map { ($0.clientID, $0.topics) })))
+            case .topics(let topic?):
+                let subscribers = self.broker.clients.filter { $0.topics.contains(topic) }
+                guard !subscribers.isEmpty else { return .error("topics: no connection subscribed to \"\(topic)\"") }
+                let lines = subscribers.sorted { $0.connectionID < $1.connectionID }.map { client in
+                    "\(client.clientID)\t\(client.connectionID)\t\(client.remoteAddress ?? "-")\t\(client.topics.joined(separator: ","))"
+                }
+                return .ok((["ID\tCONNECTION\tADDRESS\tTOPICS"] + lines).joined(separator: "\n"))
             case .nodes:
                 guard let cluster = self.cluster else { return .error(ConsoleState.notAClusterNode) }
                 return .ok(cluster().table)
@@ -77,11 +87,13 @@ struct CommandExecutor {
         return try result.withLockedValue { $0! }.get()
     }
 
-    private static let clientHeader = "ID\tADDRESS\tCONNECTED\tEVENTS\tERRORS\tTOTAL_ERRORS\tBACKLOG"
+    private static let clientHeader = "ID\tADDRESS\tCONNECTED\tEVENTS\tERRORS\tTOTAL_ERRORS\tBACKLOG\tTOPICS"
 
     private static func clientLine(_ client: ClientInfo) -> String {
         let since = ISO8601DateFormatter().string(from: client.connectedAt)
-        return "\(client.clientID)\t\(client.remoteAddress ?? "-")\t\(since)\t\(client.eventsSent)\t\(client.consecutiveErrors)\t\(client.totalErrors)\t\(client.backlogBytes)"
+        let topics = client.topics.isEmpty ? TopicTable.allTopicsName : client.topics.joined(separator: ",")
+        return "\(client.clientID)\t\(client.remoteAddress ?? "-")\t\(since)\t\(client.eventsSent)\t\(client.consecutiveErrors)"
+            + "\t\(client.totalErrors)\t\(client.backlogBytes)\t\(topics)"
     }
 
     private static func clients(_ count: Int) -> String { count == 1 ? "1 client" : "\(count) clients" }

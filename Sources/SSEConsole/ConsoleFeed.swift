@@ -105,7 +105,7 @@ final class ConsoleFeed: Sendable {
             type: event.type ?? "message",
             target: event.target,
             size: event.data.readableBytes,
-            message: LogEntry.preview(of: head)
+            message: (event.recipients.map { "→ \($0) · " } ?? "") + LogEntry.preview(of: head)
         )
     }
 
@@ -120,6 +120,7 @@ final class ConsoleFeed: Sendable {
             consecutiveErrors: client.consecutiveErrors,
             totalErrors: client.totalErrors,
             backlogBytes: client.backlogBytes,
+            topics: client.topics,
             departure: nil
         )
     }

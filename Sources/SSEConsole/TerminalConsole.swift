@@ -99,6 +99,15 @@ final class TerminalConsole: Sendable {
                         switch executor.execute(command) {
                         case .quit:
                             self.requestQuit()
+                        case .ok(let text) where command.isTopics:
+                            // A table: its summary on the message line, its rows in the log.
+                            let rows = text.split(separator: "\n").dropFirst().map { String($0.replacing("\t", with: "  ")) }
+                            let what = command == .topics(nil) ? "topics" : "connections"
+                            state.setMessage("\(rows.count) \(what): " + rows.prefix(8).joined(separator: " · "), severity: .ok)
+                            let now = Date().timeIntervalSince1970
+                            for row in rows.prefix(200) {
+                                self.feed.post(LogEntry(time: now, source: .console, kind: .info, message: row))
+                            }
                         case .ok(let text):
                             state.setMessage(text, severity: .ok)
                             self.logCommand(command, result: text)
@@ -185,5 +194,13 @@ final class TerminalConsole: Sendable {
         default: return
         }
         self.feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .console, kind: kind, target: target, message: result))
+    }
+}
+
+extension Command {
+    /// `topics`, with or without a topic.
+    var isTopics: Bool {
+        if case .topics = self { return true }
+        return false
     }
 }

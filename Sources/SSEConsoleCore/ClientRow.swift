@@ -41,14 +41,17 @@ public struct ClientRow: Sendable, Hashable {
     public var consecutiveErrors: Int
     public var totalErrors: Int
     public var backlogBytes: Int
+    /// The topics it subscribed to; empty: every event.
+    public var topics: [String]
     /// Set for a connection that just disconnected: drawn dimmed, then removed.
     public var departure: Departure?
 
     public init(
         connectionID: UInt64, id: String, remoteAddress: String, connectedAt: Double,
         eventsSent: Int = 0, bytesSent: Int = 0, consecutiveErrors: Int = 0, totalErrors: Int = 0,
-        backlogBytes: Int = 0, departure: Departure? = nil
+        backlogBytes: Int = 0, topics: [String] = [], departure: Departure? = nil
     ) {
+        self.topics = topics
         self.connectionID = connectionID
         self.id = id
         self.remoteAddress = remoteAddress

@@ -53,6 +53,11 @@ public struct ClientTable: Sendable {
         Array(Set(rows.lazy.filter { $0.departure == nil }.map(\.id))).sorted()
     }
 
+    /// The exact topics the connected clients subscribed to (patterns are no event type), sorted.
+    public var topics: [String] {
+        Array(Set(rows.lazy.filter { $0.departure == nil }.flatMap(\.topics).filter { !$0.contains("*") })).sorted()
+    }
+
     /// Replaces the rows with the app's latest snapshot.
     ///
     /// Departed rows are kept until `fadeDuration` has passed, even if the app stops sending them,

@@ -1,7 +1,7 @@
 /// Renders the clients pane: title, column header and the visible rows only.
 enum ClientsPane {
     enum Field: Sendable {
-        case id, address, age, events, errors, totalErrors, backlog, sent
+        case id, address, age, events, errors, totalErrors, backlog, sent, topics
     }
 
     struct Column: Sendable {
@@ -19,6 +19,8 @@ enum ClientsPane {
     static let spacing = 2
     static let idWidths = (min: 10, max: 32)
     static let addressMaxWidth = 47
+    /// The topics column takes what is left after the id and the address, between these widths.
+    static let topicsWidths = (min: 8, max: 48)
 
     static let allColumns: [Column] = [
         Column(field: .id, title: "ID", width: idWidths.min, alignRight: false, sort: .id, dropRank: 0),
@@ -46,7 +48,14 @@ enum ClientsPane {
         columns[0].width += idGrowth
         slack -= idGrowth
         if let address = columns.firstIndex(where: { $0.field == .address }) {
-            columns[address].width += min(slack, addressMaxWidth - columns[address].width)
+            let growth = min(slack, addressMaxWidth - columns[address].width)
+            columns[address].width += growth
+            slack -= growth
+        }
+        // The connection's topics, on screens wide enough for everything else (truncated to fit).
+        if slack >= spacing + topicsWidths.min {
+            let width = min(slack - spacing, topicsWidths.max)
+            columns.append(Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0))
         }
         var x = gutter
         for index in columns.indices {
@@ -128,6 +137,9 @@ enum ClientsPane {
             case .totalErrors: text = Format.thousands(client.totalErrors)
             case .backlog: text = Format.bytes(client.backlogBytes)
             case .sent: text = Format.bytes(client.bytesSent)
+            case .topics:
+                let topics = client.topics.isEmpty ? TopicTable.allTopicsName : client.topics.joined(separator: ",")
+                text = TextFit.truncate(Format.oneLine(topics, maxCharacters: 400), toWidth: column.width)
             }
             canvas.put(TextFit.pad(text, toWidth: column.width, alignRight: column.alignRight),
                        row: row, col: column.x, style: style)

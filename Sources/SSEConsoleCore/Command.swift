@@ -11,6 +11,8 @@ public enum Command: Sendable, Hashable {
     case unban(clientID: String)
     /// List (headless) or focus (TUI) the clients.
     case clients
+    /// List the topics subscribed to, with their subscribers (`nil`), or the subscribers of one topic.
+    case topics(String?)
     /// List (headless) or show and focus (TUI) the nodes of the cluster.
     case nodes
     /// Set the log filter; `nil` clears it.
@@ -37,6 +39,7 @@ extension Command: CustomStringConvertible {
         case let .unban(clientID):
             "unban \(Self.token(clientID))"
         case .clients: "clients"
+        case let .topics(topic): topic.map { "topics \(Self.token($0))" } ?? "topics"
         case .nodes: "nodes"
         case let .filter(text): text.map { "filter \($0)" } ?? "filter"
         case .clear: "clear"

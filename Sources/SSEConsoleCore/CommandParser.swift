@@ -19,7 +19,7 @@ public struct CommandSpec: Sendable, Hashable {
 /// Syntax rules:
 /// - A line is a command word followed by arguments. Command names and aliases are
 ///   case-insensitive: `broadcast`/`b`, `broadcastTo`/`to`, `kick`, `ban`, `unban`, `clients`,
-///   `nodes`/`cluster`, `filter`, `clear`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
+///   `topics`, `nodes`/`cluster`, `filter`, `clear`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
 /// - Argument tokens (`<id>`, `<type>`, a ban duration) are separated by one or more spaces.
 ///   A token may be double-quoted (`"my type"`); inside quotes `\"` is a quote and `\\` a
 ///   backslash, any other escape is an error. An unquoted token is taken verbatim.
@@ -35,6 +35,7 @@ public struct CommandSpec: Sendable, Hashable {
 ///   duration the ban lasts until `unban`.
 /// - `filter [text]` takes the rest of the line, trimmed, verbatim; without text it clears the
 ///   filter.
+/// - `topics [topic]` takes one optional token, a topic or pattern (the rules of a type).
 /// - `kick`, `unban`, `clients`, `nodes`, `clear`, `help`, `quit` accept no extra arguments.
 public enum CommandParser {
     /// Maximum UTF-8 length of an event type or a client id.
@@ -54,6 +55,8 @@ public enum CommandParser {
                     summary: "lift a ban", takesClientID: true),
         CommandSpec(name: "clients", aliases: [], arguments: "",
                     summary: "list the connected clients", takesClientID: false),
+        CommandSpec(name: "topics", aliases: [], arguments: "[topic]",
+                    summary: "list the subscribed topics", takesClientID: false),
         CommandSpec(name: "nodes", aliases: ["cluster"], arguments: "",
                     summary: "list the cluster's nodes", takesClientID: false),
         CommandSpec(name: "filter", aliases: [], arguments: "[text]",
@@ -121,6 +124,11 @@ public enum CommandParser {
         case "clients":
             try end()
             return .clients
+        case "topics":
+            let topic = try scanner.token(argument: "[topic]")
+            if let topic { try validateType(topic) }
+            try end()
+            return .topics(topic)
         case "nodes":
             try end()
             return .nodes

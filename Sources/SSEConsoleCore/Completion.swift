@@ -11,11 +11,13 @@ public struct CompletionResult: Sendable, Hashable {
     public var isUnique: Bool { candidates.count == 1 }
 }
 
-/// Tab completion of command names (first word) and client ids (the id argument of
-/// `broadcastTo`, `kick`, `ban`, `unban`). Pure functions; cycling state lives in `ConsoleState`.
+/// Tab completion of command names (first word), client ids (the id argument of `broadcastTo`,
+/// `kick`, `ban`, `unban`) and known topics (the type of `broadcast` and `broadcastTo <id>`, the
+/// argument of `topics`). Pure functions; cycling state lives in `ConsoleState`.
 public enum Completion {
     /// Completes the word that ends at `cursor` in `text`.
-    public static func complete(_ text: [Character], cursor: Int, clientIDs: [String]) -> CompletionResult {
+    /// - Parameter topics: the exact topics subscribed to (patterns are no event type).
+    public static func complete(_ text: [Character], cursor: Int, clientIDs: [String], topics: [String] = []) -> CompletionResult {
         let cursor = min(max(0, cursor), text.count)
         var wordStart = cursor
         while wordStart > 0 && text[wordStart - 1] != " " { wordStart -= 1 }
@@ -29,6 +31,11 @@ public enum Completion {
             candidates = CommandParser.specs.map(\.name).filter { $0.lowercased().hasPrefix(lowered) }.sorted()
         } else if before.count == 1, let spec = CommandParser.spec(named: String(before[0])), spec.takesClientID {
             candidates = Set(clientIDs.filter { $0.hasPrefix(word) }).sorted()
+        } else if let spec = CommandParser.spec(named: String(before[0])),
+            (before.count == 1 && (spec.name == "broadcast" || spec.name == "topics"))
+                || (before.count == 2 && spec.name == "broadcastTo")
+        {
+            candidates = Set(topics.filter { $0.hasPrefix(word) }).sorted()
         } else {
             candidates = []
         }

@@ -232,7 +232,8 @@ public struct ConsoleState: Sendable {
             return
         }
         let ids = context.clientIDs ?? clients.clientIDs
-        let result = Completion.complete(editor.characters, cursor: editor.cursor, clientIDs: ids)
+        let result = Completion.complete(
+            editor.characters, cursor: editor.cursor, clientIDs: ids, topics: context.topics ?? clients.topics)
         switch result.candidates.count {
         case 0:
             setMessage("no completions", severity: .info)

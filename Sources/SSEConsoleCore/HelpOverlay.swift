@@ -5,7 +5,8 @@ enum HelpOverlay {
         var lines: [(String, Bool)] = [("Commands", true)]
         let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
         let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
-        for spec in CommandParser.specs {
+        // `help` is this box: its line would only push the last key line out of a 24-row terminal.
+        for spec in CommandParser.specs where spec.name != "help" {
             let usage = TextFit.pad(spec.usage, toWidth: usageWidth)
             let aliases = TextFit.pad(spec.aliases.joined(separator: ","), toWidth: aliasWidth)
             lines.append(("  \(usage)  \(aliases)  \(spec.summary)", false))

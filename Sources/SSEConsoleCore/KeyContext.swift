@@ -15,9 +15,12 @@ public struct KeyContext: Sendable, Hashable {
     public var screen: ScreenSize
     /// Ids offered by tab completion; `nil` uses the connected ids of the client table.
     public var clientIDs: [String]?
+    /// Topics offered by tab completion; `nil` uses the topics of the client table.
+    public var topics: [String]?
 
-    public init(screen: ScreenSize, clientIDs: [String]? = nil) {
+    public init(screen: ScreenSize, clientIDs: [String]? = nil, topics: [String]? = nil) {
         self.screen = screen
         self.clientIDs = clientIDs
+        self.topics = topics
     }
 }

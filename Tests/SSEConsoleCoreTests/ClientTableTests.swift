@@ -143,3 +143,34 @@ private func manyRows(_ count: Int) -> [ClientRow] {
         #expect(canvas.plainText[1].contains("1–\(geometry.clientsViewportHeight) of 10,000"))
     }
 }
+
+/// The clients pane's topics column: only where everything else fits, truncated to its width.
+@Suite struct ClientTopicsColumnTests {
+    func render(cols: Int) -> [String] {
+        var state = ConsoleState()
+        state.updateClients([
+            ClientRow(connectionID: 1, id: "dash", remoteAddress: "127.0.0.1:1", connectedAt: Fixtures.now - 5,
+                      topics: ["orders.*", "price"]),
+            ClientRow(connectionID: 2, id: "feed", remoteAddress: "127.0.0.1:2", connectedAt: Fixtures.now - 4,
+                      topics: (0..<20).map { "tenant-\($0).orders" }),
+            ClientRow(connectionID: 3, id: "all", remoteAddress: "127.0.0.1:3", connectedAt: Fixtures.now - 3),
+        ], now: Fixtures.now)
+        return Fixtures.render(state, cols: cols, rows: 30).plainText
+    }
+
+    @Test func wideScreen_showsEachConnectionsTopics() {
+        let screen = self.render(cols: 180)
+        #expect(screen.contains { $0.contains("TOPICS") })
+        // (The selected row is marked with `>`.)
+        #expect(screen.contains { $0.hasPrefix("  dash") && $0.hasSuffix("orders.*,price") })
+        #expect(screen.contains { $0.hasPrefix("> all") && $0.hasSuffix("(all)") })
+        let feed = screen.first { $0.hasPrefix("  feed") } ?? ""
+        #expect(feed.hasSuffix("…"))
+        #expect(feed.contains("tenant-0.orders,tenant-1.orders"))
+        for line in screen { #expect(displayWidth(of: line) <= 180) }
+    }
+
+    @Test func narrowScreen_hasNoTopicsColumn() {
+        #expect(!self.render(cols: 100).contains { $0.contains("TOPICS") })
+    }
+}

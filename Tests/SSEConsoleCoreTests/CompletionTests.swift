@@ -32,9 +32,33 @@ private func complete(_ text: String, ids: [String] = ["alpha-1", "alpha-2", "al
     }
 
     @Test func noCompletionElsewhere() {
-        #expect(complete("broadcast al").candidates.isEmpty)  // <type>, not an id
+        #expect(complete("broadcast al").candidates.isEmpty)  // <type>, not an id (and no topics here)
         #expect(complete("to alpha-1 al").candidates.isEmpty)
         #expect(complete("clients al").candidates.isEmpty)
+    }
+
+    @Test func topicsInTheTypePosition() {
+        let topics = ["orders.eu", "orders.us", "price", "price"]
+        func complete(_ text: String) -> CompletionResult {
+            Completion.complete(Array(text), cursor: text.count, clientIDs: ["alpha-1"], topics: topics)
+        }
+        #expect(complete("broadcast or").candidates == ["orders.eu", "orders.us"])
+        #expect(complete("broadcast or").replacement == "orders.")
+        #expect(complete("b pr").candidates == ["price"])
+        #expect(complete("broadcastTo alpha-1 pr").candidates == ["price"])
+        #expect(complete("to alpha-1 or").candidates == ["orders.eu", "orders.us"])
+        #expect(complete("topics pr").candidates == ["price"])
+        #expect(complete("broadcast price pr").candidates.isEmpty)  // data, not a type
+        #expect(complete("kick pr").candidates.isEmpty)  // an id, not a type
+    }
+
+    @Test func clientTable_offersTheConnectedClientsExactTopics() {
+        var table = ClientTable()
+        table.update([
+            ClientRow(connectionID: 1, id: "a", remoteAddress: "-", connectedAt: 0, topics: ["price", "orders.*"]),
+            ClientRow(connectionID: 2, id: "b", remoteAddress: "-", connectedAt: 0, topics: ["chat", "price"]),
+        ], now: 0)
+        #expect(table.topics == ["chat", "price"])
     }
 
     @Test func duplicateIDsAreOfferedOnce() {

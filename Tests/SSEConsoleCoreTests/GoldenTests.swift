@@ -108,10 +108,10 @@ broadcast greeting → 4 clients
  │   ban <id> [30s|5m|2h|1d]                     kick and refuse reconnects   │
  │   unban <id>                                  lift a ban                   │
  │   clients                                     list the connected clients   │
+ │   topics [topic]                              list the subscribed topics   │
  │   nodes                              cluster  list the cluster's nodes     │
  │   filter [text]                               filter the log (empty: all)  │
  │   clear                                       clear the log                │
- │   help                               ?        show this help               │
  │   quit                               exit,q   stop the broker and exit     │
  │   data: rest of line; \n \r \t \\ \" \u{1F600}; quote tokens "like this"   │
  │ Keys                                                                       │

@@ -45,6 +45,48 @@ import Testing
         #expect(entry.message.count <= 201)
     }
 
+    @Test func eventLogLines_showHowManyConnectionsReceivedTheEvent() async throws {
+        let transports = try (0..<3).map { index in
+            try RecordingTransportForConsole.subscribed(to: self.broker, "c\(index)", topics: index == 0 ? [] : ["price"])
+        }
+        let events = self.broker.listen()
+        _ = CommandExecutor(broker: self.broker).execute(.broadcast(type: "price", data: "1"))
+        _ = CommandExecutor(broker: self.broker).execute(.broadcast(type: "chat", data: "2"))
+        var iterator = events.makeAsyncIterator()
+        #expect(try #require(await iterator.next()).recipients == 3)
+        let chat = try #require(await iterator.next())
+        #expect(chat.recipients == 1)
+        #expect(ConsoleFeed.entry(for: chat).message == "→ 1 · 2")
+        _ = transports
+    }
+
+    @Test func topicsCommand_listsEveryTopicWithItsSubscribers_andTheSubscribersOfOne() throws {
+        let executor = CommandExecutor(broker: self.broker)
+        _ = try RecordingTransportForConsole.subscribed(to: self.broker, "a", topics: ["price", "orders.*"])
+        _ = try RecordingTransportForConsole.subscribed(to: self.broker, "b", topics: ["price"])
+        _ = try RecordingTransportForConsole.subscribed(to: self.broker, "c", topics: [])
+        _ = executor.execute(.broadcast(type: "price", data: "1"))
+        guard case .ok(let table) = executor.execute(.topics(nil)) else {
+            Issue.record("topics failed")
+            return
+        }
+        let lines = table.split(separator: "\n").map { $0.split(separator: "\t", omittingEmptySubsequences: false).map(String.init) }
+        #expect(lines == [
+            ["TOPIC", "SUBSCRIBERS", "KIND", "CLIENTS"],
+            ["price", "2", "exact", "a,b"],
+            ["orders.*", "1", "pattern", "a"],
+            ["(all)", "1", "all", "c"],
+        ])
+        guard case .ok(let one) = executor.execute(.topics("price")) else {
+            Issue.record("topics price failed")
+            return
+        }
+        let rows = one.split(separator: "\n").map(String.init)
+        #expect(rows.first == "ID\tCONNECTION\tADDRESS\tTOPICS")
+        #expect(rows.dropFirst().map { $0.split(separator: "\t").first.map(String.init) } == ["a", "b"])
+        #expect(executor.execute(.topics("nothing")) == .error("topics: no connection subscribed to \"nothing\""))
+    }
+
     @Test func feed_keepsTheNewestEntriesUnderAFlood() {
         let feed = ConsoleFeed(capacity: 3)
         for index in 0..<10 {
@@ -66,5 +108,30 @@ import Testing
         #expect(rates.eventsIn == 100)
         #expect(rates.eventsOut == 1000)
         #expect(rates.bytesOut == 10_000)
+    }
+}
+
+/// A subscriber on an embedded loop, for commands that need connections with topics.
+final class RecordingTransportForConsole: SubscriberTransport {
+    let loop = EmbeddedEventLoop()
+    var eventLoop: any EventLoop { self.loop }
+    var bufferedBytes: Int { 0 }
+    var subscription: Subscription?
+
+    func write(_ buffer: ByteBuffer) {}
+    func flush() {}
+    func close() { self.subscription?.transportClosed() }
+
+    static func subscribed(to broker: Broker, _ id: String, topics: [String]) throws -> RecordingTransportForConsole {
+        let transport = RecordingTransportForConsole()
+        transport.subscription = try broker.subscribe(
+            clientID: id,
+            lastEventID: nil,
+            topics: TopicFilter(topics.map { name throws(BrokerError) in try Topic(name) }),
+            remoteAddress: "127.0.0.1:1",
+            userAgent: nil,
+            transport: transport
+        )
+        return transport
     }
 }
