@@ -7,10 +7,12 @@
 /// (newest first: type, id, data); and a form that `POST`s a broadcast, or a targeted one when a
 /// client id is given, showing the broker's answer or its error text.
 ///
-/// `EventSource` has no catch-all for named events: the page listens for `message` and the types in
-/// its "types" field (the type of anything it publishes is added). Query parameters preset it:
-/// `?id=alice&types=price,news` (`lastEventId=0` replays the history first; `connect=0` waits for
-/// the Connect button).
+/// The "topics" field chooses the topics it subscribes to before it connects (`?topic=` for each;
+/// empty: every event), and the page shows the topics of the stream it has. `EventSource` has no
+/// catch-all for named events: the page listens for `message`, the types in its "types" field and
+/// its exact topics (the type of anything it publishes is added). Query parameters preset it:
+/// `?id=alice&types=price,news&topics=price,orders.*` (`lastEventId=0` replays the history first;
+/// `connect=0` waits for the Connect button).
 public enum BrowserPage {
     /// The page, with the endpoints at `routes` (paths are relative to the page's origin).
     public static func html(routes: BrokerRoutes = BrokerRoutes()) -> String {
@@ -94,9 +96,12 @@ private let template = #"""
             <dt>last event id</dt><dd id="last-event-id">–</dd>
             <dt>opened</dt><dd id="opens">0</dd>
             <dt>resume</dt><dd id="resume">–</dd>
+            <dt>topics</dt><dd id="topics-shown">–</dd>
           </dl>
           <label for="id">client id (empty: a random one)</label>
           <input id="id" autocomplete="off">
+          <label for="topics">topics to subscribe to (comma-separated; patterns with *; empty: every event)</label>
+          <input id="topics" autocomplete="off" placeholder="price, orders.*">
           <label for="types">event types to listen for (comma-separated)</label>
           <input id="types" value="message" autocomplete="off">
           <button id="connect">Connect</button>
@@ -147,6 +152,9 @@ private let template = #"""
     function types() {
       return $("types").value.split(",").map((t) => t.trim()).filter((t) => t.length > 0);
     }
+    function topics() {
+      return $("topics").value.split(",").map((t) => t.trim()).filter((t) => t.length > 0);
+    }
     function onEvent(event) {
       lastEventId = event.lastEventId;
       $("last-event-id").textContent = lastEventId || "–";
@@ -179,11 +187,16 @@ private let template = #"""
       let url = CONNECT_PATH + "?id=" + encodeURIComponent(id);
       // A new EventSource cannot send Last-Event-ID itself; the broker takes it as a parameter.
       if (lastEventId) url += "&lastEventId=" + encodeURIComponent(lastEventId);
+      const chosen = topics();
+      for (const topic of chosen) url += "&topic=" + encodeURIComponent(topic);
       $("client-id").textContent = id;
+      $("topics-shown").textContent = chosen.length ? chosen.join(", ") : "all events";
       setState("connecting");
       source = new EventSource(url);
       listening = new Set();
       for (const type of types()) listen(type);
+      // An exact topic is an event type: listen for it too (a pattern's types must be in "types").
+      for (const topic of chosen) if (!topic.includes("*")) listen(topic);
       // The broker could not replay everything since lastEventId (a restart, an old id): a real app
       // refetches its state here.
       source.addEventListener("sse-gap", (event) => {
@@ -249,6 +262,7 @@ private let template = #"""
     const params = new URLSearchParams(location.search);
     if (params.get("id")) $("id").value = params.get("id");
     if (params.get("types")) $("types").value = "message, " + params.get("types").split(",").join(", ");
+    if (params.get("topics")) $("topics").value = params.get("topics").split(",").join(", ");
     if (params.get("lastEventId")) lastEventId = params.get("lastEventId");
     if (params.get("connect") !== "0") connect();
     </script>

@@ -144,4 +144,29 @@ struct BrowserPageTests {
             }
         }
     }
+
+    @Test func topicChooser_subscribesToTheChosenTopics_andShowsThem() async throws {
+        try await TestServer.with(extraRoutes: [.browserPage("/")]) { server in
+            try await WebDriver.withSession { browser in
+                // Chosen before connecting: connect=0 waits for the button.
+                try await browser.navigate(to: "http://127.0.0.1:\(server.port)/?id=pager&connect=0&types=orders.eu")
+                _ = try await browser.execute("document.getElementById('topics').value = 'price, orders.*';")
+                _ = try await browser.execute("document.getElementById('connect').click();")
+                try await browser.waitUntil("the stream to open", script: "return document.getElementById('state').textContent === 'open'")
+                #expect(try await browser.execute(Self.text("topics-shown")) as? String == "price, orders.*")
+                #expect(server.broker.clients(withID: "pager").first?.topics == ["orders.*", "price"])
+                let publisher = try await server.publisher()
+                for (type, data) in [("chat", "c1"), ("price", "p1"), ("orders.eu", "o1"), ("message", "m1"), ("price", "p2")] {
+                    #expect(try await publisher.post("/broadcast?type=\(type)", body: data).status == .accepted)
+                }
+                try await browser.waitUntil("three events", script: "return document.querySelectorAll('#events tbody tr').length === 3")
+                #expect(try await browser.execute(Self.rowsScript) as? [String] == ["2 price p1", "3 orders.eu o1", "5 price p2"])
+                await publisher.close()
+
+                // Without topics: every event, and the page says so.
+                _ = try await browser.execute("document.getElementById('topics').value = ''; document.getElementById('connect').click();")
+                try await browser.waitUntil("all events", script: "return document.getElementById('topics-shown').textContent === 'all events'")
+            }
+        }
+    }
 }
