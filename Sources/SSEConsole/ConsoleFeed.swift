@@ -30,6 +30,8 @@ final class ConsoleFeed: Sendable {
 
     let capacity: Int
     private let inbox = Locked(Inbox())
+    /// Events per type, for the topics view.
+    let topicActivity = TopicActivity()
 
     init(capacity: Int = 2000) {
         self.capacity = capacity
@@ -59,6 +61,7 @@ final class ConsoleFeed: Sendable {
         let activity = broker.activity()
         Task.detached { [self] in
             for await event in events {
+                self.topicActivity.record(type: event.type, at: Date().timeIntervalSince1970)
                 self.post(Self.entry(for: event))
             }
         }

@@ -133,8 +133,13 @@ final class TerminalConsole: Sendable {
 
             let now = Date().timeIntervalSince1970
             if now - lastSnapshot >= 0.25 || !drained.departures.isEmpty {
-                let rows = self.broker.clients.map(ConsoleFeed.row(for:)) + drained.departures
+                let clients = self.broker.clients
+                let rows = clients.map(ConsoleFeed.row(for:)) + drained.departures
                 state.updateClients(rows, now: now)
+                if state.isTopicsViewVisible {
+                    let topics = TopicTable.rows(clients.lazy.map { ($0.clientID, $0.topics) })
+                    state.updateTopics(self.feed.topicActivity.enrich(topics, now: now))
+                }
                 currentRates = rates.add(self.broker.statistics, at: now)
                 // The backplane's status is read here only: at most four times a second, never per frame.
                 if clusterSampler != nil {

@@ -41,6 +41,10 @@ public struct ConsoleState: Sendable {
     public var isClusterPaneVisible = true
     /// First node row shown in the cluster pane.
     public private(set) var clusterScroll = 0
+    /// Whether the topics view is shown in the clients pane's place (`t` or `topics` switch to it).
+    public var isTopicsViewVisible = false
+    /// The topics view's rows, as of the app's last snapshot (fed only while it is shown).
+    public private(set) var topics = TopicsView()
     /// Active Tab cycle: the matches and which one is shown.
     private var completionCycle: (candidates: [String], index: Int, start: Int)?
 
@@ -54,6 +58,21 @@ public struct ConsoleState: Sendable {
     }
 
     // MARK: Feeding data
+
+    /// Replaces the topics view's rows with the latest snapshot.
+    public mutating func updateTopics(_ rows: [TopicRow]) {
+        topics.update(rows)
+    }
+
+    /// `t`: the topics view in the clients pane's place, or the clients again.
+    public mutating func toggleTopicsView() {
+        isTopicsViewVisible.toggle()
+        focus = .clients
+        setMessage(
+            isTopicsViewVisible ? "topics view (t: back to the clients · s sort · S reverse)" : "clients view (t: topics)",
+            severity: .info
+        )
+    }
 
     /// Replaces the client rows with the latest snapshot (see `ClientTable.update`).
     public mutating func updateClients(_ rows: [ClientRow], now: Double) {
@@ -114,7 +133,10 @@ public struct ConsoleState: Sendable {
             }
         case .help:
             isHelpVisible = true
+        case .topics(nil):
+            if !isTopicsViewVisible { toggleTopicsView() }
         case .clients:
+            isTopicsViewVisible = false
             focus = .clients
             setMessage("\(Format.thousands(clients.connectedCount)) clients connected", severity: .info)
         case .nodes:
@@ -270,6 +292,15 @@ public struct ConsoleState: Sendable {
                 default: scroll = last
                 }
                 clusterScroll = max(0, min(scroll, last))
+            } else if focus == .clients && isTopicsViewVisible {
+                switch key {
+                case .up: topics.scroll(by: -1, viewportHeight: clientsHeight)
+                case .down: topics.scroll(by: 1, viewportHeight: clientsHeight)
+                case .pageUp: topics.scroll(by: -max(1, clientsHeight - 1), viewportHeight: clientsHeight)
+                case .pageDown: topics.scroll(by: max(1, clientsHeight - 1), viewportHeight: clientsHeight)
+                case .home: topics.scrollToTop()
+                default: topics.scrollToBottom(viewportHeight: clientsHeight)
+                }
             } else if focus == .clients {
                 switch key {
                 case .up: clients.moveSelection(by: -1, viewportHeight: clientsHeight)
@@ -301,8 +332,11 @@ public struct ConsoleState: Sendable {
             switch character {
             case "k": return actOnSelection { .kick(clientID: $0) }
             case "B": return actOnSelection { .ban(clientID: $0, duration: nil) }
+            case "s" where isTopicsViewVisible: topics.cycleSortColumn()
+            case "S" where isTopicsViewVisible: topics.reverseSort()
             case "s": clients.cycleSortColumn()
             case "S": clients.reverseSort()
+            case "t": toggleTopicsView()
             case "/":
                 mode = .command
                 editor.setText("filter ")
@@ -337,6 +371,10 @@ public struct ConsoleState: Sendable {
     }
 
     private mutating func actOnSelection(_ command: (String) -> Command) -> [ConsoleAction] {
+        guard !isTopicsViewVisible else {
+            setMessage("the topics view has no client selected (t: back to the clients)", severity: .error)
+            return []
+        }
         guard let row = clients.selectedRow else {
             setMessage("no client selected", severity: .error)
             return []

@@ -15,7 +15,7 @@ enum HelpOverlay {
         lines.append(("Keys", true))
         lines.append(("  Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate", false))
         lines.append(("  Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit", false))
-        lines.append(("  navigate: ↑↓ PgUp PgDn Home End move  Tab pane  End/G live log  n nodes", false))
+        lines.append(("  navigate: ↑↓ PgUp PgDn Home End  Tab pane  G live log  n nodes  t topics", false))
         lines.append(("  k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit", false))
         return lines
     }

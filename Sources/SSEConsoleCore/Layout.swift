@@ -35,7 +35,11 @@ public enum Layout {
                        style: theme.style(.yellow, bold: true), maxWidth: size.cols)
         } else {
             ClusterPane.draw(&canvas, state: state, geometry: geometry, theme: theme)
-            ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)
+            if state.isTopicsViewVisible {
+                TopicsPane.draw(&canvas, state: state, geometry: geometry, now: now, theme: theme)
+            } else {
+                ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)
+            }
             LogPane.draw(&canvas, state: state, geometry: geometry, theme: theme, utcOffset: utcOffset)
         }
         if size.rows >= 3 { drawMessage(&canvas, message: state.message, row: geometry.messageRow, theme: theme) }

@@ -16,12 +16,24 @@ public struct TopicRow: Sendable, Hashable {
     public var subscribers: Int
     /// Their client ids, sorted, without duplicates.
     public var clientIDs: [String]
+    /// Events published to it (whose type it matches) since the console started.
+    public var events: Int
+    /// Of those, per second lately.
+    public var eventsPerSecond: Double
+    /// When it last had an event (Unix seconds).
+    public var lastEventAt: Double?
 
-    public init(topic: String, kind: Kind, subscribers: Int, clientIDs: [String]) {
+    public init(
+        topic: String, kind: Kind, subscribers: Int, clientIDs: [String],
+        events: Int = 0, eventsPerSecond: Double = 0, lastEventAt: Double? = nil
+    ) {
         self.topic = topic
         self.kind = kind
         self.subscribers = subscribers
         self.clientIDs = clientIDs
+        self.events = events
+        self.eventsPerSecond = eventsPerSecond
+        self.lastEventAt = lastEventAt
     }
 }
 

@@ -117,7 +117,7 @@ broadcast greeting → 4 clients
  │ Keys                                                                       │
  │   Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate         │
  │   Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit              │
- │   navigate: ↑↓ PgUp PgDn Home End move  Tab pane  End/G live log  n nodes  │
+ │   navigate: ↑↓ PgUp PgDn Home End  Tab pane  G live log  n nodes  t topics │
  │   k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit   │
  │                           press any key to close                           │
  └────────────────────────────────────────────────────────────────────────────┘

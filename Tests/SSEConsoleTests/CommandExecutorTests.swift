@@ -60,6 +60,29 @@ import Testing
         _ = transports
     }
 
+    @Test func topicActivity_countsEventsPerTopic_patternsAndAllIncluded() {
+        let activity = TopicActivity()
+        for (type, time) in [("price", 10.0), ("price", 11.0), ("orders.eu", 12.0), (nil, 13.0)] as [(String?, Double)] {
+            activity.record(type: type, at: time)
+        }
+        let rows = TopicTable.rows([
+            (clientID: "a", topics: ["price", "orders.*", "message", "none"]),
+            (clientID: "b", topics: []),
+        ])
+        let first = activity.enrich(rows, now: 20)
+        let byTopic = Dictionary(uniqueKeysWithValues: first.map { ($0.topic, $0) })
+        #expect(byTopic["price"]?.events == 2 && byTopic["price"]?.lastEventAt == 11)
+        #expect(byTopic["orders.*"]?.events == 1 && byTopic["orders.*"]?.lastEventAt == 12)
+        #expect(byTopic["message"]?.events == 1)
+        #expect(byTopic["none"]?.events == 0 && byTopic["none"]?.lastEventAt == nil)
+        #expect(byTopic["(all)"]?.events == 4)
+        // The rate: events since the sample a second or more before.
+        activity.record(type: "price", at: 20.5)
+        activity.record(type: "price", at: 20.6)
+        let later = activity.enrich(rows, now: 22)
+        #expect(later.first { $0.topic == "price" }?.eventsPerSecond == 1)
+    }
+
     @Test func topicsCommand_listsEveryTopicWithItsSubscribers_andTheSubscribersOfOne() throws {
         let executor = CommandExecutor(broker: self.broker)
         _ = try RecordingTransportForConsole.subscribed(to: self.broker, "a", topics: ["price", "orders.*"])
