@@ -20,6 +20,9 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     private var expiry: Scheduled<Void>?
     /// The response head, written when the broker says how the resume went.
     private var head: (clientID: String, extraHeaders: HTTPHeaders)?
+    /// Set once the channel is inactive: it may go while the broker registers it (a reset that
+    /// fails the first flush closes it inside `subscribe`, before ``subscription`` is set).
+    private var isInactive = false
 
     init(eventLoop: any EventLoop, logger: Logger) {
         self.eventLoop = eventLoop
@@ -55,6 +58,11 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
             userAgent: userAgent,
             transport: self
         )
+        guard !self.isInactive else {
+            // Gone while it registered: channelInactive had no subscription to tell.
+            subscription.transportClosed()
+            return
+        }
         self.subscription = subscription
         if let expiresAt {
             let delay = max(0, expiresAt.timeIntervalSinceNow)
@@ -74,6 +82,7 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.isInactive = true
         self.expiry?.cancel()
         self.expiry = nil
         self.subscription?.transportClosed()

@@ -78,4 +78,26 @@ import Testing
         #expect(!channel.isActive)
         #expect(logs.entries.map(\.level) == [.warning])
     }
+
+    /// A reset that fails the stream's first flush closes the channel while the broker registers
+    /// it, before the handler knows its subscription: the broker must still hear of the close.
+    @Test func subscriberHandler_aChannelThatClosesWhileSubscribing_isRemoved() throws {
+        let broker = try Broker(configuration: .predictable, logger: Self.logger(InMemoryLogHandler()))
+        let channel = EmbeddedChannel()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        let handler = SubscriberChannelHandler(eventLoop: channel.eventLoop, logger: Self.logger(InMemoryLogHandler()))
+        try channel.pipeline.syncOperations.addHandlers(CloseOnFlush(), handler)
+        try handler.start(broker: broker, clientID: "reset", request: ConnectRequest(), remoteAddress: nil, userAgent: nil)
+        #expect(!channel.isActive)
+        #expect(broker.connectionCount == 0)
+        #expect(broker.recentDisconnections.map(\.client.clientID) == ["reset"])
+    }
+
+    /// Closes the channel on the first flush, as a connection reset does when the write fails.
+    final class CloseOnFlush: ChannelOutboundHandler, Sendable {
+        typealias OutboundIn = ByteBuffer
+        func flush(context: ChannelHandlerContext) {
+            context.close(promise: nil)
+        }
+    }
 }
