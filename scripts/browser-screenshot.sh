@@ -61,7 +61,7 @@ def publish(query, data):
 
 session = call("POST", "/session", {"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
     "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--hide-scrollbars", f"--user-data-dir={work}/profile", "--window-size=1100,940"]}}}})["sessionId"]
+             "--hide-scrollbars", f"--user-data-dir={work}/profile", "--window-size=1100,1100"]}}}})["sessionId"]
 try:
     s = f"/session/{session}"
     def js(script, *args):
@@ -72,10 +72,12 @@ try:
             if time.time() > deadline:
                 raise SystemExit(f"timed out waiting for {what}")
             time.sleep(0.05)
-    call("POST", f"{s}/url", {"url": f"{broker}/?id=dashboard&types=price,news,alert"})
+    # Topics chosen before connecting: a chat event never reaches the page.
+    call("POST", f"{s}/url", {"url": f"{broker}/?id=dashboard&types=price,news,alert&topics=price,news,alert*,message"})
     wait("return document.getElementById('state').textContent === 'open'", "the stream")
     publish("type=price", '{"acme":101.5,"globex":42.0}')
     publish("type=news", "Broker restarted without losing an event\n(replayed from Last-Event-ID)")
+    publish("type=chat", "not for the dashboard: no topic of it matches")
     publish("type=price", '{"acme":101.75,"globex":41.9}')
     publish("", "a plain message event")
     publish("type=alert&id=dashboard", "only for dashboard: backlog over 80%")

@@ -7,9 +7,12 @@ console by hand too:
 
 Loopback only; every loop is bounded by --seconds.
 """
-import argparse, json, random, socket, sys, threading, time, urllib.request
+import argparse, json, random, socket, sys, threading, time, urllib.parse, urllib.request
 
 READERS = ["alice", "bob", "carol", "dashboard-1", "dashboard-2", "mobile-7f3a", "ops-tv", "grafana"]
+# The topics some of them subscribe to (?topic=); the others get every event.
+TOPICS = {"dashboard-1": ["price"], "dashboard-2": ["price", "note"], "mobile-7f3a": ["dm", "note"],
+          "ops-tv": ["note", "snap*"], "grafana": ["pri*"]}
 
 
 def subscribe(port, client_id, reads, deadline, agent):
@@ -19,7 +22,8 @@ def subscribe(port, client_id, reads, deadline, agent):
         # A tiny receive window so the broker's socket backs up quickly.
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
     s.connect(("127.0.0.1", port))
-    s.sendall(f"GET /connect?id={client_id} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    topics = "".join(f"&topic={urllib.parse.quote(topic)}" for topic in TOPICS.get(client_id, []))
+    s.sendall(f"GET /connect?id={client_id}{topics} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
               f"Accept: text/event-stream\r\nUser-Agent: {agent}\r\n\r\n".encode())
     s.settimeout(0.5)
     while time.monotonic() < deadline:

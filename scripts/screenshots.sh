@@ -85,7 +85,18 @@ wait_for 'sse-console help' 10
 shot help "sse-console — help (F1 or ?)"
 tmux_ send-keys -t console Escape
 
-# 5. The smallest supported terminal.
+# 5. The topics view: subscribers and traffic per topic; then back to the clients.
+tmux_ send-keys -t console -l 'topics'
+tmux_ send-keys -t console Enter
+wait_for 'Topics [0-9]' 10
+sleep 2
+shot topics "sse-console — the topics view (topics, or t)"
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console -l 't'
+tmux_ send-keys -t console Enter
+wait_for 'Clients [0-9]' 10
+
+# 6. The smallest supported terminal.
 tmux_ resize-window -t console -x 80 -y 24
 wait_for '── Log' 10
 sleep 1
