@@ -87,6 +87,9 @@ final class LoopFanout: @unchecked Sendable {
     private var drainIndex = 0
     private var heartbeatTask: RepeatedTask?
     private var closing: Scheduled<Void>?
+    /// Connections events were offered to, and pattern subscribers matched against, since start
+    /// (heartbeats not counted): what the topic index saves, for tests. Loop-confined.
+    private(set) var eventVisits = 0
 
     init(
         eventLoop: any EventLoop,
@@ -359,6 +362,8 @@ final class LoopFanout: @unchecked Sendable {
         if !self.byTopic.isEmpty, let list = self.byTopic[type] {
             self.offer(buffer, eventID: eventID, isEvent: true, to: list, tally: &tally)
         }
+        // Every pattern subscriber is matched; only those that match are offered the event.
+        self.eventVisits += tally.offered + self.patterned.count
         for subscriber in self.patterned where subscriber.topics.matches(normalized: type) {
             self.offer(buffer, eventID: eventID, to: subscriber, tally: &tally)
         }

@@ -166,6 +166,23 @@ import Testing
         #expect(broker.clients(withID: "all").first?.topics == [])
     }
 
+    @Test func anEventVisitsItsRecipientsAndThePatternSubscribers_notTheOthers() throws {
+        let broker = try Broker()
+        var clients = try (0..<2000).map { try self.subscribe(broker, "other\($0)", ["other\($0 % 100)"]) }
+        clients += try (0..<10).map { try self.subscribe(broker, "price\($0)", ["price"]) }
+        clients += try (0..<3).map { try self.subscribe(broker, "pattern\($0)", ["p*", "x"]) }
+        let fanout = try #require(clients[0].subscription?.fanout)
+        #expect(try broker.broadcast(Event(type: "price", data: "1")).recipients == 13)
+        self.loop.run()
+        // 10 exact subscribers and 3 pattern subscribers: 13 visits out of 2,013 connections.
+        #expect(fanout.eventVisits == 13)
+        #expect(try broker.broadcast(Event(type: "other7", data: "2")).recipients == 20)
+        self.loop.run()
+        #expect(fanout.eventVisits == 13 + 20 + 3)
+        #expect(clients.filter { $0.dataLines == ["1"] }.count == 13)
+        #expect(clients.filter { $0.dataLines == ["2"] }.count == 20)
+    }
+
     @Test func targeted_reachesOnlyTheTargetsMatchingConnections() throws {
         let broker = try Broker()
         let dm = try self.subscribe(broker, "alice", ["dm"])
