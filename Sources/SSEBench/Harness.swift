@@ -12,24 +12,17 @@ struct Endpoint: Sendable {
     /// `POST` path; `{id}` is the target of a targeted event.
     var pubPath: String
     var idPrefix: String
-    /// The topics workload: subscriber `i` subscribes to topic `i % topicCount`, and a publish to
-    /// "target" `k` is an event of topic `k` (`{topic}` in the paths is `t<k>`).
-    var topicCount: Int? = nil
 
     func id(_ index: Int) -> String { "\(self.idPrefix)\(index)" }
 
-    static func topic(_ index: Int) -> String { "t\(index)" }
-
-    func path(_ template: String, id: String, topic: String? = nil) -> String {
-        var path = template.replacingOccurrences(of: "{id}", with: id).replacingOccurrences(of: "{channel}", with: id)
-        if let topic { path = path.replacingOccurrences(of: "{topic}", with: topic) }
-        return path
+    func path(_ template: String, id: String) -> String {
+        template.replacingOccurrences(of: "{id}", with: id).replacingOccurrences(of: "{channel}", with: id)
     }
 
     var url: String { "http://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)" }
 
     func subscribeRequest(index: Int) -> ByteBuffer {
-        let path = self.path(self.subPath, id: self.id(index), topic: self.topicCount.map { Self.topic(index % $0) })
+        let path = self.path(self.subPath, id: self.id(index))
         return ByteBuffer(
             string: "GET \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nAccept: text/event-stream\r\n"
                 + "Cache-Control: no-cache\r\nUser-Agent: sse-bench\r\n\r\n"
@@ -37,7 +30,7 @@ struct Endpoint: Sendable {
     }
 
     func publishHead(targetIndex: Int?, size: Int) -> [UInt8] {
-        let path = targetIndex.map { self.path(self.pubPath, id: self.id($0), topic: Self.topic($0)) } ?? self.pubPath
+        let path = targetIndex.map { self.path(self.pubPath, id: self.id($0)) } ?? self.pubPath
         return Array(
             ("POST \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nContent-Type: text/plain\r\n"
                 + "Content-Length: \(size)\r\nConnection: keep-alive\r\n\r\n").utf8

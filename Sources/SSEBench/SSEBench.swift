@@ -20,7 +20,7 @@ struct SSEBench: AsyncParsableCommand {
             round-robin to all with --publish-to all. Pass every node's pid (--pid repeated) and
             other processes to account for, such as the database's, with --aux-pid.
             """,
-        subcommands: [Fanout.self, Targeted.self, Topics.self, Idle.self, Slow.self, Storm.self]
+        subcommands: [Fanout.self, Targeted.self, Idle.self, Slow.self, Storm.self]
     )
 }
 
@@ -46,10 +46,8 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("aux-pid"), help: "Other process ids whose CPU time is reported apart (e.g. the database's); repeatable or comma-separated.")
     var auxPID: [String] = []
 
-    @Option(name: .customLong("sub-path"), help: "Subscribe path template ({id} = subscriber id; {topic}: its topic, topics only).")
-    var subPath = Self.defaultSubPath
-
-    static let defaultSubPath = "/connect?id={id}"
+    @Option(name: .customLong("sub-path"), help: "Subscribe path template ({id} = subscriber id).")
+    var subPath = "/connect?id={id}"
 
     @Option(name: .customLong("pub-path"), help: "Publish path template ({id} = target id, targeted only).")
     var pubPath: String?
@@ -151,8 +149,6 @@ struct PublishOptions: ParsableArguments {
 
 enum DeliveryKind: Sendable {
     case fanout, targeted, slow(nonReaders: Int, receiveBuffer: Int)
-    /// Subscriber `i` on topic `i % count` only; each event to a random topic.
-    case topics(count: Int)
 }
 
 /// The common run of fanout, targeted and slow: connect, publish, drain, measure.
@@ -160,17 +156,7 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     -> Report
 {
     SystemLimits.raiseOpenFiles()
-    var endpoints = try common.endpoints(defaultPubPath: defaultPubPath)
-    var topicCount: Int?
-    if case .topics(let count) = kind {
-        topicCount = count
-        for index in endpoints.indices {
-            endpoints[index].topicCount = count
-            if endpoints[index].subPath == CommonOptions.defaultSubPath {
-                endpoints[index].subPath += "&topic={topic}"
-            }
-        }
-    }
+    let endpoints = try common.endpoints(defaultPubPath: defaultPubPath)
     let harness = Harness(endpoints: endpoints, threads: common.benchThreads)
     let n = options.subscribers
     let pids = common.brokerPIDs
@@ -193,14 +179,11 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         count: n, batch: common.connectBatch, reads: readsFor, receiveBuffer: receiveBuffer, log: common.log
     )
     let targeted: Bool = if case .targeted = kind { true } else { false }
-    // Per-slot sequences: one per subscriber (targeted), one per topic, or one for all.
-    let slots = targeted ? n : topicCount ?? 1
     let plan = PublishPlan(
         maxEvents: options.events > 0 ? options.events : Int.max, duration: options.duration, rate: options.rate
     )
     let finished = try await harness.connectPublishers(
-        count: options.publishers, spread: common.publishTo == .all, targets: slots > 1 || targeted ? slots : nil,
-        size: options.size, plan: plan
+        count: options.publishers, spread: common.publishTo == .all, targets: targeted ? n : nil, size: options.size, plan: plan
     )
     try await Task.sleep(nanoseconds: UInt64(common.settle * 1e9))
 
@@ -223,8 +206,6 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     case .fanout: expected = published * connected
     case .targeted: expected = published
     case .slow: expected = published * max(0, connected - nonReaderCount)
-    // Each topic has n / count subscribers (the count divides n).
-    case .topics(let count): expected = published * (connected / count)
     }
     let drained = await harness.drain(expected: expected, timeout: options.drainTimeout, quiet: options.drainQuiet)
     let brokerAfter = ProcessGroupSample.read(pids: pids)
@@ -249,7 +230,7 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         nonReadersClosed = closed
     }
 
-    let collected = await harness.collect(targets: slots)
+    let collected = await harness.collect(targets: targeted ? n : 1)
     let results = collected.subscribers
     await harness.shutdown()
 
@@ -288,7 +269,7 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     // Exactly the accepted events (count and fingerprint of their sequence numbers), in order.
     let publishedSet = collected.published
     func expectation(_ result: SubscriberResult) -> (count: Int, fingerprint: UInt64) {
-        let slot = targeted ? result.index : topicCount.map { result.index % $0 } ?? 0
+        let slot = targeted ? result.index : 0
         guard slot < publishedSet.counts.count else { return (0, 0) }
         return (publishedSet.counts[slot], publishedSet.fingerprints[slot])
     }
@@ -356,32 +337,6 @@ struct Fanout: AsyncParsableCommand {
     func run() async throws {
         let report = try await runDelivery(
             kind: .fanout, name: "fanout", common: self.common, options: self.options, defaultPubPath: "/broadcast"
-        )
-        try self.common.emit(report)
-    }
-}
-
-struct Topics: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "N subscribers spread over T topics (each on one: ?topic=t<i mod T>); each event to a random topic (?type=t<k>). Every subscriber must get exactly its topic's events, in order."
-    )
-    @OptionGroup var common: CommonOptions
-    @OptionGroup var options: PublishOptions
-
-    @Option(name: [.customShort("t"), .customLong("topics")], help: "Topics; must divide the number of subscribers.")
-    var topics = 1000
-
-    func validate() throws {
-        try self.common.validateCommon()
-        guard self.topics >= 1, self.options.subscribers % self.topics == 0 else {
-            throw ValidationError("--topics must be at least 1 and divide -n (\(self.options.subscribers))")
-        }
-    }
-
-    func run() async throws {
-        let report = try await runDelivery(
-            kind: .topics(count: self.topics), name: "topics", common: self.common, options: self.options,
-            defaultPubPath: "/broadcast?type={topic}"
         )
         try self.common.emit(report)
     }
