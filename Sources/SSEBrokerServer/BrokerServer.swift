@@ -5,6 +5,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SSEBroker
+import ServiceLifecycle
 
 /// The broker's embedded HTTP/1.1 server on SwiftNIO.
 ///
@@ -13,7 +14,16 @@ import SSEBroker
 /// let server = BrokerServer(broker: broker, host: "127.0.0.1", port: 8080)
 /// try await server.run()   // until shutdown()
 /// ```
-public final class BrokerServer: Sendable {
+///
+/// It is a swift-service-lifecycle `Service`: in a `ServiceGroup`, a graceful shutdown (SIGTERM, say)
+/// runs ``shutdown(gracePeriod:)`` with ``shutdownGracePeriod``, and cancellation closes everything
+/// at once:
+/// ```swift
+/// let group = ServiceGroup(configuration: .init(
+///     services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+/// try await group.run()
+/// ```
+public final class BrokerServer: Service, Sendable {
     /// The broker served.
     public let broker: Broker
     public let host: String
@@ -25,6 +35,9 @@ public final class BrokerServer: Sendable {
     public let security: ServerSecurity
     /// How long ``shutdown(gracePeriod:)`` spreads the closing of event streams over.
     public let drainPeriod: Duration
+    /// How long a shutdown waits for connections to close (after ``drainPeriod``) unless the caller
+    /// of ``shutdown(gracePeriod:)`` says otherwise: the grace of a graceful shutdown in a service group.
+    public let shutdownGracePeriod: Duration
     /// The stream counts behind ``ServerLimits/maxClients``.
     public let admission: AdmissionControl
     /// The answers to `POST /broadcast` requests with an `Idempotency-Key`, for all connections.
@@ -55,6 +68,8 @@ public final class BrokerServer: Sendable {
     ///   - drainPeriod: on shutdown, event streams are closed evenly over this period (after the
     ///     events accepted before), so that their clients reconnect to the other nodes of a cluster
     ///     a few at a time; zero (the default) closes them all at once.
+    ///   - shutdownGracePeriod: how long a shutdown waits for connections to close after the
+    ///     drain period before giving up on them (five seconds by default).
     ///   - idempotency: where `Idempotency-Key` answers are remembered; by default 24 hours, at most
     ///     10,000 keys (see ``IdempotencyStore``).
     ///   - logger: where the server logs.
@@ -67,10 +82,12 @@ public final class BrokerServer: Sendable {
         security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
         drainPeriod: Duration = .zero,
+        shutdownGracePeriod: Duration = .seconds(5),
         idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
         self.drainPeriod = drainPeriod
+        self.shutdownGracePeriod = shutdownGracePeriod
         self.broker = broker
         self.host = host
         self.port = port
@@ -172,13 +189,29 @@ public final class BrokerServer: Sendable {
         return channel.localAddress!
     }
 
-    /// Starts (unless started) and returns once the server has shut down.
+    /// Starts (unless started) and returns once the server has shut down: after
+    /// ``shutdown(gracePeriod:)`` has finished, or when the listener closed for another reason.
+    ///
+    /// In a `ServiceGroup`, the group's graceful shutdown starts ``shutdown(gracePeriod:)`` with
+    /// ``shutdownGracePeriod``, and cancelling the task shuts down with no grace at all.
     public func run() async throws {
-        let channel = self.state.withLockedValue { $0.serverChannel }
-        if channel == nil {
+        if self.state.withLockedValue({ $0.serverChannel }) == nil {
             try await self.start()
         }
-        try await self.state.withLockedValue { $0.serverChannel }!.closeFuture.get()
+        let listener = self.state.withLockedValue { $0.serverChannel }!
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await listener.closeFuture.get()
+            } onGracefulShutdown: {
+                Task { try? await self.shutdown() }
+            }
+        } onCancel: {
+            Task { try? await self.shutdown(gracePeriod: .zero) }
+        }
+        // The listener closes first thing in a shutdown: wait for the rest of it.
+        if let shutdown = self.state.withLockedValue({ $0.shutdownTask }) {
+            try await shutdown.value
+        }
     }
 
     /// Stops accepting, tells every subscriber the broker is going away and closes it (spread over
@@ -188,8 +221,9 @@ public final class BrokerServer: Sendable {
     /// to finish.
     ///
     /// - Parameter gracePeriod: how long to wait for connections to close (after ``drainPeriod``)
-    ///   before giving up on them.
-    public func shutdown(gracePeriod: Duration = .seconds(5)) async throws {
+    ///   before giving up on them; ``shutdownGracePeriod`` if `nil`.
+    public func shutdown(gracePeriod: Duration? = nil) async throws {
+        let gracePeriod = gracePeriod ?? self.shutdownGracePeriod
         let task = self.state.withLockedValue { state -> Task<Void, any Error> in
             if let task = state.shutdownTask { return task }
             state.isShuttingDown = true

@@ -78,7 +78,7 @@ struct ConsoleProcessTests {
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--drain", "-1"]) }
         let parsed = try ConsoleCommand.parse(["--max-connect-rate", "500", "--drain", "10"])
         #expect(try parsed.serverSecurity(environment: [:]).limits.maxConnectRate == 500)
-        #expect(parsed.drain == 10)
+        #expect(parsed.general.drain == 10)
     }
 
     @Test func nonLoopbackHostWithoutToken_printsAWarning_unlessAllowed() async throws {
@@ -122,6 +122,22 @@ struct ConsoleProcessTests {
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--cors-origin", "*", "--cors-origin", "https://a.example"]) }
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--max-clients", "0"]) }
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--publish-token", "a", "--publish-token-file", file]) }
+    }
+
+    @Test func help_fitsIn80Columns_withTheGeneralOptionsFirst() {
+        let help = ConsoleCommand.helpMessage(columns: 80)
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.allSatisfy { $0.count <= 80 }, "\(lines.filter { $0.count > 80 })")
+        // The overview is wrapped by the parser, not by hand: no line of a paragraph stops short.
+        let overview = help.components(separatedBy: "USAGE:")[0].components(separatedBy: "\n\n").dropFirst()
+        for paragraph in overview {
+            let paragraphLines = paragraph.split(separator: "\n")
+            #expect(paragraphLines.dropLast().allSatisfy { $0.count >= 60 }, "\(paragraphLines)")
+        }
+        let sections = lines.filter { $0.hasSuffix(":") && $0.uppercased() == $0 }.map(String.init)
+        #expect(sections == ["GENERAL:", "DELIVERY:", "ACCESS CONTROL AND LIMITS:", "DURABLE HISTORY:", "CLUSTER:", "OPTIONS:"])
+        // Values are named for what they are, not after their option (`--port <port>` aside).
+        #expect(!help.contains("<publish-token-file>") && !help.contains("<cluster-startup-wait>"))
     }
 }
 
