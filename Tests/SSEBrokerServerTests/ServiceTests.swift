@@ -34,15 +34,7 @@ struct ServiceTests {
         }
         await group.triggerGracefulShutdown()
         try await running.value
-        for index in readers.indices {
-            let rest = await readers[index].untilEnd()
-            let data = rest.compactMap { message -> String? in
-                if case .event(let event) = message { return event.data }
-                return nil
-            }
-            #expect(data == (1...20).map { "e\($0)" })
-            #expect(rest.last == .comment("broker shutting down"))
-        }
+        await TestServer.expectEventsThenFarewell(&readers, data: (1...20).map { "e\($0)" })
         #expect(broker.isShuttingDown)
         await #expect(throws: (any Error).self) {
             _ = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port).post("/broadcast", body: "late")
