@@ -230,6 +230,7 @@ let package = Package(
         .executableTarget(
             name: "FuzzCommandParser", dependencies: ["FuzzSupport", "SSEConsoleCore"], path: "Fuzz/FuzzCommandParser"
         ),
+        .executableTarget(name: "FuzzTopicMatcher", dependencies: ["FuzzSupport", "SSEBroker"], path: "Fuzz/FuzzTopicMatcher"),
         .testTarget(name: "SSEConsoleCoreTests", dependencies: ["SSEConsoleCore"]),
         // The console executable: its command executor, and end to end in a real terminal (tmux).
         .testTarget(

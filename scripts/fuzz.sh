@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 shift || true
 targets=("$@")
-[ "${#targets[@]}" -gt 0 ] || targets=(FuzzEncoder FuzzRequestParsing FuzzCommandParser)
+[ "${#targets[@]}" -gt 0 ] || targets=(FuzzEncoder FuzzRequestParsing FuzzCommandParser FuzzTopicMatcher)
 scratch=.build-fuzz
 
 for target in "${targets[@]}"; do

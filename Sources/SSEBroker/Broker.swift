@@ -56,7 +56,8 @@ public final class Broker: EventBroker {
                     maxBytes: configuration.historyByteLimit,
                     horizon: base
                 ),
-                nextEventID: base
+                nextEventID: base,
+                metricsTopics: configuration.metricsTopics.compactMap { try? Topic($0) }
             )
         )
     }
@@ -260,7 +261,8 @@ public final class Broker: EventBroker {
         for event in events where event.id > last {
             var encoded = EventEncoder.encodeFields(type: event.type, data: event.data)
             EventEncoder.appendID(event.id, to: &encoded)
-            entries.append(ReplayHistory.Entry(id: event.id, target: event.target, encoded: encoded))
+            let type = TopicFilter.normalize(event.type)
+            entries.append(ReplayHistory.Entry(id: event.id, type: type, target: event.target, encoded: encoded))
             last = event.id
         }
         self.registry.withLock { registry in
@@ -270,25 +272,33 @@ public final class Broker: EventBroker {
         }
     }
 
-    /// Under the registry lock: hands `encoded` to every loop with a recipient, keeps it for replay,
-    /// journals it and tells the listeners. Queued under the lock so every loop receives events in
-    /// id order. - Returns: the number of connections it was handed to.
+    /// Under the registry lock: hands `encoded` to every loop with a recipient (a connection whose
+    /// topics match the event's type), keeps it for replay, journals it and tells the listeners.
+    /// Queued under the lock so every loop receives events in id order.
+    /// - Returns: the number of connections it was handed to.
     private func fanOut(_ event: LoggedEvent, encoded: ByteBuffer, publishedAt: UInt64, in registry: inout ClientRegistry) -> Int {
-        registry.history.append(id: event.id, target: event.target, encoded: encoded)
+        let type = TopicFilter.normalize(event.type)
+        registry.history.append(id: event.id, type: type, target: event.target, encoded: encoded)
         self.journal?.record(event)
         var recipients = 0
         if let target = event.target {
-            for subscription in registry.byClientID[target] ?? [] {
+            // O(connections of the target): usually one.
+            for subscription in registry.byClientID[target] ?? [] where subscription.topics.matches(normalized: type) {
                 subscription.fanout.enqueue(encoded, eventID: event.id, to: subscription, publishedAt: publishedAt)
                 recipients += 1
             }
         } else {
-            // O(loops), whatever the number of connections: each loop writes to its own list.
+            // O(loops + pattern filters), whatever the number of connections: each loop writes to its
+            // own lists, and counts its recipients from its topic index. A loop with none gets
+            // nothing queued (its queue bound counts only work it will do).
             for fanout in registry.fanouts.values {
-                fanout.enqueue(encoded, eventID: event.id, publishedAt: publishedAt, recipients: fanout.registeredCount)
+                let count = fanout.recipientCounts.recipients(ofType: type)
+                guard count > 0 else { continue }
+                fanout.enqueue(encoded, eventID: event.id, type: type, publishedAt: publishedAt, recipients: count)
+                recipients += count
             }
-            recipients = registry.connectionCount
         }
+        registry.topicMetrics.delivered(type: type, recipients: recipients)
         if !registry.listeners.isEmpty {
             let published = event.event
             for continuation in registry.listeners.values {
@@ -351,6 +361,7 @@ public final class Broker: EventBroker {
     /// - Parameters:
     ///   - clientID: the requested id; `nil` generates one.
     ///   - lastEventID: the `Last-Event-ID` the client sent, if any.
+    ///   - topics: the event types it receives (live and replayed); ``TopicFilter/everything`` by default.
     ///   - remoteAddress: the peer, for the console.
     ///   - userAgent: the peer's `User-Agent`.
     ///   - transport: the connection to write into.
@@ -358,6 +369,7 @@ public final class Broker: EventBroker {
     public func subscribe(
         clientID: String?,
         lastEventID: String?,
+        topics: TopicFilter = .everything,
         remoteAddress: String?,
         userAgent: String?,
         transport: any SubscriberTransport
@@ -381,6 +393,7 @@ public final class Broker: EventBroker {
                 clientID: clientID,
                 remoteAddress: remoteAddress,
                 userAgent: userAgent,
+                topics: topics,
                 transport: transport,
                 fanout: fanout,
                 broker: self
@@ -394,6 +407,7 @@ public final class Broker: EventBroker {
                 after: lastEventID,
                 newestID: registry.nextEventID,
                 for: clientID,
+                topics: topics,
                 idsAheadAreLive: isClusterNode
             )
             subscription.skipThrough = registry.nextEventID
@@ -430,6 +444,7 @@ public final class Broker: EventBroker {
             metadata: [
                 "client": "\(clientID)", "connection": "\(connectionID)",
                 "remote": "\(remoteAddress ?? "-")", "replayed": "\(replay.events.count)",
+                "topics": "\(topics.isEverything ? "(all)" : topics.names.joined(separator: ","))",
                 "replay": "\(replay.status?.headerValue ?? "-")",
             ]
         )
@@ -437,7 +452,7 @@ public final class Broker: EventBroker {
     }
 
     /// What a resume from `lastEventID` would find now, for a server that must send its response
-    /// head before it subscribes (``subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)``
+    /// head before it subscribes (``subscribe(clientID:lastEventID:topics:remoteAddress:userAgent:transport:)``
     /// decides again, and announces a gap in the stream in any case). `nil` without a `lastEventID`.
     public func replayStatus(after lastEventID: String?) -> ReplayStatus? {
         self.registry.withLock { registry in
@@ -445,6 +460,7 @@ public final class Broker: EventBroker {
                 after: lastEventID,
                 newestID: registry.nextEventID,
                 for: "",
+                topics: .everything,
                 idsAheadAreLive: registry.backplane != nil
             ).status
         }
@@ -548,7 +564,7 @@ public final class Broker: EventBroker {
         }
     }
 
-    /// Throws what ``subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)`` would for
+    /// Throws what ``subscribe(clientID:lastEventID:topics:remoteAddress:userAgent:transport:)`` would for
     /// `clientID` (banned, shutting down), so a server can answer with a plain HTTP response before
     /// it starts the stream.
     public func checkAdmission(of clientID: String) throws(BrokerError) {
@@ -612,6 +628,33 @@ public final class Broker: EventBroker {
         self.registry.withLock { $0.byClientID.mapValues(\.count) }
     }
 
+    /// How many of this broker's connections an event of `type` for `target` (`nil`: everyone) would
+    /// be handed to now: those whose topics match. O(event loops + pattern filters), or O(the
+    /// target's connections) — for a cluster node's count of the recipients of a publish.
+    public func recipientCount(ofType type: String?, to target: String?) -> Int {
+        let type = TopicFilter.normalize(type)
+        return self.registry.withLock { registry in
+            if let target {
+                return (registry.byClientID[target] ?? []).count { $0.topics.matches(normalized: type) }
+            }
+            return registry.fanouts.values.reduce(0) { $0 + $1.recipientCounts.recipients(ofType: type) }
+        }
+    }
+
+    /// The subscriptions and deliveries of each of ``BrokerConfiguration/metricsTopics``, in order.
+    public var topicStatistics: [TopicStatistics] {
+        self.registry.withLock { registry in
+            let counts = registry.topicMetrics
+            return counts.topics.indices.map { position in
+                TopicStatistics(
+                    topic: counts.topics[position].rawValue,
+                    subscriptions: counts.subscriptions[position],
+                    deliveries: counts.deliveries[position]
+                )
+            }
+        }
+    }
+
     /// How many connections are open.
     public var connectionCount: Int {
         self.registry.withLock { $0.connectionCount }
@@ -670,7 +713,7 @@ public final class Broker: EventBroker {
     /// or let ``reportMetrics(every:)`` call it. Nothing is counted per client on the fan-out path:
     /// only the fan-out latency timer is recorded there, once per event per event loop.
     public func updateMetrics() {
-        self.metrics.update(from: self.statistics)
+        self.metrics.update(from: self.statistics, topics: self.topicStatistics)
     }
 
     /// Calls ``updateMetrics()`` every `interval` until the calling task is cancelled (and once more then).

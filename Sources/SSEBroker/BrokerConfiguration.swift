@@ -93,6 +93,14 @@ public struct BrokerConfiguration: Sendable {
     /// How long ``Broker/publish(_:to:)`` (and so `POST /broadcast`) waits for an overloaded broker
     /// to catch up before it refuses the event. Default 5 s.
     public var overloadWait: Duration
+    /// Topics that get their own metric series (`sse_topic_subscriptions`,
+    /// `sse_topic_deliveries_total`, with a `topic` dimension): an explicit allow-list of at most
+    /// ``maxMetricsTopics``, exact or patterns. Never the topics clients send: a series per
+    /// arbitrary string would let any subscriber grow the metrics backend without bound.
+    public var metricsTopics: [String]
+
+    /// The most ``metricsTopics``.
+    public static let maxMetricsTopics = 32
 
     public init(
         writeTimeout: Duration = .seconds(3),
@@ -109,8 +117,10 @@ public struct BrokerConfiguration: Sendable {
         retryJitter: Double = 0.5,
         maxQueuedEvents: Int = 1024,
         maxQueuedBytes: Int = 32 << 20,
-        overloadWait: Duration = .seconds(5)
+        overloadWait: Duration = .seconds(5),
+        metricsTopics: [String] = []
     ) {
+        self.metricsTopics = metricsTopics
         self.writeTimeout = writeTimeout
         self.tolerance = tolerance
         self.errorHandler = errorHandler
@@ -154,6 +164,17 @@ public struct BrokerConfiguration: Sendable {
         try require(self.maxQueuedEvents >= 1, "maxQueuedEvents must be at least 1 (got \(self.maxQueuedEvents))")
         try require(self.maxQueuedBytes >= 1, "maxQueuedBytes must be at least 1 (got \(self.maxQueuedBytes))")
         try require(self.overloadWait >= .zero, "overloadWait must not be negative (got \(self.overloadWait))")
+        try require(
+            self.metricsTopics.count <= Self.maxMetricsTopics,
+            "metricsTopics has \(self.metricsTopics.count) topics; the limit is \(Self.maxMetricsTopics)"
+        )
+        for topic in self.metricsTopics {
+            do {
+                _ = try Topic(topic)
+            } catch {
+                throw .invalidConfiguration("metricsTopics: \(error)")
+            }
+        }
     }
 }
 

@@ -21,6 +21,8 @@ import Synchronization
 /// | `sse_requests_refused_total` | counter | `status`: `400`, `404`, … |
 /// | `sse_publishes_delayed_total` | counter | |
 /// | `sse_fanout_duration_seconds` | timer | |
+/// | `sse_topic_subscriptions` | gauge | `topic`: one of ``BrokerConfiguration/metricsTopics`` |
+/// | `sse_topic_deliveries_total` | counter | `topic`: one of ``BrokerConfiguration/metricsTopics`` |
 final class BrokerMetrics: Sendable {
     /// From `broadcast` until the event is written to every connection of one event loop.
     let fanoutTimer: CoreMetrics.Timer
@@ -40,6 +42,7 @@ final class BrokerMetrics: Sendable {
     private struct State {
         var last = BrokerStatistics()
         var refused: [UInt: Counter] = [:]
+        var topics: [String: (subscriptions: Gauge, deliveries: Counter, last: Int)] = [:]
     }
 
     private let state = Locked(State())
@@ -65,7 +68,7 @@ final class BrokerMetrics: Sendable {
     }
 
     /// Adds what changed since the last call; concurrent calls never count a change twice.
-    func update(from statistics: BrokerStatistics) {
+    func update(from statistics: BrokerStatistics, topics: [TopicStatistics] = []) {
         self.state.withLock { state in
             let last = state.last
             func add(_ counter: Counter, _ now: Int, _ before: Int) {
@@ -90,6 +93,21 @@ final class BrokerMetrics: Sendable {
                 add(counter, count, last.refusals[status] ?? 0)
             }
             state.last = statistics
+            // Only the configured topics: a bounded set of series.
+            for topic in topics {
+                let dimensions = [("topic", topic.topic)]
+                var series =
+                    state.topics[topic.topic]
+                    ?? (
+                        Gauge(label: "sse_topic_subscriptions", dimensions: dimensions, factory: self.factory),
+                        Counter(label: "sse_topic_deliveries_total", dimensions: dimensions, factory: self.factory),
+                        0
+                    )
+                series.subscriptions.record(topic.subscriptions)
+                add(series.deliveries, topic.deliveries, series.last)
+                series.last = topic.deliveries
+                state.topics[topic.topic] = series
+            }
         }
     }
 }

@@ -22,6 +22,8 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var totalErrors: Int
     /// Bytes queued for the connection that its socket has not taken, sampled while it lags.
     public var backlogBytes: Int
+    /// The topics it subscribed to (`?topic=`), sorted; empty: every event.
+    public var topics: [String]
 
     public var id: UInt64 { self.connectionID }
 
@@ -35,8 +37,10 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         bytesSent: Int = 0,
         consecutiveErrors: Int = 0,
         totalErrors: Int = 0,
-        backlogBytes: Int = 0
+        backlogBytes: Int = 0,
+        topics: [String] = []
     ) {
+        self.topics = topics
         self.connectionID = connectionID
         self.clientID = clientID
         self.remoteAddress = remoteAddress
@@ -72,6 +76,22 @@ public enum DisconnectReason: String, Sendable, Hashable, CustomStringConvertibl
 public enum BrokerActivity: Sendable, Hashable {
     case connected(ClientInfo)
     case disconnected(ClientInfo, DisconnectReason)
+}
+
+/// One of ``BrokerConfiguration/metricsTopics`` in numbers.
+public struct TopicStatistics: Sendable, Hashable {
+    /// The topic as configured.
+    public var topic: String
+    /// Connections that subscribed to it (this very topic or pattern) now.
+    public var subscriptions: Int
+    /// Event copies handed to connections since start, of the events whose type it matches.
+    public var deliveries: Int
+
+    public init(topic: String, subscriptions: Int, deliveries: Int) {
+        self.topic = topic
+        self.subscriptions = subscriptions
+        self.deliveries = deliveries
+    }
 }
 
 /// Counters since the broker started.

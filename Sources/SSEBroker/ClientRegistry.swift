@@ -23,8 +23,11 @@ struct ClientRegistry {
     var isShutDown = false
     /// Set when a backplane is attached: ids come from a log shared by several nodes.
     var backplane: (any EventBackplane)?
+    /// The counts behind the per-topic metrics (``BrokerConfiguration/metricsTopics``).
+    var topicMetrics: TopicMetricCounts
 
-    init(history: ReplayHistory, nextEventID: UInt64) {
+    init(history: ReplayHistory, nextEventID: UInt64, metricsTopics: [Topic] = []) {
+        self.topicMetrics = TopicMetricCounts(topics: metricsTopics)
         self.history = history
         self.nextEventID = nextEventID
     }
@@ -32,6 +35,8 @@ struct ClientRegistry {
     /// Registers `subscription` (its loop's fan-out must be in ``fanouts``).
     mutating func insert(_ subscription: Subscription) {
         subscription.fanout.registeredCount += 1
+        subscription.fanout.recipientCounts.add(subscription.topics)
+        self.topicMetrics.subscribed(subscription.topics, by: 1)
         self.connectionCount += 1
         self.byClientID[subscription.clientID, default: []].append(subscription)
     }
@@ -52,6 +57,8 @@ struct ClientRegistry {
         self.connectionCount -= 1
         let fanout = subscription.fanout
         fanout.registeredCount -= 1
+        fanout.recipientCounts.remove(subscription.topics)
+        self.topicMetrics.subscribed(subscription.topics, by: -1)
         guard fanout.registeredCount == 0 else { return (true, nil) }
         let key = ObjectIdentifier(fanout.eventLoop)
         if self.fanouts[key] === fanout {
@@ -104,4 +111,40 @@ public struct Disconnection: Sendable, Hashable {
     public var client: ClientInfo
     public var reason: DisconnectReason
     public var at: Date
+}
+
+/// Subscriptions and deliveries of the few topics an operator chose for metrics
+/// (``BrokerConfiguration/metricsTopics``), kept under the registry lock: O(those topics) per
+/// event, O(a connection's topics) per connect — never anything per client-sent topic.
+struct TopicMetricCounts {
+    let topics: [Topic]
+    private let index: [String: Int]
+    /// Connections that subscribed to each topic (the same string).
+    private(set) var subscriptions: [Int]
+    /// Event copies handed to connections, of events whose type each topic matches.
+    private(set) var deliveries: [Int]
+
+    init(topics: [Topic]) {
+        self.topics = topics
+        self.index = Dictionary(topics.enumerated().map { ($1.rawValue, $0) }, uniquingKeysWith: { first, _ in first })
+        self.subscriptions = Array(repeating: 0, count: topics.count)
+        self.deliveries = Array(repeating: 0, count: topics.count)
+    }
+
+    mutating func subscribed(_ filter: TopicFilter, by change: Int) {
+        guard !self.topics.isEmpty else { return }
+        for topic in filter.topics {
+            if let position = self.index[topic.rawValue] {
+                self.subscriptions[position] += change
+            }
+        }
+    }
+
+    /// An event of `type` (normalised) was handed to `recipients` connections.
+    mutating func delivered(type: String, recipients: Int) {
+        guard !self.topics.isEmpty, recipients > 0 else { return }
+        for (position, topic) in self.topics.enumerated() where topic.matches(type) {
+            self.deliveries[position] += recipients
+        }
+    }
 }

@@ -3,11 +3,15 @@ import NIOHTTP1
 
 /// The decoded parameters of a query string, `application/x-www-form-urlencoded` style.
 public struct QueryParameters: Sendable, Equatable {
-    private var values: [String: String] = [:]
+    private var values: [String: [String]] = [:]
+
+    /// The parameters that may be given more than once: `topic` (a subscriber's several topics).
+    public static let repeatable: Set<String> = ["topic"]
 
     /// Parses the query of `uri` (everything after the first `?`). `%XX` escapes and `+` are decoded;
-    /// a malformed escape, a value that is not UTF-8, or a repeated parameter is an error — guessing
-    /// which of two ids a producer meant is how events reach the wrong client.
+    /// a malformed escape, a value that is not UTF-8, or a repeated parameter (other than the
+    /// ``repeatable`` ones) is an error — guessing which of two ids a producer meant is how events
+    /// reach the wrong client.
     public init(uri: String) throws(BrokerError) {
         guard let questionMark = uri.firstIndex(of: "?") else { return }
         let query = uri[uri.index(after: questionMark)...]
@@ -15,14 +19,18 @@ public struct QueryParameters: Sendable, Equatable {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try Self.decode(parts[0])
             let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
-            if self.values[name] != nil {
+            if self.values[name] != nil, !Self.repeatable.contains(name) {
                 throw .invalidParameter("query parameter \"\(name)\" is given more than once")
             }
-            self.values[name] = value
+            self.values[name, default: []].append(value)
         }
     }
 
-    public subscript(name: String) -> String? { self.values[name] }
+    /// The value of `name` (the first, for a ``repeatable`` one).
+    public subscript(name: String) -> String? { self.values[name]?.first }
+
+    /// Every value of `name`, in the order given.
+    public func values(of name: String) -> [String] { self.values[name] ?? [] }
 
     static func decode(_ component: Substring) throws(BrokerError) -> String {
         // Most names and values need no decoding (and a Substring of a String is valid UTF-8).
@@ -75,17 +83,20 @@ public struct BrokerRoutes: Sendable, Equatable {
     }
 }
 
-/// A validated `GET /connect[?id=X][&lastEventId=N]`.
+/// A validated `GET /connect[?id=X][&lastEventId=N][&topic=T…]`.
 public struct ConnectRequest: Sendable, Equatable {
     /// The requested client id; `nil` lets the broker generate one.
     public var clientID: String?
     /// Where to resume: the `Last-Event-ID` header, else the `lastEventId` query parameter (a first
     /// connect from a browser cannot set headers).
     public var lastEventID: String?
+    /// The topics asked for (`topic`, repeatable); empty: every event.
+    public var topics: TopicFilter
 
-    public init(clientID: String? = nil, lastEventID: String? = nil) {
+    public init(clientID: String? = nil, lastEventID: String? = nil, topics: TopicFilter = .everything) {
         self.clientID = clientID
         self.lastEventID = lastEventID
+        self.topics = topics
     }
 
     public init(head: HTTPRequestHead) throws(BrokerError) {
@@ -104,6 +115,17 @@ public struct ConnectRequest: Sendable, Equatable {
         }
         // Treated as opaque: a value that is not one of ours replays nothing.
         self.lastEventID = lastEventIDHeader ?? query["lastEventId"]
+        let topics = query.values(of: "topic")
+        if topics.count > Topic.maxPerConnection {
+            throw .invalidParameter(
+                "query parameter \"topic\" is given \(topics.count) times; the limit is \(Topic.maxPerConnection)"
+            )
+        }
+        var parsed: [Topic] = []
+        for topic in topics {
+            parsed.append(try Topic(topic))
+        }
+        self.topics = try TopicFilter(parsed)
     }
 
     /// The response head of an event stream, as raw bytes. The body is delimited by the connection's

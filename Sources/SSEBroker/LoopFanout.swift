@@ -11,19 +11,26 @@ import Synchronization
 /// flushed as soon as it is written. A drain writes at most ``writesPerTurn`` before it flushes and
 /// yields the loop to its sockets, so a loop behind on its queue still flushes and still reads.
 ///
+/// Subscribers are indexed by topic (``TopicFilter``): those that asked for no topic in one list,
+/// those with exact topics only in a list per topic, those with a pattern in one more list. An
+/// event visits the first list, the list of its type (one dictionary lookup) and the patterns, so
+/// an event for a topic with 10 subscribers among 10,000 costs O(10 + patterns), not O(10,000).
+/// ``recipientCounts`` mirrors the index as counts for the broker, under its lock.
+///
 /// The queue is bounded: ``isOverloaded`` tells the broker to push publishers back (see
 /// ``BrokerConfiguration/maxQueuedEvents``) instead of accepting work the loop cannot do, which
 /// would make healthy clients look slow to the tolerance policy and grow memory without limit.
 ///
-/// Threading: `enqueue` and the pending counters are thread-safe; ``registeredCount`` is guarded by
-/// the broker's registry lock; everything else (the subscriber list, the heartbeat) is confined to
-/// ``eventLoop``.
+/// Threading: `enqueue` and the pending counters are thread-safe; ``registeredCount`` and
+/// ``recipientCounts`` are guarded by the broker's registry lock; everything else (the subscriber
+/// lists, the heartbeat) is confined to ``eventLoop``.
 final class LoopFanout: @unchecked Sendable {
     /// What the queue holds.
     enum Item {
-        /// An event for every subscriber of the loop. `work` is its size times the subscribers
-        /// it was queued for, as counted in ``pendingBytes``.
-        case broadcast(ByteBuffer, eventID: UInt64, publishedAt: UInt64, work: Int)
+        /// An event for every subscriber of the loop whose topics match `type` (normalised:
+        /// `message` for an untyped event). `work` is its size times the subscribers it was
+        /// queued for, as counted in ``pendingBytes``.
+        case broadcast(ByteBuffer, eventID: UInt64, type: String, publishedAt: UInt64, work: Int)
         /// An event for one connection.
         case targeted(ByteBuffer, eventID: UInt64, Subscription, publishedAt: UInt64)
         /// The broker is shutting down: a last comment to every subscriber, then close them, spread
@@ -47,6 +54,8 @@ final class LoopFanout: @unchecked Sendable {
 
     /// Connections registered on this loop. Guarded by the broker's registry lock.
     var registeredCount = 0
+    /// How many of them each event type reaches. Guarded by the broker's registry lock.
+    var recipientCounts = RecipientCounts()
 
     // Shared with publishers, under `queue`'s lock.
     private struct Queue {
@@ -60,7 +69,14 @@ final class LoopFanout: @unchecked Sendable {
     private let pendingBytes = Atomic<Int>(0)
 
     // Loop-confined.
+    /// Every subscriber (heartbeats, shutdown).
     private var subscribers: [Subscription] = []
+    /// The subscribers that asked for no topic: every event.
+    private var unfiltered: [Subscription] = []
+    /// The subscribers with a pattern among their topics, matched one by one.
+    private var patterned: [Subscription] = []
+    /// The subscribers with exact topics only, by topic (one entry per topic they have).
+    private var byTopic: [String: [Subscription]] = [:]
     /// Set while iterating ``subscribers``: a subscriber closed meanwhile is removed afterwards.
     private var isIterating = false
     private var deferredRemovals: [Subscription] = []
@@ -109,14 +125,17 @@ final class LoopFanout: @unchecked Sendable {
 
     // MARK: Queueing (any thread)
 
-    /// Queues an event for every subscriber of this loop. Callable from any thread; items are
-    /// written in the order they were queued, which the broker makes the event id order.
-    /// - Parameter recipients: the subscribers registered now, for the work estimate.
-    func enqueue(_ buffer: ByteBuffer, eventID: UInt64, publishedAt: UInt64, recipients: Int) {
+    /// Queues an event for every subscriber of this loop whose topics match `type`. Callable from
+    /// any thread; items are written in the order they were queued, which the broker makes the
+    /// event id order.
+    /// - Parameters:
+    ///   - type: the event's type, normalised (``TopicFilter/normalize(_:)``).
+    ///   - recipients: the subscribers it is for now (``recipientCounts``), for the work estimate.
+    func enqueue(_ buffer: ByteBuffer, eventID: UInt64, type: String, publishedAt: UInt64, recipients: Int) {
         let work = buffer.readableBytes * max(recipients, 1)
         self.pendingEvents.add(1, ordering: .relaxed)
         self.pendingBytes.add(work, ordering: .relaxed)
-        self.append(.broadcast(buffer, eventID: eventID, publishedAt: publishedAt, work: work))
+        self.append(.broadcast(buffer, eventID: eventID, type: type, publishedAt: publishedAt, work: work))
     }
 
     /// Queues an event for one connection of this loop.
@@ -145,15 +164,29 @@ final class LoopFanout: @unchecked Sendable {
 
     // MARK: Subscribers (on the loop)
 
-    /// Adds a connection to the loop's list; the broker registered it already.
+    /// Adds a connection to the loop's lists; the broker registered it already.
     func add(_ subscription: Subscription) {
         self.eventLoop.assertInEventLoop()
         subscription.slot = self.subscribers.count
         self.subscribers.append(subscription)
+        let topics = subscription.topics
+        if topics.isEverything {
+            subscription.groupSlot = self.unfiltered.count
+            self.unfiltered.append(subscription)
+        } else if topics.hasPatterns {
+            subscription.groupSlot = self.patterned.count
+            self.patterned.append(subscription)
+        } else {
+            subscription.topicSlots = topics.topics.map { topic in
+                let slot = self.byTopic[topic.rawValue]?.count ?? 0
+                self.byTopic[topic.rawValue, default: []].append(subscription)
+                return slot
+            }
+        }
     }
 
-    /// Removes a connection from the loop's list: O(1) (swap with the last; order within a loop
-    /// does not matter), deferred while a delivery iterates the list.
+    /// Removes a connection from the loop's lists: O(its topics) (swap with the last; order within
+    /// a loop does not matter), deferred while a delivery iterates the lists.
     func remove(_ subscription: Subscription) {
         self.eventLoop.assertInEventLoop()
         guard subscription.slot >= 0 else { return }
@@ -163,12 +196,47 @@ final class LoopFanout: @unchecked Sendable {
         }
         let slot = subscription.slot
         guard slot < self.subscribers.count, self.subscribers[slot] === subscription else { return }
-        let last = self.subscribers.removeLast()
-        if last !== subscription {
-            self.subscribers[slot] = last
-            last.slot = slot
+        Self.remove(subscription, from: &self.subscribers, slot: \.slot)
+        let topics = subscription.topics
+        if topics.isEverything {
+            Self.remove(subscription, from: &self.unfiltered, slot: \.groupSlot)
+        } else if topics.hasPatterns {
+            Self.remove(subscription, from: &self.patterned, slot: \.groupSlot)
+        } else {
+            for (index, topic) in topics.topics.enumerated() where index < subscription.topicSlots.count {
+                let key = topic.rawValue
+                let slot = subscription.topicSlots[index]
+                guard let list = self.byTopic[key], slot < list.count, list[slot] === subscription else { continue }
+                // In place: the dictionary's storage and the list are mutated, never copied.
+                let last = self.byTopic[key]!.removeLast()
+                if last !== subscription {
+                    self.byTopic[key]![slot] = last
+                    if let position = last.topics.topics.firstIndex(of: topic) {
+                        last.topicSlots[position] = slot
+                    }
+                }
+                if self.byTopic[key]!.isEmpty {
+                    self.byTopic[key] = nil
+                }
+            }
+            subscription.topicSlots = []
         }
-        subscription.slot = -1
+    }
+
+    /// Swaps `subscription` with the last of `list` and drops it; `slot` is where each keeps its position.
+    private static func remove(
+        _ subscription: Subscription,
+        from list: inout [Subscription],
+        slot: ReferenceWritableKeyPath<Subscription, Int>
+    ) {
+        let position = subscription[keyPath: slot]
+        guard position >= 0, position < list.count, list[position] === subscription else { return }
+        let last = list.removeLast()
+        if last !== subscription {
+            list[position] = last
+            last[keyPath: slot] = position
+        }
+        subscription[keyPath: slot] = -1
     }
 
     /// Sends a comment to every subscriber every `interval`, so proxies keep idle streams open and
@@ -218,8 +286,8 @@ final class LoopFanout: @unchecked Sendable {
             let item = self.draining[self.drainIndex]
             self.drainIndex += 1
             switch item {
-            case .broadcast(let buffer, let eventID, let publishedAt, let work):
-                writes += self.writeToAll(buffer, eventID: eventID, publishedAt: publishedAt)
+            case .broadcast(let buffer, let eventID, let type, let publishedAt, let work):
+                writes += self.writeToMatching(buffer, eventID: eventID, type: type, publishedAt: publishedAt)
                 eventsDone += 1
                 bytesDone += work
             case .targeted(let buffer, let eventID, let subscription, let publishedAt):
@@ -260,32 +328,81 @@ final class LoopFanout: @unchecked Sendable {
         self.onRoom(pendingEvents == 0 ? .max : max(1, room))
     }
 
-    /// Offers `buffer` to every subscriber. - Returns: the subscribers it was offered to.
-    @discardableResult
-    private func writeToAll(_ buffer: ByteBuffer, eventID: UInt64, publishedAt: UInt64?) -> Int {
-        let isEvent = publishedAt != nil
+    /// What offering one buffer to a list of subscribers did.
+    private struct Tally {
+        var offered = 0
         var written = 0
         var missed = 0
-        let count = self.subscribers.count
+    }
+
+    /// Offers `buffer` to every subscriber (heartbeats). - Returns: the subscribers it was offered to.
+    @discardableResult
+    private func writeToAll(_ buffer: ByteBuffer, eventID: UInt64, publishedAt: UInt64?) -> Int {
+        var tally = Tally()
         self.isIterating = true
-        for index in 0..<count {
-            let subscriber = self.subscribers[index]
-            switch subscriber.offer(buffer, eventID: eventID, isEvent: isEvent, policy: self.policy) {
-            case .written:
-                written += 1
-                self.markDirty(subscriber)
-            case .missed:
-                missed += 1
-            case .skipped:
-                break
-            }
-        }
+        self.offer(buffer, eventID: eventID, isEvent: publishedAt != nil, to: self.subscribers, tally: &tally)
         self.isIterating = false
         self.applyDeferredRemovals()
         if let publishedAt {
-            self.record(written: written, bytes: written * buffer.readableBytes, missed: missed, publishedAt: publishedAt)
+            self.record(tally, size: buffer.readableBytes, publishedAt: publishedAt)
         }
-        return count
+        return tally.offered
+    }
+
+    /// Offers an event to the subscribers whose topics match `type`: the unfiltered ones, the list
+    /// of `type` and the pattern subscribers that match — never the others.
+    /// - Returns: the subscribers it was offered to.
+    private func writeToMatching(_ buffer: ByteBuffer, eventID: UInt64, type: String, publishedAt: UInt64) -> Int {
+        var tally = Tally()
+        self.isIterating = true
+        self.offer(buffer, eventID: eventID, isEvent: true, to: self.unfiltered, tally: &tally)
+        if !self.byTopic.isEmpty, let list = self.byTopic[type] {
+            self.offer(buffer, eventID: eventID, isEvent: true, to: list, tally: &tally)
+        }
+        for subscriber in self.patterned where subscriber.topics.matches(normalized: type) {
+            self.offer(buffer, eventID: eventID, to: subscriber, tally: &tally)
+        }
+        self.isIterating = false
+        self.applyDeferredRemovals()
+        self.record(tally, size: buffer.readableBytes, publishedAt: publishedAt)
+        return tally.offered
+    }
+
+    private func record(_ tally: Tally, size: Int, publishedAt: UInt64) {
+        self.record(written: tally.written, bytes: tally.written * size, missed: tally.missed, publishedAt: publishedAt)
+    }
+
+    @inline(__always)
+    private func offer(
+        _ buffer: ByteBuffer,
+        eventID: UInt64,
+        isEvent: Bool,
+        to list: [Subscription],
+        tally: inout Tally
+    ) {
+        for index in 0..<list.count {
+            self.offer(buffer, eventID: eventID, isEvent: isEvent, to: list[index], tally: &tally)
+        }
+    }
+
+    @inline(__always)
+    private func offer(
+        _ buffer: ByteBuffer,
+        eventID: UInt64,
+        isEvent: Bool = true,
+        to subscriber: Subscription,
+        tally: inout Tally
+    ) {
+        tally.offered += 1
+        switch subscriber.offer(buffer, eventID: eventID, isEvent: isEvent, policy: self.policy) {
+        case .written:
+            tally.written += 1
+            self.markDirty(subscriber)
+        case .missed:
+            tally.missed += 1
+        case .skipped:
+            break
+        }
     }
 
     private func write(_ buffer: ByteBuffer, eventID: UInt64, to subscriber: Subscription, publishedAt: UInt64) {
@@ -386,5 +503,59 @@ final class BrokerCounters: Sendable {
         if missed > 0 {
             self.dropped.add(missed, ordering: .relaxed)
         }
+    }
+}
+
+/// How many subscribers of one loop an event of each type reaches: the loop's topic index
+/// (``LoopFanout``) as counts, kept by the broker under its registry lock, so that a publish knows
+/// how many connections it is for — the `delivered` of a `202`, and the work a loop's queue bound
+/// counts — without visiting them: O(1 + distinct pattern filters) per loop.
+struct RecipientCounts {
+    /// Subscribers that asked for no topic.
+    private(set) var unfiltered = 0
+    /// Subscribers with exact topics only, per topic.
+    private var exact: [String: Int] = [:]
+    /// Subscribers with a pattern, by their whole filter: each is counted once, however many of
+    /// its topics match, and connections with the same topics are matched once.
+    private var patterned: [TopicFilter: Int] = [:]
+
+    mutating func add(_ topics: TopicFilter) {
+        if topics.isEverything {
+            self.unfiltered += 1
+        } else if topics.hasPatterns {
+            self.patterned[topics, default: 0] += 1
+        } else {
+            for topic in topics.exact {
+                self.exact[topic, default: 0] += 1
+            }
+        }
+    }
+
+    mutating func remove(_ topics: TopicFilter) {
+        if topics.isEverything {
+            self.unfiltered -= 1
+        } else if topics.hasPatterns {
+            Self.decrement(&self.patterned, topics)
+        } else {
+            for topic in topics.exact {
+                Self.decrement(&self.exact, topic)
+            }
+        }
+    }
+
+    private static func decrement<Key: Hashable>(_ counts: inout [Key: Int], _ key: Key) {
+        let left = counts[key, default: 1] - 1
+        counts[key] = left > 0 ? left : nil
+    }
+
+    /// The subscribers an event of `type` (normalised) reaches.
+    @inline(__always)
+    func recipients(ofType type: String) -> Int {
+        if self.exact.isEmpty && self.patterned.isEmpty { return self.unfiltered }
+        var count = self.unfiltered + (self.exact[type] ?? 0)
+        for (topics, subscribers) in self.patterned where topics.matches(normalized: type) {
+            count += subscribers
+        }
+        return count
     }
 }

@@ -10,6 +10,8 @@ import NIOCore
 struct ReplayHistory {
     struct Entry {
         var id: UInt64
+        /// The event's type as topics see it (``TopicFilter/normalize(_:)``: `message` for none).
+        var type: String
         var target: String?
         var encoded: ByteBuffer
     }
@@ -40,12 +42,12 @@ struct ReplayHistory {
     /// The oldest event kept.
     var oldestID: UInt64? { self.entries.first?.id }
 
-    mutating func append(id: UInt64, target: String?, encoded: ByteBuffer) {
+    mutating func append(id: UInt64, type: String = Topic.untypedEventType, target: String?, encoded: ByteBuffer) {
         guard self.maxCount > 0 else {
             self.horizon = id
             return
         }
-        self.entries.append(Entry(id: id, target: target, encoded: encoded))
+        self.entries.append(Entry(id: id, type: type, target: target, encoded: encoded))
         self.bytes += encoded.readableBytes
         while self.entries.count > self.maxCount || (self.bytes > self.maxBytes && self.entries.count > 1) {
             let evicted = self.entries.removeFirst()
@@ -62,7 +64,7 @@ struct ReplayHistory {
         self.bytes = 0
         self.horizon = events.first.map { $0.id - 1 } ?? floor
         for event in events {
-            self.append(id: event.id, target: event.target, encoded: event.encoded)
+            self.append(id: event.id, type: event.type, target: event.target, encoded: event.encoded)
         }
         if let last = events.last, floor > last.id {
             self.horizon = floor
@@ -70,13 +72,19 @@ struct ReplayHistory {
     }
 
     /// The events after `lastEventID` that `clientID` should see, oldest first (broadcasts and the
-    /// events targeted at it), and whether that is everything it missed.
+    /// events targeted at it, of the types `topics` match), and whether that is everything it missed.
     /// - Parameters:
     ///   - lastEventID: what the client sent, as it sent it; `nil` for a first connect.
     ///   - newestID: the id of the newest event published.
     ///   - idsAheadAreLive: in a cluster an id above `newestID` is one this node has yet to deliver
     ///     (it will, live), not an unknown one.
-    func replay(after lastEventID: String?, newestID: UInt64, for clientID: String, idsAheadAreLive: Bool) -> Replay {
+    func replay(
+        after lastEventID: String?,
+        newestID: UInt64,
+        for clientID: String,
+        topics: TopicFilter,
+        idsAheadAreLive: Bool
+    ) -> Replay {
         guard let lastEventID else { return Replay() }
         guard let after = UInt64(lastEventID.trimmingCharacters(in: .whitespaces)) else {
             // Not one of ours: nothing to resume from; the client is told to refetch instead.
@@ -86,10 +94,10 @@ struct ReplayHistory {
             return Replay(status: idsAheadAreLive ? .complete : .gap(oldestID: self.oldestID))
         }
         let status: ReplayStatus = after >= self.horizon ? .complete : .gap(oldestID: self.oldestID)
-        return Replay(events: self.events(after: after, for: clientID), status: status)
+        return Replay(events: self.events(after: after, for: clientID, topics: topics), status: status)
     }
 
-    func events(after lastEventID: UInt64, for clientID: String) -> [ByteBuffer] {
+    func events(after lastEventID: UInt64, for clientID: String, topics: TopicFilter = .everything) -> [ByteBuffer] {
         // Ids are increasing: binary search for the first entry past lastEventID.
         var low = 0
         var high = self.entries.count
@@ -105,7 +113,7 @@ struct ReplayHistory {
         var index = self.entries.index(self.entries.startIndex, offsetBy: low)
         while index != self.entries.endIndex {
             let entry = self.entries[index]
-            if entry.target == nil || entry.target == clientID {
+            if entry.target == nil || entry.target == clientID, topics.matches(normalized: entry.type) {
                 result.append(entry.encoded)
             }
             index = self.entries.index(after: index)

@@ -4,7 +4,7 @@ import Synchronization
 
 /// One subscriber connection as the broker sees it.
 ///
-/// Created by ``Broker/subscribe(clientID:lastEventID:remoteAddress:userAgent:transport:)`` on the
+/// Created by ``Broker/subscribe(clientID:lastEventID:topics:remoteAddress:userAgent:transport:)`` on the
 /// transport's event loop. Its delivery state is confined to that loop (the broker only touches it
 /// from tasks it runs there); the counters a snapshot reads are atomics, so ``Broker/clients`` never
 /// has to hop to a loop or take a lock per connection.
@@ -18,10 +18,17 @@ public final class Subscription: @unchecked Sendable {
     let connectedAt: Date
     /// The loop that owns the connection.
     public let eventLoop: any EventLoop
+    /// The topics it subscribed to; ``TopicFilter/everything`` when it asked for none.
+    public let topics: TopicFilter
     let fanout: LoopFanout
 
     /// Position in its loop's subscriber list (``LoopFanout``); -1 when not in it. Loop-confined.
     var slot = -1
+    /// Position in its loop's list of unfiltered subscribers, or of subscribers with a pattern. Loop-confined.
+    var groupSlot = -1
+    /// For a subscriber with exact topics only: its position in its loop's list for each of them,
+    /// in the order of `topics.topics`. Loop-confined.
+    var topicSlots: [Int] = []
 
     // Loop-confined delivery state.
     private var transport: (any SubscriberTransport)?
@@ -53,10 +60,12 @@ public final class Subscription: @unchecked Sendable {
         clientID: String,
         remoteAddress: String?,
         userAgent: String?,
+        topics: TopicFilter,
         transport: any SubscriberTransport,
         fanout: LoopFanout,
         broker: Broker
     ) {
+        self.topics = topics
         self.connectionID = connectionID
         self.clientID = clientID
         self.remoteAddress = remoteAddress
@@ -189,7 +198,8 @@ public final class Subscription: @unchecked Sendable {
             bytesSent: self.publishedBytesSent.load(ordering: .relaxed),
             consecutiveErrors: self.publishedConsecutiveErrors.load(ordering: .relaxed),
             totalErrors: self.publishedTotalErrors.load(ordering: .relaxed),
-            backlogBytes: self.publishedBacklog.load(ordering: .relaxed)
+            backlogBytes: self.publishedBacklog.load(ordering: .relaxed),
+            topics: self.topics.names
         )
     }
 }

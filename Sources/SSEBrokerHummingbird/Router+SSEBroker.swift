@@ -159,6 +159,7 @@ enum BrokerEndpoints {
                     let subscription = try broker.subscribe(
                         clientID: clientID,
                         lastEventID: connect.lastEventID,
+                        topics: connect.topics,
                         remoteAddress: remoteAddress,
                         userAgent: userAgent,
                         transport: transport
@@ -190,14 +191,20 @@ enum BrokerEndpoints {
     ) async -> Response {
         let limit = broker.configuration.maxBodyBytes
         let publish: BroadcastRequest
+        let grant: PublisherGrant
         do {
-            try security.authenticatePublisher(self.head(of: request).headers)
+            grant = try security.authenticatePublisher(self.head(of: request).headers)
         } catch {
             return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge)
         }
         let key: String?
         do throws(BrokerError) {
             publish = try BroadcastRequest(uri: request.uri.description)
+            do {
+                try grant.authorize(type: publish.type)
+            } catch {
+                throw error.error
+            }
             let keys = request.headers[values: Self.idempotencyKey]
             guard keys.count <= 1 else { throw .invalidParameter("the request has more than one Idempotency-Key header") }
             key = try keys.first.map { value throws(BrokerError) in try IdempotencyStore.validateKey(value) }

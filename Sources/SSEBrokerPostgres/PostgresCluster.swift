@@ -658,7 +658,6 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
             let remoteNodes = self.shared.withLockedValue { shared in
                 shared.status.nodes.filter { $0.isAlive && $0.name != node }.reduce(0) { $0 + $1.clients }
             }
-            let localTotal = self.broker.connectionCount
             var results = [WriteResult](repeating: .unknownClient, count: batch.count)
             // A targeted event no node has is not written; with a key it is looked up (a retry of a
             // publish that reached the client before it left gets the first answer, not 404).
@@ -675,12 +674,15 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
             for (index, pending) in batch.enumerated() {
                 let reachable: Bool
                 let expected: Int
+                // This node's connections whose topics match, exactly; the other nodes' as their
+                // presence announces them (it carries no topics: an upper bound).
+                let here = self.broker.recipientCount(ofType: pending.event.type, to: pending.target)
                 if let target = pending.target {
                     reachable = local[target] != nil || remote[target] != nil
-                    expected = (local[target] ?? 0) + (remote[target] ?? 0)
+                    expected = here + (remote[target] ?? 0)
                 } else {
                     reachable = true
-                    expected = localTotal + remoteNodes
+                    expected = here + remoteNodes
                 }
                 guard reachable || pending.idempotency != nil else { continue }
                 sent.append(index)

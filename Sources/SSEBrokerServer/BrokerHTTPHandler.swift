@@ -278,8 +278,9 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 self.armBodyDeadline(context: context)
                 return
             }
-            try self.authenticatePublisher(head)
+            let grant = try self.authenticatePublisher(head)
             let request = try BroadcastRequest(head: head)
+            try self.authorize(grant, type: request.type)
             let idempotencyKey = try Self.idempotencyKey(in: head)
             let limit = self.broker.configuration.maxBodyBytes
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
@@ -339,9 +340,19 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         )
     }
 
-    private func authenticatePublisher(_ head: HTTPRequestHead) throws(BrokerError) {
+    private func authenticatePublisher(_ head: HTTPRequestHead) throws(BrokerError) -> PublisherGrant {
         do {
-            try self.security.authenticatePublisher(head.headers)
+            return try self.security.authenticatePublisher(head.headers)
+        } catch {
+            self.challenge = error.challenge
+            throw error.error
+        }
+    }
+
+    /// A publisher token's `publish` claim must allow the event's type: else `403`, nothing published.
+    private func authorize(_ grant: PublisherGrant, type: String?) throws(BrokerError) {
+        do {
+            try grant.authorize(type: type)
         } catch {
             self.challenge = error.challenge
             throw error.error

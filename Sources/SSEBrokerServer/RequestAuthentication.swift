@@ -14,20 +14,32 @@ public struct SecurityRefusal: Error, Sendable {
 }
 
 extension ServerSecurity {
-    /// Checks the `Authorization: Bearer` token of a `POST /broadcast` against ``publishToken``; any
-    /// request passes without one. Used by ``BrokerHTTPHandler`` and by the Hummingbird adapter.
-    public func authenticatePublisher(_ headers: HTTPHeaders) throws(SecurityRefusal) {
-        guard let token = self.publishToken else { return }
+    /// Checks the `Authorization: Bearer` token of a `POST /broadcast`: ``publishToken`` may publish
+    /// anything, a publisher token (``publisherTokens``) the types of its `publish` claim; any request
+    /// passes when neither is set. Used by ``BrokerHTTPHandler`` and by the Hummingbird adapter,
+    /// before the request's parameters are even parsed.
+    /// - Returns: what the credentials allow; check the event's type with ``PublisherGrant/authorize(type:)``.
+    public func authenticatePublisher(_ headers: HTTPHeaders) throws(SecurityRefusal) -> PublisherGrant {
+        guard self.publishToken != nil || self.publisherTokens != nil else { return .anything }
         guard let presented = bearerToken(in: headers) else {
             throw SecurityRefusal(
                 error: .unauthorized("publishing needs an Authorization: Bearer token"), challenge: SecurityRefusal.realm
             )
         }
-        guard token.accepts(presented) else {
-            throw SecurityRefusal(
-                error: .unauthorized("the bearer token is not valid for publishing"), challenge: SecurityRefusal.invalidToken
-            )
+        if let token = self.publishToken, token.accepts(presented) {
+            return .anything
         }
+        // A JWT has dots; anything else is a wrong shared token, whatever else is configured.
+        if let verifier = self.publisherTokens, presented.contains(".") {
+            do {
+                return .token(try verifier.verify(presented))
+            } catch {
+                throw SecurityRefusal(error: .unauthorized("\(error)"), challenge: SecurityRefusal.invalidToken)
+            }
+        }
+        throw SecurityRefusal(
+            error: .unauthorized("the bearer token is not valid for publishing"), challenge: SecurityRefusal.invalidToken
+        )
     }
 
     /// With ``subscriberTokens`` on, a `GET /connect` needs a valid token, `?id=` (if given) must be
@@ -65,6 +77,30 @@ extension ServerSecurity {
             )
         }
         request.clientID = token.subject
+        if let allowed = token.topics {
+            request.topics = try Self.topics(request.topics, allowedBy: allowed)
+        }
         return token
+    }
+
+    /// With a `topics` claim: every requested topic must be allowed by one of the claim's (a pattern
+    /// only by the same pattern or `*`), and a request for no topic gets exactly the claim's —
+    /// never every event.
+    static func topics(_ requested: TopicFilter, allowedBy allowed: [Topic]) throws(SecurityRefusal) -> TopicFilter {
+        func forbidden(_ reason: String) -> SecurityRefusal {
+            SecurityRefusal(error: .forbidden(reason), challenge: SecurityRefusal.realm)
+        }
+        guard !allowed.isEmpty else { throw forbidden("the token allows no topic (its \"topics\" claim is empty)") }
+        if requested.isEverything {
+            do {
+                return try TopicFilter(allowed)
+            } catch {
+                throw forbidden("the token's \"topics\" claim has more topics than a connection may have")
+            }
+        }
+        for topic in requested.topics where !topic.isAllowed(by: allowed) {
+            throw forbidden("the token does not allow topic \(Topic.quotedForMessage(topic.rawValue))")
+        }
+        return requested
     }
 }

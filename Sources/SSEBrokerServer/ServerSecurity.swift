@@ -11,6 +11,7 @@ import SSEBroker
 /// let security = ServerSecurity(
 ///     publishToken: try PublishToken("s3cret-for-producers"),
 ///     subscriberTokens: try SubscriberTokenVerifier(secret: hs256Secret),
+///     publisherTokens: try PublisherTokenVerifier(secret: publisherSecret),
 ///     cors: try CORSPolicy(allowedOrigins: ["https://app.example.com"]),
 ///     limits: ServerLimits(maxClients: 10_000, maxConnectionsPerClientID: 8)
 /// )
@@ -19,6 +20,9 @@ import SSEBroker
 public struct ServerSecurity: Sendable {
     /// Required as `Authorization: Bearer …` on `POST /broadcast`; `nil` lets anyone publish.
     public var publishToken: PublishToken?
+    /// Checks publisher tokens (JWTs whose `publish` claim lists the types they may publish) on
+    /// `POST /broadcast`, accepted beside ``publishToken``; with either set, publishing needs one.
+    public var publisherTokens: PublisherTokenVerifier?
     /// Checks subscriber tokens on `GET /connect`; `nil` lets anyone subscribe under any id.
     public var subscriberTokens: SubscriberTokenVerifier?
     /// Cross-origin access for browsers; `nil` sends no CORS headers and checks no `Origin`.
@@ -29,10 +33,12 @@ public struct ServerSecurity: Sendable {
     public init(
         publishToken: PublishToken? = nil,
         subscriberTokens: SubscriberTokenVerifier? = nil,
+        publisherTokens: PublisherTokenVerifier? = nil,
         cors: CORSPolicy? = nil,
         limits: ServerLimits = ServerLimits()
     ) {
         self.publishToken = publishToken
+        self.publisherTokens = publisherTokens
         self.subscriberTokens = subscriberTokens
         self.cors = cors
         self.limits = limits
@@ -40,7 +46,7 @@ public struct ServerSecurity: Sendable {
 
     /// A short description for status lines: `auth pub+sub`, `auth pub`, `auth sub` or `auth off`.
     public var authSummary: String {
-        switch (self.publishToken != nil, self.subscriberTokens != nil) {
+        switch (self.publishToken != nil || self.publisherTokens != nil, self.subscriberTokens != nil) {
         case (true, true): "auth pub+sub"
         case (true, false): "auth pub"
         case (false, true): "auth sub"
@@ -173,10 +179,14 @@ public struct SubscriberToken: Sendable, Equatable {
     public var subject: String
     /// When it stops being valid (its `exp` claim); the stream is closed then.
     public var expiresAt: Date?
+    /// The topics it may subscribe to (its `topics` claim); `nil`: any. A connection that asks for
+    /// none gets exactly these.
+    public var topics: [Topic]?
 
-    public init(subject: String, expiresAt: Date? = nil) {
+    public init(subject: String, expiresAt: Date? = nil, topics: [Topic]? = nil) {
         self.subject = subject
         self.expiresAt = expiresAt
+        self.topics = topics
     }
 }
 
@@ -207,7 +217,8 @@ public enum SubscriberTokenError: Error, Sendable, Equatable, CustomStringConver
 
 /// Verifies subscriber tokens: JSON Web Tokens (RFC 7519) signed with HMAC-SHA256 (`HS256`) under
 /// a shared secret, whose `sub` claim is the client id they may subscribe as, with an optional
-/// `exp` (the stream is closed at that moment) and `nbf`.
+/// `exp` (the stream is closed at that moment), `nbf`, and `topics` (the topics and patterns the
+/// bearer may subscribe to).
 ///
 /// A token is accepted from, in this order: an `Authorization: Bearer` header, the cookie
 /// ``cookieName``, or the ``queryParameter`` (a browser's `EventSource` cannot set headers).
@@ -215,27 +226,25 @@ public enum SubscriberTokenError: Error, Sendable, Equatable, CustomStringConver
 /// Verification is deliberately strict and synchronous (it runs on the connection's event loop):
 /// the header must say `"alg":"HS256"` (no `none`, no algorithm confusion) and carry no `crit`
 /// extensions, the signature is checked in constant time before the claims are even decoded, and
-/// `exp`/`nbf` are honoured without leeway.
+/// `exp`/`nbf` are honoured without leeway (``PublisherTokenVerifier`` shares the code).
 public struct SubscriberTokenVerifier: Sendable {
     /// The cookie a token may come in. Default `sse_token`.
     public var cookieName: String
     /// The query parameter a token may come in. Default `token`.
     public var queryParameter: String
     /// The longest token considered, in bytes. Default 4 KiB.
-    public var maxTokenBytes = 4096
-    private let key: SymmetricKey
+    public var maxTokenBytes: Int {
+        get { self.token.maxTokenBytes }
+        set { self.token.maxTokenBytes = newValue }
+    }
+    private var token: HS256Token
 
     /// - Parameter secret: the HMAC key, at least 32 bytes (256 bits, as RFC 7518 §3.2 requires for HS256).
     /// - Throws: ``BrokerError/invalidConfiguration(_:)`` for a shorter secret.
     public init(secret: some Collection<UInt8>, cookieName: String = "sse_token", queryParameter: String = "token")
         throws(BrokerError)
     {
-        guard secret.count >= 32 else {
-            throw .invalidConfiguration(
-                "the subscriber token secret is \(secret.count) bytes; HS256 needs at least 32 (256 bits)"
-            )
-        }
-        self.key = SymmetricKey(data: Array(secret))
+        self.token = try HS256Token(secret: secret, purpose: "subscriber token")
         self.cookieName = cookieName
         self.queryParameter = queryParameter
     }
@@ -246,72 +255,40 @@ public struct SubscriberTokenVerifier: Sendable {
     }
 
     /// Signs a token for `subject`, for servers that mint them (and for tests).
+    /// - Parameter topics: the `topics` claim; `nil` leaves it out (any topic).
     /// - Throws: the encoder's error if the claims cannot be encoded; a token is never signed over
     ///   anything but its claims.
-    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date()) throws -> String {
-        let claims = MintedClaims(
-            exp: expiresAt.map { Int($0.timeIntervalSince1970.rounded(.up)) },
-            iat: Int(issuedAt.timeIntervalSince1970),
-            sub: subject
+    public func makeToken(subject: String, expiresAt: Date? = nil, issuedAt: Date = Date(), topics: [String]? = nil) throws
+        -> String
+    {
+        try self.token.sign(
+            MintedClaims(
+                exp: expiresAt.map { Int($0.timeIntervalSince1970.rounded(.up)) },
+                iat: Int(issuedAt.timeIntervalSince1970),
+                sub: subject,
+                topics: topics
+            )
         )
-        let encoder = JSONEncoder()
-        // Sorted keys: the same claims always give the same token.
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let payload = try encoder.encode(claims)
-        let signingInput = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8)) + "." + Base64URL.encode(Array(payload))
-        let mac = HMAC<SHA256>.authenticationCode(for: Array(signingInput.utf8), using: self.key)
-        return signingInput + "." + Base64URL.encode(Array(mac))
     }
 
-    /// Checks `token` and returns its subject and expiry.
+    /// Checks `token` and returns its subject, expiry and topics.
     public func verify(_ token: some StringProtocol, now: Date = Date()) throws(SubscriberTokenError) -> SubscriberToken {
-        let bytes = Array(token.utf8)
-        guard bytes.count <= self.maxTokenBytes else {
-            throw .malformed("it is \(bytes.count) bytes long; the limit is \(self.maxTokenBytes)")
-        }
-        let parts = bytes.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        guard parts.count == 3 else { throw .malformed("a JWT has three dot-separated parts, this one has \(parts.count)") }
-        guard let headerBytes = Base64URL.decode(parts[0]), let payloadBytes = Base64URL.decode(parts[1]),
-            let signature = Base64URL.decode(parts[2])
-        else { throw .malformed("a part is not base64url") }
-
-        let header: Header
-        do {
-            header = try JSONDecoder().decode(Header.self, from: Data(headerBytes))
-        } catch {
-            throw .malformed("the header is not a JSON object with a string \"alg\"")
-        }
-        guard header.alg == "HS256" else { throw .unsupportedAlgorithm(header.alg) }
-        guard header.crit == nil else { throw .malformed("the header has critical extensions this server does not know") }
-
-        // The signature covers the encoded header and payload exactly as sent.
-        let signingInput = bytes[..<(parts[0].count + 1 + parts[1].count)]
-        guard HMAC<SHA256>.isValidAuthenticationCode(signature, authenticating: Array(signingInput), using: self.key) else {
-            throw .badSignature
-        }
-
-        let claims: Claims
-        do {
-            claims = try JSONDecoder().decode(Claims.self, from: Data(payloadBytes))
-        } catch {
-            throw .malformed("the claims are not a JSON object with a string \"sub\" and numeric \"exp\"/\"nbf\"")
-        }
+        let (claims, expiresAt) = try self.token.verify(
+            token,
+            as: Claims.self,
+            shape: "a string \"sub\", numeric \"exp\"/\"nbf\" and an array of strings \"topics\"",
+            now: now
+        )
         guard let subject = claims.sub else { throw .malformed("the token has no \"sub\" (client id) claim") }
         do {
             try Validation.validateClientID(subject)
         } catch {
             throw .invalidSubject("\(error)")
         }
-        let expiresAt = try claims.exp.map { value throws(SubscriberTokenError) -> Date in
-            guard value.isFinite else { throw .malformed("\"exp\" is not a number") }
-            return Date(timeIntervalSince1970: value)
+        let topics = try claims.topics.map { names throws(SubscriberTokenError) in
+            try HS256Token.topics(names, claim: "topics")
         }
-        if let expiresAt, expiresAt <= now { throw .expired(expiresAt) }
-        if let notBefore = claims.nbf, notBefore.isFinite {
-            let date = Date(timeIntervalSince1970: notBefore)
-            if date > now { throw .notYetValid(date) }
-        }
-        return SubscriberToken(subject: subject, expiresAt: expiresAt)
+        return SubscriberToken(subject: subject, expiresAt: expiresAt, topics: topics)
     }
 
     /// The token a request presents, if any: `Authorization: Bearer`, else the cookie, else the query parameter.
@@ -338,21 +315,18 @@ public struct SubscriberTokenVerifier: Sendable {
         return nil
     }
 
-    private struct Header: Decodable {
-        var alg: String
-        var crit: [String]?
-    }
-
     private struct MintedClaims: Encodable {
         var exp: Int?
         var iat: Int
         var sub: String
+        var topics: [String]?
     }
 
-    private struct Claims: Decodable {
+    private struct Claims: TimeBoundClaims {
         var sub: String?
         var exp: Double?
         var nbf: Double?
+        var topics: [String]?
     }
 }
 

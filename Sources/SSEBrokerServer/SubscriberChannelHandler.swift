@@ -50,6 +50,7 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         let subscription = try broker.subscribe(
             clientID: clientID,
             lastEventID: request.lastEventID,
+            topics: request.topics,
             remoteAddress: remoteAddress,
             userAgent: userAgent,
             transport: self

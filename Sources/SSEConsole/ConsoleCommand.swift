@@ -120,7 +120,11 @@ struct ConsoleCommand: AsyncParsableCommand {
             shutdownGracePeriod: milliseconds(max(0, self.general.shutdownGrace)),
             logger: Logger(label: "sse.http")
         )
-        let warning = Self.openAccessWarning(host: self.general.host, hasPublishToken: security.publishToken != nil, allowOpen: self.access.allowOpen)
+        let warning = Self.openAccessWarning(
+            host: self.general.host,
+            hasPublishToken: security.publishToken != nil || security.publisherTokens != nil,
+            allowOpen: self.access.allowOpen
+        )
         if let warning {
             // Before the terminal belongs to curses, so it stays on screen after the console exits too.
             FileHandle.standardError.write(Data((warning + "\n").utf8))

@@ -81,6 +81,15 @@ struct DeliveryOptions: ParsableArguments {
     @Option(name: .customLong("max-backlog"), help: ArgumentHelp("Most bytes queued for a client that is not keeping up.", valueName: "bytes"))
     var maxBacklog = 256 << 10
 
+    @Option(
+        name: .customLong("metrics-topic"),
+        help: ArgumentHelp(
+            "A topic (or pattern) with its own Prometheus series: subscriptions and deliveries (repeatable, at most 32).",
+            valueName: "topic"
+        )
+    )
+    var metricsTopics: [String] = []
+
     func brokerConfiguration() throws -> BrokerConfiguration {
         func duration(_ seconds: Double, _ flag: String) throws -> Duration {
             guard seconds.isFinite else { throw ValidationError("--\(flag) must be a number of seconds") }
@@ -93,7 +102,8 @@ struct DeliveryOptions: ParsableArguments {
             retry: try duration(self.retry, "retry"),
             historySize: self.history,
             maxBodyBytes: self.maxBody,
-            maxClientBacklogBytes: self.maxBacklog
+            maxClientBacklogBytes: self.maxBacklog,
+            metricsTopics: self.metricsTopics
         )
     }
 }
@@ -123,6 +133,18 @@ struct AccessOptions: ParsableArguments {
 
     @Option(name: .customLong("subscriber-secret-file"), help: ArgumentHelp("File holding the subscriber token key.", valueName: "file"))
     var subscriberSecretFile: String?
+
+    @Option(
+        name: .customLong("publisher-secret"),
+        help: ArgumentHelp(
+            "HS256 key (32+ bytes) for publisher tokens (JWT, publish = the types they may publish), accepted beside --publish-token. Also --publisher-secret-file, SSE_PUBLISHER_SECRET.",
+            valueName: "key"
+        )
+    )
+    var publisherSecret: String?
+
+    @Option(name: .customLong("publisher-secret-file"), help: ArgumentHelp("File holding the publisher token key.", valueName: "file"))
+    var publisherSecretFile: String?
 
     @Option(name: .customLong("token-cookie"), help: ArgumentHelp("Cookie a subscriber token may come in.", valueName: "name"))
     var tokenCookie = "sse_token"
@@ -193,6 +215,8 @@ struct AccessOptions: ParsableArguments {
         let publish = try secret(self.publishToken, file: self.publishTokenFile, env: "SSE_PUBLISH_TOKEN", flag: "publish-token")
         let subscriber = try secret(
             self.subscriberSecret, file: self.subscriberSecretFile, env: "SSE_SUBSCRIBER_SECRET", flag: "subscriber-secret")
+        let publisher = try secret(
+            self.publisherSecret, file: self.publisherSecretFile, env: "SSE_PUBLISHER_SECRET", flag: "publisher-secret")
         let headerTimeout = try duration(self.headerTimeout, "header-timeout")
         let bodyTimeout = try duration(self.bodyTimeout, "body-timeout")
         do throws(BrokerError) {
@@ -208,6 +232,7 @@ struct AccessOptions: ParsableArguments {
             var security = ServerSecurity(limits: limits)
             if let publish { security.publishToken = try PublishToken(publish) }
             if let subscriber { security.subscriberTokens = try SubscriberTokenVerifier(secret: subscriber, cookieName: self.tokenCookie) }
+            if let publisher { security.publisherTokens = try PublisherTokenVerifier(secret: publisher) }
             if !self.corsOrigins.isEmpty { security.cors = try CORSPolicy(allowedOrigins: self.corsOrigins) }
             return security
         } catch {

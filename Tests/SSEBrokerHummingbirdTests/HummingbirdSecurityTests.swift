@@ -52,6 +52,49 @@ import Testing
         }
     }
 
+    @Test func topics_filter_andTheTopicsClaimLimitsThem() async throws {
+        let verifier = try SubscriberTokenVerifier(secret: Self.secret)
+        try await MountedBroker.with(security: ServerSecurity(subscriberTokens: verifier)) { app in
+            let token = try verifier.makeToken(subject: "alice", topics: ["price", "orders.*"])
+            let refused = try await app.client.execute(
+                uri: "/events?topic=chat", method: .get, headers: [.authorization: "Bearer \(token)"])
+            #expect(refused.status == .forbidden)
+            #expect(String(buffer: refused.body) == "403 Forbidden: the token does not allow topic \"chat\"\n")
+            let bad = try await app.client.execute(uri: "/events?topic=&token=\(token)", method: .get)
+            #expect(bad.status == .badRequest)
+            var reader = try await app.subscribe("/events?token=\(token)")
+            #expect(app.broker.clients.map(\.topics) == [["orders.*", "price"]])
+            for type in ["chat", "price", "orders.eu"] {
+                try app.broker.broadcast(Event(type: type, data: type))
+            }
+            #expect(try await reader.data(2) == ["price", "orders.eu"])
+            await reader.client.close()
+        }
+    }
+
+    @Test func publisherTokens_publishOnlyTheirTypes() async throws {
+        let publishers = try PublisherTokenVerifier(secret: Self.secret)
+        try await MountedBroker.with(security: ServerSecurity(publisherTokens: publishers)) { app in
+            let token = try publishers.makeToken(publish: ["price"])
+            let refused = try await app.client.execute(
+                uri: "/publish?type=chat",
+                method: .post,
+                headers: [.authorization: "Bearer \(token)"],
+                body: ByteBuffer(string: "x")
+            )
+            #expect(refused.status == .forbidden)
+            #expect(app.broker.lastEventID == 0)
+            let good = try await app.client.execute(
+                uri: "/publish?type=price",
+                method: .post,
+                headers: [.authorization: "Bearer \(token)"],
+                body: ByteBuffer(string: "x")
+            )
+            #expect(good.status == .accepted)
+            #expect(app.broker.lastEventID == 1)
+        }
+    }
+
     @Test func expiringToken_closesTheStream() async throws {
         let verifier = try SubscriberTokenVerifier(secret: Self.secret)
         try await MountedBroker.with(security: ServerSecurity(subscriberTokens: verifier)) { app in

@@ -146,13 +146,14 @@ final class TestNode: Sendable {
     }
 
     /// Subscribes and waits for the stream's preamble, so the client is registered on return.
-    func connect(_ clientID: String? = nil, lastEventID: UInt64? = nil) async throws -> StreamReader {
+    func connect(_ clientID: String? = nil, lastEventID: UInt64? = nil, topics: [String] = []) async throws -> StreamReader {
         var headers = HTTPHeaders()
         if let lastEventID { headers.add(name: "Last-Event-ID", value: String(lastEventID)) }
+        let query = (clientID.map { ["id=\($0)"] } ?? []) + topics.map { "topic=\($0)" }
         let client = try await SSEClient.connect(
             host: "127.0.0.1",
             port: self.port,
-            path: clientID.map { "/connect?id=\($0)" } ?? "/connect",
+            path: "/connect" + (query.isEmpty ? "" : "?" + query.joined(separator: "&")),
             headers: headers
         )
         #expect(client.status == .ok)

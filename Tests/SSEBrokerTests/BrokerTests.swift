@@ -35,12 +35,14 @@ final class RecordingTransport: SubscriberTransport {
         to broker: Broker,
         _ id: String?,
         lastEventID: String? = nil,
+        topics: [String] = [],
         on loop: EmbeddedEventLoop
     ) throws -> RecordingTransport {
         let transport = RecordingTransport(loop: loop)
         transport.subscription = try broker.subscribe(
             clientID: id,
             lastEventID: lastEventID,
+            topics: TopicFilter(topics.map { name throws(BrokerError) in try Topic(name) }),
             remoteAddress: "127.0.0.1:1",
             userAgent: "test",
             transport: transport

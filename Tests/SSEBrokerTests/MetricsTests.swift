@@ -52,6 +52,31 @@ import Testing
         #expect(published.totalValue == 4)
     }
 
+    @Test func topicSeries_onlyForTheConfiguredTopics() throws {
+        let broker = try self.broker(BrokerConfiguration(metricsTopics: ["price", "orders.*"]))
+        for (id, topics) in [("a", ["price"]), ("b", ["price", "chat"]), ("c", ["orders.*"]), ("d", ["chat"]), ("e", [])] {
+            _ = try RecordingTransport.subscribed(to: broker, id, topics: topics, on: self.loop)
+        }
+        try broker.broadcast(Event(type: "price", data: "1"))  // a, b, e
+        try broker.broadcast(Event(type: "orders.eu", data: "2"))  // c, e
+        try broker.broadcast(Event(type: "orders.us", data: "3"))  // c, e
+        try broker.broadcast(Event(type: "chat", data: "4"))  // b, d, e: no series
+        self.loop.run()
+        broker.updateMetrics()
+        let dimensions: (String) -> [(String, String)] = { [("topic", $0)] }
+        #expect(try self.metrics.expectGauge("sse_topic_subscriptions", dimensions("price")).lastValue == 2)
+        #expect(try self.metrics.expectGauge("sse_topic_subscriptions", dimensions("orders.*")).lastValue == 1)
+        #expect(try self.metrics.expectCounter("sse_topic_deliveries_total", dimensions("price")).totalValue == 3)
+        #expect(try self.metrics.expectCounter("sse_topic_deliveries_total", dimensions("orders.*")).totalValue == 4)
+        #expect(throws: (any Error).self) { try self.metrics.expectGauge("sse_topic_subscriptions", dimensions("chat")) }
+        #expect(broker.topicStatistics == [
+            TopicStatistics(topic: "price", subscriptions: 2, deliveries: 3),
+            TopicStatistics(topic: "orders.*", subscriptions: 1, deliveries: 4),
+        ])
+        #expect(throws: BrokerError.self) { try BrokerConfiguration(metricsTopics: ["ok", ""]).validate() }
+        #expect(throws: BrokerError.self) { try BrokerConfiguration(metricsTopics: (0...32).map { "t\($0)" }).validate() }
+    }
+
     @Test func kicksAreCountedByReason_andRefusalsByStatus() throws {
         let broker = try self.broker(BrokerConfiguration(writeTimeout: .zero, tolerance: 1))
         _ = try self.subscribe(broker, "alice")

@@ -86,6 +86,43 @@ struct HistoryFileTests {
         #expect(second.standardError.contains("history: 8 events restored from \(self.path)"))
     }
 
+    @Test func restart_filteredReplay_usesTheRestoredTypes() async throws {
+        defer { self.cleanUp() }
+        let arguments = ["--no-tui", "--port", "0", "--heartbeat", "60", "--history-file", self.path]
+        let first = try ConsoleProcess.start(arguments)
+        defer { first.killIfRunning() }
+        var port = try await first.listeningPort()
+        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+        var ids: [UInt64] = []
+        for (type, data) in [("price", "p1"), ("chat", "c1"), ("", "m1"), ("orders.eu", "o1"), ("price", "p2")] {
+            let response = try await producer.post("/broadcast" + (type.isEmpty ? "" : "?type=\(type)"), body: data)
+            #expect(response.status == .accepted)
+            let json = try JSONSerialization.jsonObject(with: Data(response.text.utf8)) as? [String: Any]
+            ids.append(try #require((json?["id"] as? String).flatMap { UInt64($0) }))
+        }
+        await producer.close()
+        kill(first.pid, SIGTERM)
+        #expect(try await first.waitForExit(within: .seconds(10)) == 0)
+
+        let second = try ConsoleProcess.start(arguments)
+        defer { second.killIfRunning() }
+        port = try await second.listeningPort()
+        let resume: HTTPHeaders = ["Last-Event-ID": "\(ids[0] - 1)"]
+        var price = StreamReader(
+            try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?topic=price", headers: resume))
+        var others = StreamReader(
+            try await SSEClient.connect(
+                host: "127.0.0.1", port: port, path: "/connect?topic=message&topic=orders.*", headers: resume))
+        #expect(try await price.nextEvent() == ServerSentEvent(type: "price", data: "p1", lastEventID: "\(ids[0])"))
+        #expect(try await price.nextEvent() == ServerSentEvent(type: "price", data: "p2", lastEventID: "\(ids[4])"))
+        #expect(try await others.nextEvent() == ServerSentEvent(type: "message", data: "m1", lastEventID: "\(ids[2])"))
+        #expect(try await others.nextEvent() == ServerSentEvent(type: "orders.eu", data: "o1", lastEventID: "\(ids[3])"))
+        await price.client.close()
+        await others.client.close()
+        kill(second.pid, SIGTERM)
+        #expect(try await second.waitForExit(within: .seconds(10)) == 0)
+    }
+
     @Test func historyFileInAMissingDirectory_failsWithAClearMessage() async throws {
         defer { self.cleanUp() }
         let path = self.directory + "/missing/history.sqlite"
