@@ -28,6 +28,7 @@ let package = Package(
         .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
     ],
     traits: [
+        .trait(name: "TLS", description: "https on the embedded server (swift-nio-ssl, which builds BoringSSL)."),
         .trait(name: "Cluster", description: "SSEBrokerPostgres: several nodes made one through PostgreSQL (postgres-nio)."),
         .trait(name: "SQLiteHistory", description: "SSEBrokerSQLite: a durable event history in one SQLite file (GRDB)."),
         .trait(name: "Hummingbird", description: "SSEBrokerHummingbird: the endpoints on a Hummingbird 2 router, and its example."),
@@ -35,9 +36,9 @@ let package = Package(
         .trait(
             name: "Tools",
             description: "The executables sse-console and sse-bench (argument-parser, hdrhistogram), with what the console embeds.",
-            enabledTraits: ["Cluster", "SQLiteHistory", "Prometheus"]
+            enabledTraits: ["TLS", "Cluster", "SQLiteHistory", "Prometheus"]
         ),
-        .default(enabledTraits: ["Cluster", "SQLiteHistory", "Hummingbird", "Prometheus", "Tools"]),
+        .default(enabledTraits: ["TLS", "Cluster", "SQLiteHistory", "Hummingbird", "Prometheus", "Tools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -80,6 +81,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
             ]
         ),
         // Cluster mode: several broker nodes made one through PostgreSQL (shared log, NOTIFY/LISTEN, presence).
@@ -179,6 +181,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // The load generator behind BENCHMARKS.md: SSE subscribers and publishers on SwiftNIO against
@@ -278,6 +282,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
             ]
         ),
         // Cluster mode against a real PostgreSQL (a private server per test process, or SSE_TEST_POSTGRES_URL).

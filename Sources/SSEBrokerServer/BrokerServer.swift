@@ -7,6 +7,10 @@ import NIOPosix
 import SSEBroker
 import ServiceLifecycle
 
+#if TLS
+import NIOSSL
+#endif
+
 /// The broker's embedded HTTP/1.1 server on SwiftNIO.
 ///
 /// ```swift
@@ -48,6 +52,10 @@ public final class BrokerServer: Service, Sendable {
     private let state = NIOLockedValueBox(ServerState())
 
     private struct ServerState {
+        #if TLS
+        /// https: what connections accepted from now on are served with (``useTLS(_:)``).
+        var tls: NIOSSLContext?
+        #endif
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var isShuttingDown = false
@@ -124,6 +132,15 @@ public final class BrokerServer: Service, Sendable {
         return count > 0 ? count : nil
     }
 
+    /// `https` once ``useTLS(_:)`` was called, else `http`.
+    public var scheme: String {
+        #if TLS
+        self.state.withLockedValue { $0.tls } == nil ? "http" : "https"
+        #else
+        "http"
+        #endif
+    }
+
     /// The bound address, once ``start()`` returned.
     public var localAddress: SocketAddress? {
         self.state.withLockedValue { $0.serverChannel?.localAddress }
@@ -156,7 +173,16 @@ public final class BrokerServer: Service, Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { [weak self] channel in
                 self?.track(channel)
+                #if TLS
+                // Read per connection, so that a new certificate applies to the next one.
+                let tls = self?.state.withLockedValue { $0.tls }
+                #endif
                 return channel.eventLoop.makeCompletedFuture {
+                    #if TLS
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    #endif
                     try channel.pipeline.syncOperations.addHandlers(
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(
@@ -282,3 +308,20 @@ public final class BrokerServer: Service, Sendable {
         }
     }
 }
+
+#if TLS
+extension BrokerServer {
+    /// Serves https (HTTP/1.1 over TLS) to the connections accepted from now on.
+    ///
+    /// Call it before ``start()`` for an https server. Calling it again replaces the certificate
+    /// for new connections (a rotation) while open ones keep theirs. The configuration's ALPN
+    /// protocols, if it names any, should include `http/1.1`.
+    ///
+    /// - Throws: NIOSSL's error when the configuration cannot make a context, for example a key
+    ///   that does not match the certificate.
+    public func useTLS(_ configuration: TLSConfiguration) throws {
+        let context = try NIOSSLContext(configuration: configuration)
+        self.state.withLockedValue { $0.tls = context }
+    }
+}
+#endif

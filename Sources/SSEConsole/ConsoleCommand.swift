@@ -35,6 +35,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     @OptionGroup(title: "Access control and limits")
     var access: AccessOptions
 
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
+
     @OptionGroup(title: "Durable history")
     var historyFile: HistoryFileOptions
 
@@ -96,13 +99,16 @@ struct ConsoleCommand: AsyncParsableCommand {
         ]
         MetricsSystem.bootstrap(factory)
         let security = try self.serverSecurity()
+        // Before anything starts: unusable certificate files end the run with their reason.
+        let tls = try self.tls.configuration()
         let configuration = try self.delivery.brokerConfiguration()
         // Opened before the broker, restored before the server accepts connections.
         let history = try self.historyFile.open(historySize: configuration.historySize)
         let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history)
         if let history { try HistoryFileOptions.restore(broker, from: history) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: self.general.loops ?? BrokerServer.defaultLoopCount)
-        let cluster = try self.cluster.configuration(advertisedURL: "http://\(Self.hostForURL(self.general.host)):\(self.general.port)").map {
+        let scheme = tls == nil ? "http" : "https"
+        let cluster = try self.cluster.configuration(advertisedURL: "\(scheme)://\(Self.hostForURL(self.general.host)):\(self.general.port)").map {
             try PostgresCluster(configuration: $0, broker: broker, logger: Logger(label: "sse.cluster"))
         }
         let server = BrokerServer(
@@ -120,6 +126,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             shutdownGracePeriod: milliseconds(max(0, self.general.shutdownGrace)),
             logger: Logger(label: "sse.http")
         )
+        if let tls { try server.useTLS(tls) }
         let warning = Self.openAccessWarning(
             host: self.general.host,
             hasPublishToken: security.publishToken != nil || security.publisherTokens != nil,
@@ -143,6 +150,9 @@ struct ConsoleCommand: AsyncParsableCommand {
                 listening: announce
             )
         )
+        if tls != nil && !interactive {
+            services.append(CertificateReloader(server: server, options: self.tls))
+        }
         let terminal: TerminalConsoleService?
         if interactive {
             if let warning {

@@ -24,7 +24,7 @@ struct ConsoleServer: Service {
             )
         }
         let address = try await self.server.start()
-        let url = "http://\(ConsoleCommand.hostForURL(self.server.host)):\(address.port ?? self.server.port)"
+        let url = "\(self.server.scheme)://\(ConsoleCommand.hostForURL(self.server.host)):\(address.port ?? self.server.port)"
         self.cluster?.advertisedURL = url
         self.listening.yield(url)
         try await self.server.run()
