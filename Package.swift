@@ -1,5 +1,17 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 import PackageDescription
+
+// Package traits (SE-0450) keep what an app that depends on this package resolves to what it uses.
+// The core (`SSEBroker`) and the server (`SSEBrokerServer`) need no trait; everything else is
+// behind one, and every reference to a trait's packages (in tests and examples too) carries its
+// condition, so that SwiftPM leaves those packages out of an app's resolution altogether:
+//
+//     .package(url: "…/swift-sse-broker.git", from: "1.0.0", traits: [])            // core + server
+//     .package(url: "…/swift-sse-broker.git", from: "1.0.0", traits: ["Cluster"])   // + PostgreSQL
+//
+// At the root every trait is on by default: `swift run sse-console` and `swift test` need no flag.
+// (`Examples/Downstream` is the check that `traits: []` resolves only the core's packages.)
+func when(_ trait: String) -> TargetDependencyCondition? { .when(traits: [trait]) }
 
 let package = Package(
     name: "swift-sse-broker",
@@ -14,6 +26,19 @@ let package = Package(
         .executable(name: "sse-console", targets: ["SSEConsole"]),
         .executable(name: "sse-bench", targets: ["SSEBench"]),
         .executable(name: "sse-hummingbird-example", targets: ["SSEHummingbirdExample"]),
+    ],
+    traits: [
+        .trait(name: "TLS", description: "https on the embedded server (swift-nio-ssl, which builds BoringSSL)."),
+        .trait(name: "Cluster", description: "SSEBrokerPostgres: several nodes made one through PostgreSQL (postgres-nio)."),
+        .trait(name: "SQLiteHistory", description: "SSEBrokerSQLite: a durable event history in one SQLite file (GRDB)."),
+        .trait(name: "Hummingbird", description: "SSEBrokerHummingbird: the endpoints on a Hummingbird 2 router, and its example."),
+        .trait(name: "Prometheus", description: "Metrics exported in Prometheus' format (swift-prometheus), as sse-console serves them."),
+        .trait(
+            name: "Tools",
+            description: "The executables sse-console and sse-bench (argument-parser, hdrhistogram), with what the console embeds.",
+            enabledTraits: ["TLS", "Cluster", "SQLiteHistory", "Prometheus"]
+        ),
+        .default(enabledTraits: ["TLS", "Cluster", "SQLiteHistory", "Hummingbird", "Prometheus", "Tools"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
@@ -55,6 +80,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
             ]
         ),
         // Cluster mode: several broker nodes made one through PostgreSQL (shared log, NOTIFY/LISTEN, presence).
@@ -62,12 +89,13 @@ let package = Package(
             name: "SSEBrokerPostgres",
             dependencies: [
                 "SSEBroker",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
-                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: when("Cluster")),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("Cluster")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // The broker's endpoints mounted on a Hummingbird 2 router. The core never imports Hummingbird.
@@ -77,9 +105,9 @@ let package = Package(
                 "SSEBroker",
                 // ServerSecurity (tokens, admission), applied as the embedded server applies it.
                 "SSEBrokerServer",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: when("Hummingbird")),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: when("Hummingbird")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -90,9 +118,10 @@ let package = Package(
             name: "SSEBrokerSQLite",
             dependencies: [
                 "SSEBroker",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift", condition: when("SQLiteHistory")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(
@@ -102,10 +131,11 @@ let package = Package(
                 "SSEBroker",
                 "SSEClient",
                 "SSETestSupport",
-                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDB", package: "GRDB.swift", condition: when("SQLiteHistory")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // `sse-hummingbird-example`: the broker in a Hummingbird app (README, "Mounting on Hummingbird").
@@ -114,7 +144,7 @@ let package = Package(
             dependencies: [
                 "SSEBroker",
                 "SSEBrokerHummingbird",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: when("Hummingbird")),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -142,14 +172,17 @@ let package = Package(
                 "SSEBrokerServer",
                 "SSEBrokerPostgres",
                 "SSEBrokerSQLite",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser", condition: when("Tools")),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Prometheus", package: "swift-prometheus", condition: when("Prometheus")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         // The load generator behind BENCHMARKS.md: SSE subscribers and publishers on SwiftNIO against
@@ -159,8 +192,8 @@ let package = Package(
             name: "SSEBench",
             dependencies: [
                 "SSEBrokerServer",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser", condition: when("Tools")),
+                .product(name: "Histogram", package: "hdrhistogram-swift", condition: when("Tools")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -248,6 +281,8 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "InMemoryLogging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("TLS")),
             ]
         ),
         // Cluster mode against a real PostgreSQL (a private server per test process, or SSE_TEST_POSTGRES_URL).
@@ -259,11 +294,12 @@ let package = Package(
                 "SSEBrokerServer",
                 "SSEClient",
                 "SSETestSupport",
-                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: when("Cluster")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         // Hummingbird's test client against the mounted endpoints, with the repo's SSE client.
@@ -275,9 +311,9 @@ let package = Package(
                 "SSEBrokerServer",
                 "SSEClient",
                 "SSETestSupport",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
-                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Hummingbird", package: "hummingbird", condition: when("Hummingbird")),
+                .product(name: "HummingbirdTesting", package: "hummingbird", condition: when("Hummingbird")),
+                .product(name: "HTTPTypes", package: "swift-http-types", condition: when("Hummingbird")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

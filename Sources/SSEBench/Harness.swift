@@ -12,17 +12,25 @@ struct Endpoint: Sendable {
     /// `POST` path; `{id}` is the target of a targeted event.
     var pubPath: String
     var idPrefix: String
+    /// The topics workload: subscriber `i` subscribes to topic `i % topics`, and a publish to
+    /// target `k` goes to topic `k`. 0: no topics.
+    var topics = 0
 
     func id(_ index: Int) -> String { "\(self.idPrefix)\(index)" }
 
-    func path(_ template: String, id: String) -> String {
+    /// Topic `k`'s name: `t0`, `t1`, …
+    static func topic(_ index: Int) -> String { "t\(index)" }
+
+    /// `{id}` (and nchan's `{channel}`) is the id, `{topic}` the topic.
+    func path(_ template: String, id: String, topic: String = "") -> String {
         template.replacingOccurrences(of: "{id}", with: id).replacingOccurrences(of: "{channel}", with: id)
+            .replacingOccurrences(of: "{topic}", with: topic)
     }
 
     var url: String { "http://\(self.host.contains(":") ? "[\(self.host)]" : self.host):\(self.port)" }
 
     func subscribeRequest(index: Int) -> ByteBuffer {
-        let path = self.path(self.subPath, id: self.id(index))
+        let path = self.path(self.subPath, id: self.id(index), topic: self.topics > 0 ? Self.topic(index % self.topics) : "")
         return ByteBuffer(
             string: "GET \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nAccept: text/event-stream\r\n"
                 + "Cache-Control: no-cache\r\nUser-Agent: sse-bench\r\n\r\n"
@@ -30,7 +38,7 @@ struct Endpoint: Sendable {
     }
 
     func publishHead(targetIndex: Int?, size: Int) -> [UInt8] {
-        let path = targetIndex.map { self.path(self.pubPath, id: self.id($0)) } ?? self.pubPath
+        let path = targetIndex.map { self.path(self.pubPath, id: self.id($0), topic: Self.topic($0)) } ?? self.pubPath
         return Array(
             ("POST \(path) HTTP/1.1\r\nHost: \(self.host):\(self.port)\r\nContent-Type: text/plain\r\n"
                 + "Content-Length: \(size)\r\nConnection: keep-alive\r\n\r\n").utf8
@@ -166,7 +174,8 @@ final class Harness: Sendable {
     }
 
     /// Connects `count` keep-alive publishers: all to the first broker, or (`spread`) publisher `i` to
-    /// `endpoints[i % count]`. `targets` subscribers get targeted events (`nil`: broadcasts).
+    /// `endpoints[i % count]`. Each event goes to one of `targets` targets at random (subscribers, or
+    /// topics), or to everyone (`nil`: broadcasts).
     /// - Returns: a future per publisher, done when it stops.
     func connectPublishers(count: Int, spread: Bool, targets: Int?, size: Int, plan: PublishPlan) async throws -> [EventLoopFuture<Void>] {
         var finished: [EventLoopFuture<Void>] = []

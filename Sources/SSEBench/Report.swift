@@ -31,6 +31,8 @@ struct Report: Codable, Sendable {
     var eventBytes: Int?
     var rate: Double?
     var benchThreads: Int
+    /// The topics workload: how many topics the subscribers are spread over.
+    var topics: Int?
     /// Several brokers (nodes of a cluster): their URLs, where publishers post ("first" or "all").
     var urls: [String]?
     var publishTo: String?
@@ -100,6 +102,7 @@ struct Report: Codable, Sendable {
         func f(_ value: Double?, _ digits: Int = 2) -> String? { value.map { String(format: "%.\(digits)f", $0) } }
         func mib(_ bytes: Int?) -> String? { bytes.map { String(format: "%.1f MiB", Double($0) / 1_048_576) } }
         add("connect failures", self.connectFailures?.joined(separator: "; "))
+        add("topics", self.topics.map { "\($0) (subscriber i on topic i mod \($0))" })
         add("publishers", self.publishers.map(String.init))
         add("event size", self.eventBytes.map { "\($0) B" })
         add("rate", self.rate.map { $0 > 0 ? "\($0) events/s" : "unlimited" })

@@ -10,17 +10,11 @@ struct SSEBench: AsyncParsableCommand {
         commandName: "sse-bench",
         abstract: "Load an SSE broker on loopback and measure delivery, latency and the broker's CPU and memory.",
         discussion: """
-            Run the broker in another process and pass its pid (--pid) for CPU and RSS. Paths are
-            templates: {id} is a subscriber id (b0, b1, …). This broker: --sub-path '/connect?id={id}'
-            --pub-path /broadcast (targeted: '/broadcast?id={id}'). nchan: --sub-path /sub/all
-            --pub-path /pub/all (targeted: /sub/{id} and /pub/{id}).
+            Run the broker in another process and pass its pid (--pid) for CPU and RSS. Paths are templates: {id} is a subscriber id (b0, b1, …), {topic} a topic (t0, t1, …). This broker: --sub-path '/connect?id={id}' --pub-path /broadcast (targeted: '/broadcast?id={id}'; topics: '/connect?id={id}&topic={topic}' and '/broadcast?type={topic}'). nchan: --sub-path /sub/all --pub-path /pub/all (targeted: /sub/{id} and /pub/{id}; topics: /sub/{topic} and /pub/{topic}).
 
-            Several nodes of one cluster: --url http://127.0.0.1:8081,http://127.0.0.1:8082 (or --url
-            repeated) spreads subscribers round-robin over them; publishers post to the first, or
-            round-robin to all with --publish-to all. Pass every node's pid (--pid repeated) and
-            other processes to account for, such as the database's, with --aux-pid.
+            Several nodes of one cluster: --url http://127.0.0.1:8081,http://127.0.0.1:8082 (or --url repeated) spreads subscribers round-robin over them; publishers post to the first, or round-robin to all with --publish-to all. Pass every node's pid (--pid repeated) and other processes to account for, such as the database's, with --aux-pid.
             """,
-        subcommands: [Fanout.self, Targeted.self, Idle.self, Slow.self, Storm.self]
+        subcommands: [Fanout.self, Targeted.self, Topics.self, Idle.self, Slow.self, Storm.self]
     )
 }
 
@@ -46,10 +40,10 @@ struct CommonOptions: ParsableArguments {
     @Option(name: .customLong("aux-pid"), help: "Other process ids whose CPU time is reported apart (e.g. the database's); repeatable or comma-separated.")
     var auxPID: [String] = []
 
-    @Option(name: .customLong("sub-path"), help: "Subscribe path template ({id} = subscriber id).")
-    var subPath = "/connect?id={id}"
+    @Option(name: .customLong("sub-path"), help: "Subscribe path template ({id} = subscriber id, {topic} = its topic).")
+    var subPath: String?
 
-    @Option(name: .customLong("pub-path"), help: "Publish path template ({id} = target id, targeted only).")
+    @Option(name: .customLong("pub-path"), help: "Publish path template ({id} = target id, targeted only; {topic} = topic, topics only).")
     var pubPath: String?
 
     @Option(name: .customLong("id-prefix"), help: "Subscriber ids are this prefix and an index.")
@@ -68,13 +62,16 @@ struct CommonOptions: ParsableArguments {
     var json = false
 
     /// One endpoint per broker URL (`--url`), or the one of `--host` and `--port`.
-    func endpoints(defaultPubPath: String) throws -> [Endpoint] {
+    func endpoints(defaultPubPath: String, defaultSubPath: String = "/connect?id={id}", topics: Int = 0) throws -> [Endpoint] {
         let addresses: [(String, Int)] =
             try self.urls.isEmpty
             ? [(Endpoint.loopbackHost(self.host), self.port)]
             : self.urls.flatMap { $0.split(separator: ",") }.map { try Endpoint.parseURL(String($0)) }
         return addresses.map { host, port in
-            Endpoint(host: host, port: port, subPath: self.subPath, pubPath: self.pubPath ?? defaultPubPath, idPrefix: self.idPrefix)
+            Endpoint(
+                host: host, port: port, subPath: self.subPath ?? defaultSubPath, pubPath: self.pubPath ?? defaultPubPath,
+                idPrefix: self.idPrefix, topics: topics
+            )
         }
     }
 
@@ -149,14 +146,19 @@ struct PublishOptions: ParsableArguments {
 
 enum DeliveryKind: Sendable {
     case fanout, targeted, slow(nonReaders: Int, receiveBuffer: Int)
+    /// Subscriber `i` on topic `i % count`; each event to one topic at random.
+    case topics(count: Int)
 }
 
 /// The common run of fanout, targeted and slow: connect, publish, drain, measure.
-func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, options: PublishOptions, defaultPubPath: String) async throws
-    -> Report
-{
+func runDelivery(
+    kind: DeliveryKind, name: String, common: CommonOptions, options: PublishOptions, defaultPubPath: String,
+    defaultSubPath: String = "/connect?id={id}"
+) async throws -> Report {
     SystemLimits.raiseOpenFiles()
-    let endpoints = try common.endpoints(defaultPubPath: defaultPubPath)
+    var topicCount = 0
+    if case .topics(let count) = kind { topicCount = count }
+    let endpoints = try common.endpoints(defaultPubPath: defaultPubPath, defaultSubPath: defaultSubPath, topics: topicCount)
     let harness = Harness(endpoints: endpoints, threads: common.benchThreads)
     let n = options.subscribers
     let pids = common.brokerPIDs
@@ -179,11 +181,13 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         count: n, batch: common.connectBatch, reads: readsFor, receiveBuffer: receiveBuffer, log: common.log
     )
     let targeted: Bool = if case .targeted = kind { true } else { false }
+    // Events go to one of these at random: a subscriber (targeted), a topic, or everyone (nil).
+    let targets: Int? = targeted ? n : topicCount > 0 ? topicCount : nil
     let plan = PublishPlan(
         maxEvents: options.events > 0 ? options.events : Int.max, duration: options.duration, rate: options.rate
     )
     let finished = try await harness.connectPublishers(
-        count: options.publishers, spread: common.publishTo == .all, targets: targeted ? n : nil, size: options.size, plan: plan
+        count: options.publishers, spread: common.publishTo == .all, targets: targets, size: options.size, plan: plan
     )
     try await Task.sleep(nanoseconds: UInt64(common.settle * 1e9))
 
@@ -206,6 +210,12 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     case .fanout: expected = published * connected
     case .targeted: expected = published
     case .slow: expected = published * max(0, connected - nonReaderCount)
+    case .topics(let count):
+        // Each topic's events times its subscribers (i % count == topic).
+        let perTopic = await harness.collect(targets: count).published.counts
+        expected = perTopic.enumerated().reduce(0) { total, topic in
+            total + topic.element * (n / count + (topic.offset < n % count ? 1 : 0))
+        }
     }
     let drained = await harness.drain(expected: expected, timeout: options.drainTimeout, quiet: options.drainQuiet)
     let brokerAfter = ProcessGroupSample.read(pids: pids)
@@ -230,7 +240,7 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
         nonReadersClosed = closed
     }
 
-    let collected = await harness.collect(targets: targeted ? n : 1)
+    let collected = await harness.collect(targets: targets ?? 1)
     let results = collected.subscribers
     await harness.shutdown()
 
@@ -269,7 +279,7 @@ func runDelivery(kind: DeliveryKind, name: String, common: CommonOptions, option
     // Exactly the accepted events (count and fingerprint of their sequence numbers), in order.
     let publishedSet = collected.published
     func expectation(_ result: SubscriberResult) -> (count: Int, fingerprint: UInt64) {
-        let slot = targeted ? result.index : 0
+        let slot = targeted ? result.index : topicCount > 0 ? result.index % topicCount : 0
         guard slot < publishedSet.counts.count else { return (0, 0) }
         return (publishedSet.counts[slot], publishedSet.fingerprints[slot])
     }
@@ -356,6 +366,33 @@ struct Targeted: AsyncParsableCommand {
             kind: .targeted, name: "targeted", common: self.common, options: self.options,
             defaultPubPath: "/broadcast?id={id}"
         )
+        try self.common.emit(report)
+    }
+}
+
+struct Topics: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "N subscribers spread over T topics (subscriber i on topic i mod T); each event goes to one topic at random. Every subscriber must get exactly its topic's events, in order."
+    )
+    @OptionGroup var common: CommonOptions
+    @OptionGroup var options: PublishOptions
+
+    @Option(help: "Topics (t0, t1, …); at most the number of subscribers.")
+    var topics = 1000
+
+    func validate() throws {
+        try self.common.validateCommon()
+        guard self.topics >= 1, self.topics <= self.options.subscribers else {
+            throw ValidationError("--topics must be 1…--subscribers (\(self.options.subscribers))")
+        }
+    }
+
+    func run() async throws {
+        var report = try await runDelivery(
+            kind: .topics(count: self.topics), name: "topics", common: self.common, options: self.options,
+            defaultPubPath: "/broadcast?type={topic}", defaultSubPath: "/connect?id={id}&topic={topic}"
+        )
+        report.topics = self.topics
         try self.common.emit(report)
     }
 }

@@ -545,7 +545,7 @@ public final class Broker: EventBroker {
     @discardableResult
     public func ban(_ clientID: String, for duration: Duration? = nil) throws(BrokerError) -> Int {
         try Validation.validateClientID(clientID)
-        let until = duration.map { NIODeadline.now() + .nanoseconds(Int64($0.nanoseconds)) } ?? .distantFuture
+        let until = duration.map { NIODeadline.now() + TimeAmount($0) } ?? .distantFuture
         self.registry.withLock { $0.bans[clientID] = until }
         self.logger.notice("client banned", metadata: ["client": "\(clientID)", "for": "\(duration.map { "\($0)" } ?? "ever")"])
         return (try? self.close(clientID, reason: .banned)) ?? 0
@@ -724,14 +724,5 @@ public final class Broker: EventBroker {
             try? await Task.sleep(for: interval)
         }
         self.updateMetrics()
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds (saturating).
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? (seconds < 0 ? .min : .max) : product + attoseconds / 1_000_000_000
     }
 }

@@ -57,7 +57,7 @@ public enum EventEncoder {
         out.writeInteger(UInt8(ascii: "\n"))
         if let retry {
             out.writeStaticString("retry: ")
-            out.writeString(String(retry.milliseconds))
+            out.writeString(String(TimeAmount(retry).nanoseconds / 1_000_000))
             out.writeInteger(UInt8(ascii: "\n"))
         }
         out.writeInteger(UInt8(ascii: "\n"))
@@ -92,13 +92,5 @@ public enum EventEncoder {
         out.writeStaticString("data: ")
         out.writeBytes(line)
         out.writeInteger(UInt8(ascii: "\n"))
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    var milliseconds: Int64 {
-        let (seconds, attoseconds) = self.components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

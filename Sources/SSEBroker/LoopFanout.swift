@@ -247,7 +247,7 @@ final class LoopFanout: @unchecked Sendable {
     func startHeartbeat(every interval: Duration, comment: ByteBuffer) {
         self.eventLoop.assertInEventLoop()
         guard self.heartbeatTask == nil else { return }
-        let amount = TimeAmount.nanoseconds(interval.nanoseconds)
+        let amount = TimeAmount(interval)
         self.heartbeatTask = self.eventLoop.scheduleRepeatedTask(initialDelay: amount, delay: amount) { [weak self] _ in
             guard let self else { return }
             self.writeToAll(comment, eventID: 0, publishedAt: nil)
@@ -465,7 +465,7 @@ final class LoopFanout: @unchecked Sendable {
         var remaining = self.subscribers
         guard !remaining.isEmpty else { return }
         let tick = Duration.milliseconds(10)
-        let ticks = max(1, Int(spread.nanoseconds / tick.nanoseconds))
+        let ticks = max(1, Int(spread / tick))
         let perTick = max(1, (remaining.count + ticks - 1) / ticks)
         func closeSlice() {
             let slice = remaining.suffix(perTick)
@@ -474,7 +474,7 @@ final class LoopFanout: @unchecked Sendable {
                 subscription.close(reason: .shutdown, farewell: farewell)
             }
             if !remaining.isEmpty {
-                self.closing = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(tick.nanoseconds)) {
+                self.closing = self.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(tick)) {
                     closeSlice()
                 }
             }

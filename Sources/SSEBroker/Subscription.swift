@@ -120,7 +120,7 @@ public final class Subscription: @unchecked Sendable {
             self.publishedBacklog.store(backlog, ordering: .relaxed)
             let waited = NIODeadline.now() - since
             if !policy.mayQueue(
-                unwritableFor: .nanoseconds(waited.nanoseconds),
+                unwritableFor: Duration(waited),
                 backlogBytes: backlog,
                 size: buffer.readableBytes
             ) {

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import PostgresNIO
 import SSEBroker
+import ServiceLifecycle
 
 /// Makes several broker nodes one broker, with PostgreSQL as the backplane.
 ///
@@ -30,7 +31,7 @@ import SSEBroker
 /// - **Losing the database**: the node reports `offline`, refuses publishes with `503`, reconnects with
 ///   backoff, re-`LISTEN`s and reads what it missed from the table before going back `online` —
 ///   no gap, no duplicate (events at or below the broker's last id are ignored).
-public final class PostgresCluster: EventBackplane, Sendable {
+public final class PostgresCluster: EventBackplane, Service, Sendable {
     public let configuration: ClusterConfiguration
     private let broker: Broker
     private let client: PostgresClient
@@ -199,8 +200,10 @@ public final class PostgresCluster: EventBackplane, Sendable {
 
     // MARK: Running
 
-    /// Connects, listens, publishes, heartbeats and cleans up until the calling task is cancelled;
-    /// then leaves the cluster (deletes this node's rows) and closes the connections.
+    /// Connects, listens, publishes, heartbeats and cleans up until the calling task is cancelled or,
+    /// in a `ServiceGroup`, until the group shuts down gracefully; then leaves the cluster (deletes
+    /// this node's rows) and closes the connections. Put it before the server in the group: a
+    /// group shuts its services down in reverse order, so the node leaves once the server is done.
     public func run() async {
         await withDiscardingTaskGroup { group in
             group.addTask { await self.client.run() }
@@ -214,12 +217,10 @@ public final class PostgresCluster: EventBackplane, Sendable {
                         self.presenceWakeups.yield()
                     }
                 }
-                // Park until cancelled, then stop the workers (their loops check cancellation).
-                workers.addTask {
-                    while !Task.isCancelled {
-                        try? await Task.sleep(for: .seconds(3600))
-                    }
-                }
+                // Park until a graceful shutdown or cancellation, then stop the workers (their
+                // loops check cancellation).
+                try? await gracefulShutdown()
+                workers.cancelAll()
             }
             if !self.shared.withLockedValue({ $0.abandon }) {
                 await self.leave()
@@ -635,7 +636,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
         let node = self.configuration.nodeName
         let local = self.broker.connectionsByClientID
         let elsewhere = Array(Set(batch.compactMap(\.target)))
-        let timeoutSeconds = self.configuration.nodeTimeout.inSeconds
+        let timeoutSeconds = self.configuration.nodeTimeout / .seconds(1)
         return try await self.client.withConnection { connection in
             // Where the targeted clients are, outside the lock: presence on live nodes other than this one.
             var remote: [String: Int] = [:]
@@ -700,7 +701,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
                 lookups.append(!reachable)
             }
             guard !sent.isEmpty else { return WriteOutcome(results: results) }
-            let window = self.configuration.idempotencyWindow.inSeconds
+            let window = self.configuration.idempotencyWindow / .seconds(1)
             // One statement, so one round trip and one transaction (autocommit): the function takes
             // the advisory lock, checks the keys, draws the ids, inserts and notifies; the lock is
             // released at commit.
@@ -760,7 +761,7 @@ public final class PostgresCluster: EventBackplane, Sendable {
 
     private func readClusterView(on connection: PostgresConnection) async throws {
         let n = self.names
-        let timeoutSeconds = self.configuration.nodeTimeout.inSeconds
+        let timeoutSeconds = self.configuration.nodeTimeout / .seconds(1)
         let rows = try await connection.query(
             """
             SELECT node_id, url, clients, last_event_id, EXTRACT(EPOCH FROM now() - seen_at)::float8,
@@ -794,14 +795,14 @@ public final class PostgresCluster: EventBackplane, Sendable {
     /// idempotency keys past their window and the events past retention.
     private func cleanUp(on connection: PostgresConnection) async throws {
         let n = self.names
-        let deadSeconds = 3 * self.configuration.nodeTimeout.inSeconds
-        let ageSeconds = self.configuration.retentionAge.inSeconds
+        let deadSeconds = 3 * (self.configuration.nodeTimeout / .seconds(1))
+        let ageSeconds = self.configuration.retentionAge / .seconds(1)
         let keep = Int64(self.configuration.retentionCount)
         try await connection.query(
             "DELETE FROM \(unescaped: n.nodes) WHERE seen_at < now() - make_interval(secs => \(deadSeconds))",
             logger: self.logger
         )
-        let windowSeconds = self.configuration.idempotencyWindow.inSeconds
+        let windowSeconds = self.configuration.idempotencyWindow / .seconds(1)
         try await connection.query(
             "DELETE FROM \(unescaped: n.idempotencyKeys) WHERE created_at < now() - make_interval(secs => \(windowSeconds))",
             logger: self.logger
@@ -978,13 +979,6 @@ final class NotificationInbox: Sendable {
             }
             if let ready { continuation.resume(returning: ready) }
         }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, for SQL intervals.
-    var inSeconds: Double {
-        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }
 }
 

@@ -153,7 +153,7 @@ final class HistoryWriter: @unchecked Sendable {
         // keep the file near its bound, rarely enough that the DELETE is amortised over many inserts.
         let trimEvery = self.retention.maxCount.map { min(max($0 / 8, 64), 8192) } ?? Int.max
         // Trim by age on this period even when nothing is published.
-        let ageCheck: TimeInterval? = self.retention.maxAge.map { min(max($0.seconds / 4, 0.05), 5) }
+        let ageCheck: TimeInterval? = self.retention.maxAge.map { min(max($0 / .seconds(4), 0.05), 5) }
         var writtenSinceTrim = 0
         var lastAgeTrim = Date()
         var reportedDrops: UInt64 = 0
@@ -176,7 +176,7 @@ final class HistoryWriter: @unchecked Sendable {
             }
             self.state.writerWaiting = false
             if self.limits.commitDelay > .zero && !self.state.queue.isEmpty {
-                let deadline = Date().addingTimeInterval(self.limits.commitDelay.seconds)
+                let deadline = Date().addingTimeInterval(self.limits.commitDelay / .seconds(1))
                 while !self.state.closing && self.state.flushWaiters.isEmpty && self.state.queue.count < self.limits.maxBatch {
                     self.state.writerLingering = true
                     let signalled = self.condition.wait(until: deadline)
@@ -315,7 +315,7 @@ final class HistoryWriter: @unchecked Sendable {
         if let maxAge = retention.maxAge {
             // Ids and times grow together, so the first recent row bounds the deletion; walking
             // ids from the oldest stops there (no index on created_at to maintain on every insert).
-            let oldest = now.timeIntervalSince1970 - maxAge.seconds
+            let oldest = now.timeIntervalSince1970 - maxAge / .seconds(1)
             try db.execute(
                 sql: """
                     DELETE FROM event WHERE id < COALESCE(

@@ -4,6 +4,7 @@ import GRDB
 import Logging
 import NIOCore
 import SSEBroker
+import ServiceLifecycle
 
 /// A broker's event history in one SQLite file, so clients resume with `Last-Event-ID` across a
 /// restart of the broker process.
@@ -33,7 +34,11 @@ import SSEBroker
 ///     broker.restore(try history.recentEvents(limit: configuration.historySize))  // before serving
 ///     // ... serve; on shutdown, after `broker.shutdown()`:
 ///     await history.close()
-public final class SQLiteEventHistory: EventJournal {
+///
+/// It is a swift-service-lifecycle `Service` whose ``run()`` closes the file when its group shuts
+/// down: put it *before* the server in the group (a group stops its services in reverse order), so
+/// it closes once the broker has stopped recording.
+public final class SQLiteEventHistory: EventJournal, Service {
     /// The database file.
     public let path: String
     /// What the file keeps.
@@ -201,7 +206,7 @@ public final class SQLiteEventHistory: EventJournal {
     /// ``Broker/restore(_:)`` takes before the server starts. Reads the file (blocking).
     public func recentEvents(limit: Int) throws(SQLiteEventHistoryError) -> [LoggedEvent] {
         guard limit > 0 else { return [] }
-        let oldest = self.retention.maxAge.map { Date().timeIntervalSince1970 - $0.seconds } ?? -Double.infinity
+        let oldest = self.retention.maxAge.map { Date().timeIntervalSince1970 - $0 / .seconds(1) } ?? -Double.infinity
         do {
             let rows = try self.database.read { db in
                 try Row.fetchAll(
@@ -248,6 +253,13 @@ public final class SQLiteEventHistory: EventJournal {
         await self.writer.close()
     }
 
+    /// As a `Service`: waits for its group's graceful shutdown (or for cancellation), then
+    /// ``close()``s the file. The writer itself runs on its own thread from ``init`` on.
+    public func run() async {
+        try? await gracefulShutdown()
+        await self.close()
+    }
+
     /// Whether the broker that used the file before stopped cleanly (called ``close()``). If not, it
     /// may have handed out ids of events that were still queued and are lost: see ``idFloor()``.
     public let previousRunStoppedCleanly: Bool
@@ -283,13 +295,5 @@ public enum SQLiteEventHistoryError: Error, CustomStringConvertible, Sendable {
         case .cannotOpen(let path, let reason): "cannot open history file \(path): \(reason)"
         case .cannotRead(let path, let reason): "cannot read history file \(path): \(reason)"
         }
-    }
-}
-
-extension Duration {
-    /// In seconds, as a `Double`.
-    var seconds: Double {
-        let (seconds, attoseconds) = self.components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

@@ -712,11 +712,3 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         }
     }
 }
-
-extension TimeAmount {
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        self = .nanoseconds(overflow ? .max : product + attoseconds / 1_000_000_000)
-    }
-}

@@ -5,6 +5,11 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SSEBroker
+import ServiceLifecycle
+
+#if TLS
+import NIOSSL
+#endif
 
 /// The broker's embedded HTTP/1.1 server on SwiftNIO.
 ///
@@ -13,7 +18,16 @@ import SSEBroker
 /// let server = BrokerServer(broker: broker, host: "127.0.0.1", port: 8080)
 /// try await server.run()   // until shutdown()
 /// ```
-public final class BrokerServer: Sendable {
+///
+/// It is a swift-service-lifecycle `Service`: in a `ServiceGroup`, a graceful shutdown (SIGTERM, say)
+/// runs ``shutdown(gracePeriod:)`` with ``shutdownGracePeriod``, and cancellation closes everything
+/// at once:
+/// ```swift
+/// let group = ServiceGroup(configuration: .init(
+///     services: [server], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+/// try await group.run()
+/// ```
+public final class BrokerServer: Service, Sendable {
     /// The broker served.
     public let broker: Broker
     public let host: String
@@ -25,6 +39,9 @@ public final class BrokerServer: Sendable {
     public let security: ServerSecurity
     /// How long ``shutdown(gracePeriod:)`` spreads the closing of event streams over.
     public let drainPeriod: Duration
+    /// How long a shutdown waits for connections to close (after ``drainPeriod``) unless the caller
+    /// of ``shutdown(gracePeriod:)`` says otherwise: the grace of a graceful shutdown in a service group.
+    public let shutdownGracePeriod: Duration
     /// The stream counts behind ``ServerLimits/maxClients``.
     public let admission: AdmissionControl
     /// The answers to `POST /broadcast` requests with an `Idempotency-Key`, for all connections.
@@ -35,6 +52,10 @@ public final class BrokerServer: Sendable {
     private let state = NIOLockedValueBox(ServerState())
 
     private struct ServerState {
+        #if TLS
+        /// https: what connections accepted from now on are served with (``useTLS(_:)``).
+        var tls: NIOSSLContext?
+        #endif
         var serverChannel: (any Channel)?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var isShuttingDown = false
@@ -55,6 +76,8 @@ public final class BrokerServer: Sendable {
     ///   - drainPeriod: on shutdown, event streams are closed evenly over this period (after the
     ///     events accepted before), so that their clients reconnect to the other nodes of a cluster
     ///     a few at a time; zero (the default) closes them all at once.
+    ///   - shutdownGracePeriod: how long a shutdown waits for connections to close after the
+    ///     drain period before giving up on them (five seconds by default).
     ///   - idempotency: where `Idempotency-Key` answers are remembered; by default 24 hours, at most
     ///     10,000 keys (see ``IdempotencyStore``).
     ///   - logger: where the server logs.
@@ -67,10 +90,12 @@ public final class BrokerServer: Sendable {
         security: ServerSecurity = ServerSecurity(),
         group: (any EventLoopGroup)? = nil,
         drainPeriod: Duration = .zero,
+        shutdownGracePeriod: Duration = .seconds(5),
         idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.server")
     ) {
         self.drainPeriod = drainPeriod
+        self.shutdownGracePeriod = shutdownGracePeriod
         self.broker = broker
         self.host = host
         self.port = port
@@ -107,6 +132,15 @@ public final class BrokerServer: Sendable {
         return count > 0 ? count : nil
     }
 
+    /// `https` once ``useTLS(_:)`` was called, else `http`.
+    public var scheme: String {
+        #if TLS
+        self.state.withLockedValue { $0.tls } == nil ? "http" : "https"
+        #else
+        "http"
+        #endif
+    }
+
     /// The bound address, once ``start()`` returned.
     public var localAddress: SocketAddress? {
         self.state.withLockedValue { $0.serverChannel?.localAddress }
@@ -139,7 +173,16 @@ public final class BrokerServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { [weak self] channel in
                 self?.track(channel)
+                #if TLS
+                // Read per connection, so that a new certificate applies to the next one.
+                let tls = self?.state.withLockedValue { $0.tls }
+                #endif
                 return channel.eventLoop.makeCompletedFuture {
+                    #if TLS
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
+                    #endif
                     try channel.pipeline.syncOperations.addHandlers(
                         HTTPResponseEncoder(),
                         ByteToMessageHandler(
@@ -172,13 +215,29 @@ public final class BrokerServer: Sendable {
         return channel.localAddress!
     }
 
-    /// Starts (unless started) and returns once the server has shut down.
+    /// Starts (unless started) and returns once the server has shut down: after
+    /// ``shutdown(gracePeriod:)`` has finished, or when the listener closed for another reason.
+    ///
+    /// In a `ServiceGroup`, the group's graceful shutdown starts ``shutdown(gracePeriod:)`` with
+    /// ``shutdownGracePeriod``, and cancelling the task shuts down with no grace at all.
     public func run() async throws {
-        let channel = self.state.withLockedValue { $0.serverChannel }
-        if channel == nil {
+        if self.state.withLockedValue({ $0.serverChannel }) == nil {
             try await self.start()
         }
-        try await self.state.withLockedValue { $0.serverChannel }!.closeFuture.get()
+        let listener = self.state.withLockedValue { $0.serverChannel }!
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await listener.closeFuture.get()
+            } onGracefulShutdown: {
+                Task { try? await self.shutdown() }
+            }
+        } onCancel: {
+            Task { try? await self.shutdown(gracePeriod: .zero) }
+        }
+        // The listener closes first thing in a shutdown: wait for the rest of it.
+        if let shutdown = self.state.withLockedValue({ $0.shutdownTask }) {
+            try await shutdown.value
+        }
     }
 
     /// Stops accepting, tells every subscriber the broker is going away and closes it (spread over
@@ -188,8 +247,9 @@ public final class BrokerServer: Sendable {
     /// to finish.
     ///
     /// - Parameter gracePeriod: how long to wait for connections to close (after ``drainPeriod``)
-    ///   before giving up on them.
-    public func shutdown(gracePeriod: Duration = .seconds(5)) async throws {
+    ///   before giving up on them; ``shutdownGracePeriod`` if `nil`.
+    public func shutdown(gracePeriod: Duration? = nil) async throws {
+        let gracePeriod = gracePeriod ?? self.shutdownGracePeriod
         let task = self.state.withLockedValue { state -> Task<Void, any Error> in
             if let task = state.shutdownTask { return task }
             state.isShuttingDown = true
@@ -248,3 +308,20 @@ public final class BrokerServer: Sendable {
         }
     }
 }
+
+#if TLS
+extension BrokerServer {
+    /// Serves https (HTTP/1.1 over TLS) to the connections accepted from now on.
+    ///
+    /// Call it before ``start()`` for an https server. Calling it again replaces the certificate
+    /// for new connections (a rotation) while open ones keep theirs. The configuration's ALPN
+    /// protocols, if it names any, should include `http/1.1`.
+    ///
+    /// - Throws: NIOSSL's error when the configuration cannot make a context, for example a key
+    ///   that does not match the certificate.
+    public func useTLS(_ configuration: TLSConfiguration) throws {
+        let context = try NIOSSLContext(configuration: configuration)
+        self.state.withLockedValue { $0.tls = context }
+    }
+}
+#endif

@@ -15,16 +15,16 @@ struct ClusterOptions: ParsableArguments {
     )
     var url: String?
 
-    @Option(name: .customLong("node-name"), help: "This node's name in the cluster (default: host name and a random suffix).")
+    @Option(name: .customLong("node-name"), help: ArgumentHelp("This node's name in the cluster (default: host name and a random suffix).", valueName: "name"))
     var nodeName: String?
 
-    @Option(name: .customLong("cluster-prefix"), help: "Prefix of the cluster's tables and channel, so clusters can share a database.")
+    @Option(name: .customLong("cluster-prefix"), help: ArgumentHelp("Prefix of the cluster's tables and channel, so clusters can share a database.", valueName: "prefix"))
     var prefix = "sse"
 
-    @Option(name: .customLong("cluster-retention"), help: "Events kept in the shared log for replay.")
+    @Option(name: .customLong("cluster-retention"), help: ArgumentHelp("Events kept in the shared log for replay.", valueName: "n"))
     var retention = 10_000
 
-    @Option(name: .customLong("cluster-startup-wait"), help: "Seconds to wait for the database before serving anyway (offline, publishes get 503).")
+    @Option(name: .customLong("cluster-startup-wait"), help: ArgumentHelp("Seconds to wait for the database before serving anyway (offline, publishes get 503).", valueName: "seconds"))
     var startupWait = 10.0
 
     /// The cluster configuration, or `nil` without `--cluster`.
@@ -60,17 +60,5 @@ extension HTTPRoute {
             let body = #"{"status":"\#(online ? "ok" : broker.isShuttingDown ? "shutting down" : "degraded")","clients":\#(broker.connectionCount),"lastEventId":"\#(broker.lastEventID)","cluster":\#(status.json)}"#
             return .json(body + "\n", status: online ? .ok : .serviceUnavailable)
         }
-    }
-}
-
-/// A running cluster backplane and the task that runs it.
-struct ClusterNode {
-    let cluster: PostgresCluster
-    let task: Task<Void, Never>
-
-    /// Stops the backplane; it deletes this node's rows on the way out.
-    func leave() async {
-        self.task.cancel()
-        await self.task.value
     }
 }

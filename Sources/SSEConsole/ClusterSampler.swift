@@ -32,7 +32,7 @@ struct ClusterSampler {
         let timeout = self.cluster.configuration.nodeTimeout
         return Self.view(
             of: status, staleFor: max(0, now - self.nodesReadAt),
-            nodeTimeout: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18,
+            nodeTimeout: timeout / .seconds(1),
             listenURL: self.listenURL, connections: connections)
     }
 

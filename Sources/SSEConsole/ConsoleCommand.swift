@@ -9,6 +9,7 @@ import SSEBroker
 import SSEBrokerPostgres
 import SSEBrokerServer
 import SSEConsoleCore
+import ServiceLifecycle
 
 /// `sse-console`: an SSE broker with its HTTP server, and a console to watch and drive it.
 @main
@@ -17,184 +18,44 @@ struct ConsoleCommand: AsyncParsableCommand {
         commandName: "sse-console",
         abstract: "A Server-Sent Events broker with a live terminal console.",
         discussion: """
-            Subscribers connect with GET /connect[?id=ID] (an EventSource stream); producers publish with
-            POST /broadcast[?type=TYPE][&id=ID] (body = data). GET / is a browser page, GET /metrics
-            Prometheus metrics, GET /healthz a health check.
+            Subscribers connect with GET /connect[?id=ID] (an EventSource stream); producers publish with POST /broadcast[?type=TYPE][&id=ID] (body = data). GET / is a browser page, GET /metrics Prometheus metrics, GET /healthz a health check.
+
+            With a terminal on both ends it draws the console; otherwise (or with --no-tui) it reads the same commands from stdin. Type 'help' in either.
             """
     )
 
-    @Option(help: "Address to listen on.")
-    var host = "127.0.0.1"
+    // Titled groups, general first: argument-parser lists untitled options after every titled group.
 
-    @Option(help: "Port to listen on (0 picks a free one).")
-    var port = 8080
+    @OptionGroup(title: "General")
+    var general: GeneralOptions
 
-    @Option(name: .customLong("write-timeout"), help: "Seconds a client may stay unable to accept data before missed events count as errors.")
-    var writeTimeout = 3.0
+    @OptionGroup(title: "Delivery")
+    var delivery: DeliveryOptions
 
-    @Option(help: "Sequential errors a client may have before it is disconnected.")
-    var tolerance = 3
+    @OptionGroup(title: "Access control and limits")
+    var access: AccessOptions
 
-    @Option(help: "Seconds between heartbeat comments.")
-    var heartbeat = 15.0
-
-    @Option(help: "Events kept for Last-Event-ID replay (0 turns replay off).")
-    var history = 1000
-
-    @Option(name: .customLong("max-body"), help: "Largest POST /broadcast body accepted, in bytes.")
-    var maxBody = 1 << 20
-
-    @Option(name: .customLong("max-backlog"), help: "Most bytes queued for a client that is not keeping up.")
-    var maxBacklog = 256 << 10
-
-    @Option(help: "Reconnection delay hinted to clients (retry:), in seconds.")
-    var retry = 3.0
-
-    @Option(help: "Event loops serving connections (default: one per CPU this process may run on).")
-    var loops: Int?
-
-    // MARK: Durable history
+    @OptionGroup(title: "TLS")
+    var tls: TLSOptions
 
     @OptionGroup(title: "Durable history")
     var historyFile: HistoryFileOptions
 
-    // MARK: Access control and limits
-
-    @Option(
-        name: .customLong("publish-token"),
-        help: "Secret producers must send as 'Authorization: Bearer SECRET' (visible in ps: prefer the file or SSE_PUBLISH_TOKEN)."
-    )
-    var publishToken: String?
-
-    @Option(name: .customLong("publish-token-file"), help: "File holding the publish token (one line).")
-    var publishTokenFile: String?
-
-    @Option(
-        name: .customLong("subscriber-secret"),
-        help: "HS256 key (32+ bytes) for subscriber tokens (JWT, sub = client id); turns subscriber auth on. Also --subscriber-secret-file, SSE_SUBSCRIBER_SECRET."
-    )
-    var subscriberSecret: String?
-
-    @Option(name: .customLong("subscriber-secret-file"), help: "File holding the subscriber token key.")
-    var subscriberSecretFile: String?
-
-    @Option(
-        name: .customLong("publisher-secret"),
-        help: "HS256 key (32+ bytes) for publisher tokens (JWT, publish = the types they may publish), accepted beside --publish-token. Also --publisher-secret-file, SSE_PUBLISHER_SECRET."
-    )
-    var publisherSecret: String?
-
-    @Option(name: .customLong("publisher-secret-file"), help: "File holding the publisher token key.")
-    var publisherSecretFile: String?
-
-    @Option(name: .customLong("token-cookie"), help: "Cookie a subscriber token may come in.")
-    var tokenCookie = "sse_token"
-
-    @Flag(name: .customLong("allow-open"), help: "Serve a non-loopback address without a publish token, without the warning.")
-    var allowOpen = false
-
-    @Option(
-        name: .customLong("cors-origin"),
-        help: "Origin allowed to use the broker from a browser page (repeatable), or '*'. Explicit origins get credentials."
-    )
-    var corsOrigins: [String] = []
-
-    @Option(name: .customLong("max-clients"), help: "Most event streams at once; beyond: 503 with Retry-After.")
-    var maxClients: Int?
-
-    @Option(name: .customLong("max-per-client"), help: "Most streams one client id may have at once; beyond: 429.")
-    var maxPerClient: Int?
-
-    @Option(name: .customLong("max-header-bytes"), help: "Largest request line plus headers; beyond: 431.")
-    var maxHeaderBytes = 16 << 10
-
-    @Option(name: .customLong("header-timeout"), help: "Seconds a connection may take to send its request head; beyond: 408, closed.")
-    var headerTimeout = 10.0
-
-    @Option(name: .customLong("body-timeout"), help: "Seconds a POST body may take to arrive; beyond: 408, closed.")
-    var bodyTimeout = 30.0
-
-    @Option(
-        name: .customLong("max-connect-rate"),
-        help: "Most new event streams accepted per second (token bucket, one second's burst); beyond: 503 with Retry-After. Default: no limit."
-    )
-    var maxConnectRate: Int?
-
-    @Option(name: .customLong("shutdown-grace"), help: "Seconds to wait for connections to close on SIGTERM/SIGINT/quit.")
-    var shutdownGrace = 5.0
-
-    @Option(
-        help: "Seconds over which event streams are closed on shutdown, after their pending events, so clients reconnect to other nodes gradually (0: all at once)."
-    )
-    var drain = 0.0
-
-    @Flag(name: .customLong("no-tui"), help: "Run without the terminal console: logs on stderr, commands from stdin.")
-    var noTUI = false
-
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
-    var logLevel: String = "info"
+    @OptionGroup(title: "Cluster")
+    var cluster: ClusterOptions
 
     func validate() throws {
-        guard Logger.Level(rawValue: self.logLevel) != nil else {
-            throw ValidationError("--log-level must be one of trace, debug, info, notice, warning, error, critical")
-        }
-        guard (0...65535).contains(self.port) else { throw ValidationError("--port must be between 0 and 65535") }
-        if let loops, !(1...256).contains(loops) { throw ValidationError("--loops must be between 1 and 256") }
-        guard self.drain.isFinite, (0...3600).contains(self.drain) else {
-            throw ValidationError("--drain must be between 0 and 3600 seconds")
-        }
-        try self.brokerConfiguration().validate()
-        try self.historyFile.validate(historySize: self.history)
+        try self.delivery.brokerConfiguration().validate()
+        try self.historyFile.validate(historySize: self.delivery.history)
         if self.historyFile.path != nil && self.cluster.url != nil {
             throw ValidationError("--history-file and --cluster do not go together: a cluster's shared log is already its durable history")
         }
         _ = try self.serverSecurity()
     }
 
-    /// The tokens (from the flag, its file or the environment, in that order), CORS and limits.
+    /// The tokens, CORS and limits of ``access``.
     func serverSecurity(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> ServerSecurity {
-        func secret(_ value: String?, file: String?, env: String, flag: String) throws -> String? {
-            if value != nil && file != nil { throw ValidationError("give --\(flag) or --\(flag)-file, not both") }
-            if let value { return value }
-            if let file {
-                guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
-                    throw ValidationError("--\(flag)-file: cannot read \(file)")
-                }
-                // One line; the newline an editor adds is not part of the secret.
-                return text.trimmingCharacters(in: .newlines)
-            }
-            return environment[env].flatMap { $0.isEmpty ? nil : $0 }
-        }
-        func duration(_ seconds: Double, _ flag: String) throws -> Duration {
-            guard seconds.isFinite, seconds > 0 else { throw ValidationError("--\(flag) must be a positive number of seconds") }
-            return .milliseconds(Int64((seconds * 1000).rounded()))
-        }
-        let publish = try secret(self.publishToken, file: self.publishTokenFile, env: "SSE_PUBLISH_TOKEN", flag: "publish-token")
-        let subscriber = try secret(
-            self.subscriberSecret, file: self.subscriberSecretFile, env: "SSE_SUBSCRIBER_SECRET", flag: "subscriber-secret")
-        let publisher = try secret(
-            self.publisherSecret, file: self.publisherSecretFile, env: "SSE_PUBLISHER_SECRET", flag: "publisher-secret")
-        let headerTimeout = try duration(self.headerTimeout, "header-timeout")
-        let bodyTimeout = try duration(self.bodyTimeout, "body-timeout")
-        do throws(BrokerError) {
-            let limits = ServerLimits(
-                maxClients: self.maxClients,
-                maxConnectionsPerClientID: self.maxPerClient,
-                maxHeaderBytes: self.maxHeaderBytes,
-                headerTimeout: headerTimeout,
-                bodyTimeout: bodyTimeout,
-                maxConnectRate: self.maxConnectRate
-            )
-            try limits.validate()
-            var security = ServerSecurity(limits: limits)
-            if let publish { security.publishToken = try PublishToken(publish) }
-            if let subscriber { security.subscriberTokens = try SubscriberTokenVerifier(secret: subscriber, cookieName: self.tokenCookie) }
-            if let publisher { security.publisherTokens = try PublisherTokenVerifier(secret: publisher) }
-            if !self.corsOrigins.isEmpty { security.cors = try CORSPolicy(allowedOrigins: self.corsOrigins) }
-            return security
-        } catch {
-            throw ValidationError("\(error)")
-        }
+        try self.access.serverSecurity(environment: environment)
     }
 
     /// The warning for a broker anyone on the network can publish to, or `nil`.
@@ -211,40 +72,11 @@ struct ConsoleCommand: AsyncParsableCommand {
         return octets.count == 4 && octets[0] == "127" && octets.allSatisfy { UInt8($0) != nil }
     }
 
-    func brokerConfiguration() throws -> BrokerConfiguration {
-        func duration(_ seconds: Double, _ flag: String) throws -> Duration {
-            guard seconds.isFinite else { throw ValidationError("--\(flag) must be a number of seconds") }
-            return .milliseconds(Int64((seconds * 1000).rounded()))
-        }
-        return BrokerConfiguration(
-            writeTimeout: try duration(self.writeTimeout, "write-timeout"),
-            tolerance: self.tolerance,
-            heartbeatInterval: try duration(self.heartbeat, "heartbeat"),
-            retry: try duration(self.retry, "retry"),
-            historySize: self.history,
-            maxBodyBytes: self.maxBody,
-            maxClientBacklogBytes: self.maxBacklog,
-            metricsTopics: self.metricsTopics
-        )
-    }
-
-    @Option(
-        name: .customLong("metrics-topic"),
-        help: "A topic (or pattern) with its own Prometheus series: subscriptions and deliveries (repeatable, at most 32)."
-    )
-    var metricsTopics: [String] = []
-
-    @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
-    var noColor = false
-
-    @OptionGroup(title: "Cluster")
-    var cluster: ClusterOptions
-
     func run() async throws {
-        let level = Logger.Level(rawValue: self.logLevel) ?? .info
+        let level = Logger.Level(rawValue: self.general.logLevel) ?? .info
         // The terminal console needs a terminal on both ends; anything else (a pipe, a script, CI)
         // gets the headless mode with the same broker and the same commands on stdin.
-        let interactive = !self.noTUI && isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1
+        let interactive = !self.general.noTUI && isatty(STDIN_FILENO) == 1 && isatty(STDOUT_FILENO) == 1
         let feed = ConsoleFeed()
         LoggingSystem.bootstrap { label in
             if interactive {
@@ -267,112 +99,108 @@ struct ConsoleCommand: AsyncParsableCommand {
         ]
         MetricsSystem.bootstrap(factory)
         let security = try self.serverSecurity()
-        let configuration = try self.brokerConfiguration()
+        // Before anything starts: unusable certificate files end the run with their reason.
+        let tls = try self.tls.configuration()
+        let configuration = try self.delivery.brokerConfiguration()
         // Opened before the broker, restored before the server accepts connections.
         let history = try self.historyFile.open(historySize: configuration.historySize)
         let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history)
         if let history { try HistoryFileOptions.restore(broker, from: history) }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.loops ?? BrokerServer.defaultLoopCount)
-        let node = try await self.joinCluster(broker: broker)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.general.loops ?? BrokerServer.defaultLoopCount)
+        let scheme = tls == nil ? "http" : "https"
+        let cluster = try self.cluster.configuration(advertisedURL: "\(scheme)://\(Self.hostForURL(self.general.host)):\(self.general.port)").map {
+            try PostgresCluster(configuration: $0, broker: broker, logger: Logger(label: "sse.cluster"))
+        }
         let server = BrokerServer(
             broker: broker,
-            host: self.host,
-            port: self.port,
+            host: self.general.host,
+            port: self.general.port,
             extraRoutes: [
                 .browserPage("/"),
-                node.map { .clusterHealth("/healthz", broker: broker, cluster: $0.cluster) } ?? .health("/healthz", broker: broker),
+                cluster.map { .clusterHealth("/healthz", broker: broker, cluster: $0) } ?? .health("/healthz", broker: broker),
                 .prometheus("/metrics", broker: broker, registry: registry),
             ],
             security: security,
             group: group,
-            drainPeriod: .milliseconds(Int64((self.drain * 1000).rounded())),
+            drainPeriod: milliseconds(self.general.drain),
+            shutdownGracePeriod: milliseconds(max(0, self.general.shutdownGrace)),
             logger: Logger(label: "sse.http")
         )
-        let address = try await server.start()
-        let url = "http://\(Self.hostForURL(self.host)):\(address.port ?? self.port)"
-        node?.cluster.advertisedURL = url
+        if let tls { try server.useTLS(tls) }
         let warning = Self.openAccessWarning(
-            host: self.host,
+            host: self.general.host,
             hasPublishToken: security.publishToken != nil || security.publisherTokens != nil,
-            allowOpen: self.allowOpen
+            allowOpen: self.access.allowOpen
         )
         if let warning {
             // Before the terminal belongs to curses, so it stays on screen after the console exits too.
             FileHandle.standardError.write(Data((warning + "\n").utf8))
         }
-        let grace = Duration.milliseconds(Int64((max(0, self.shutdownGrace) * 1000).rounded()))
-        guard interactive else {
-            // Watch for signals before announcing the port: a script may send SIGTERM as soon as it reads it.
-            let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
-            // Scripts and tests wait for this exact line.
-            print("listening on \(url)")
-            fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
-            // `nodes` samples on the stdin thread, when asked: a fresh sampler each time is enough there.
-            var clusterView: (@Sendable () -> ClusterView)?
-            if let cluster = node?.cluster {
-                clusterView = {
+        // The console's parts as services. A group starts them together and, on SIGTERM/SIGINT (and
+        // SIGHUP for the terminal, whose window closed) or `quit`, stops them in reverse order: the
+        // console, then the server (accepted events delivered, farewell, grace), then the history
+        // file (everything recorded written), then the cluster node (its rows deleted).
+        let (listening, announce) = AsyncStream.makeStream(of: String.self)
+        var services: [any Service] = []
+        if let cluster { services.append(cluster) }
+        if let history { services.append(history) }
+        services.append(
+            ConsoleServer(
+                server: server, cluster: cluster, clusterStartupWait: milliseconds(self.cluster.startupWait),
+                listening: announce
+            )
+        )
+        if tls != nil && !interactive {
+            services.append(CertificateReloader(server: server, options: self.tls))
+        }
+        let terminal: TerminalConsoleService?
+        if interactive {
+            if let warning {
+                feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .broker, kind: .error, message: warning))
+            }
+            feed.follow(broker)
+            let noColor = self.general.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true
+            let flags = security.authSummary + (security.cors == nil ? "" : " cors") + (history == nil ? "" : " history-file")
+            terminal = TerminalConsoleService(listening: listening) { url in
+                TerminalConsole(
+                    broker: broker, listenURL: url, feed: feed, noColor: noColor, flags: flags,
+                    cluster: cluster.map { ClusterSampler(cluster: $0, listenURL: url) }
+                )
+            }
+            services.append(terminal!)
+        } else {
+            terminal = nil
+            var clusterView: (@Sendable (String) -> ClusterView)?
+            if let cluster {
+                clusterView = { url in
                     var sampler = ClusterSampler(cluster: cluster, listenURL: url)
                     return sampler.sample(now: Date().timeIntervalSince1970, connections: broker.connectionCount)
                 }
             }
-            do {
-                try await HeadlessConsole(
-                    broker: broker, server: server, readCommands: true, gracePeriod: grace, signals: signals, cluster: clusterView
-                ).run()
-            } catch {
-                await history?.close()
-                await node?.leave()
-                throw error
-            }
-            // The broker is shut down: nothing more is recorded; write what is queued.
-            await history?.close()
-            await node?.leave()
-            try await group.shutdownGracefully()
-            return
+            services.append(HeadlessConsole(broker: broker, listening: listening, readCommands: true, cluster: clusterView))
         }
-        if let warning {
-            feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .broker, kind: .error, message: warning))
-        }
-        feed.follow(broker)
-        let console = TerminalConsole(
-            broker: broker,
-            listenURL: url,
-            feed: feed,
-            noColor: self.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true,
-            flags: security.authSummary + (security.cors == nil ? "" : " cors") + (history == nil ? "" : " history-file"),
-            cluster: node.map { ClusterSampler(cluster: $0.cluster, listenURL: url) }
-        )
-        let signals = SignalWatcher(signals: [SIGINT, SIGTERM, SIGHUP])
-        Task {
-            _ = await signals.next()
-            console.requestQuit()
-        }
-        let report = await console.run()
-        let stats = broker.statistics
-        try await server.shutdown(gracePeriod: grace)
-        await node?.leave()
-        await history?.close()
-        try await group.shutdownGracefully()
-        print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
-        print("sse-console: \(report)")
-    }
-
-    /// With `--cluster`: attaches a PostgreSQL backplane to `broker`, starts it, and waits (up to
-    /// `--cluster-startup-wait`) for it to restore the replay history and go online, so the first
-    /// clients can resume. A node that cannot reach the database still serves, offline.
-    func joinCluster(broker: Broker) async throws -> ClusterNode? {
-        let advertised = "http://\(Self.hostForURL(self.host)):\(self.port)"
-        guard let configuration = try self.cluster.configuration(advertisedURL: advertised) else { return nil }
-        let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: Logger(label: "sse.cluster"))
-        let task = Task { await cluster.run() }
-        let wait = Duration.milliseconds(Int64((self.cluster.startupWait * 1000).rounded()))
-        if !(await cluster.waitUntilOnline(timeout: wait)) {
-            Logger(label: "sse.cluster").warning(
-                "serving while the cluster is offline: publishes get 503 until the database is reachable",
-                metadata: ["state": "\(cluster.status.state)"]
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: services.map {
+                    // Any service that ends (`quit`, the listener closed) stops the others gracefully.
+                    .init(service: $0, successTerminationBehavior: .gracefullyShutdownGroup)
+                },
+                gracefulShutdownSignals: interactive ? [.sigterm, .sigint, .sighup] : [.sigterm, .sigint],
+                logger: Logger(label: "sse.console")
             )
+        )
+        do {
+            try await serviceGroup.run()
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
         }
-        return ClusterNode(cluster: cluster, task: task)
+        try await group.shutdownGracefully()
+        if let (url, report) = terminal?.outcome.withLockedValue({ $0 }) {
+            let stats = broker.statistics
+            print("sse-console: served \(url); \(stats.published) events published, \(stats.delivered) delivered, \(stats.connectionsAccepted) connections")
+            print("sse-console: \(report)")
+        }
     }
 
     static func hostForURL(_ host: String) -> String {

@@ -1,44 +1,42 @@
-import Dispatch
 import Foundation
 import Logging
 import SSEBroker
-import SSEBrokerServer
 import SSEConsoleCore
+import ServiceLifecycle
 
 /// Runs the broker without a terminal UI: logs go to stderr, commands are read line by line from
 /// stdin (the console's language) and their results written to stdout, so it can be scripted:
 ///
 ///     printf 'broadcast greeting hello\nclients\n' | sse-console --no-tui
 ///
-/// End of input stops reading, not serving; SIGINT/SIGTERM or `quit` stop the broker.
-struct HeadlessConsole {
+/// A service of `sse-console`'s group, after the server: it announces the server's URL (scripts
+/// and tests wait for that line) and returns on `quit` or when the group shuts down (SIGINT,
+/// SIGTERM). End of input stops reading, not serving.
+struct HeadlessConsole: Service {
     let broker: Broker
-    let server: BrokerServer
+    /// The server's URL, once it is bound.
+    let listening: AsyncStream<String>
     let readCommands: Bool
-    /// How long shutdown waits for connections to close.
-    var gracePeriod: Duration = .seconds(5)
-    /// Installed by the caller before it announces the port; `nil` installs one here.
-    var signals: SignalWatcher? = nil
-    /// The cluster for `nodes`, on a cluster node.
-    var cluster: (@Sendable () -> ClusterView)? = nil
+    /// On a cluster node: samples the cluster for `nodes` (given the listening URL).
+    var cluster: (@Sendable (String) -> ClusterView)? = nil
 
-    func run() async throws {
-        let logger = Logger(label: "sse.console")
-        let server = self.server
-        let grace = self.gracePeriod
-        let signals = self.signals ?? SignalWatcher(signals: [SIGINT, SIGTERM])
-        Task {
-            let signal = await signals.next()
-            logger.notice("shutting down", metadata: ["signal": "\(signal)"])
-            try? await server.shutdown(gracePeriod: grace)
-        }
+    func run() async {
+        guard let url = await self.listening.first(where: { _ in true }) else { return }
+        // Scripts and tests wait for this exact line. The group traps its signals before any
+        // service starts, so a SIGTERM sent as soon as it is read is a graceful shutdown.
+        print("listening on \(url)")
+        fflush(nil)  // all streams: `stdout` itself is a C global Swift 6 will not touch
+        let (quits, quit) = AsyncStream.makeStream(of: Void.self)
         if self.readCommands {
-            let executor = CommandExecutor(broker: self.broker, cluster: self.cluster)
+            // `nodes` samples on the stdin thread, when asked: a fresh sampler each time is enough there.
+            var nodes: (@Sendable () -> ClusterView)?
+            if let sample = self.cluster { nodes = { sample(url) } }
+            let executor = CommandExecutor(broker: self.broker, cluster: nodes)
             let thread = Thread {
                 while let line = readLine(strippingNewline: true) {
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
                     if Self.respond(to: line, with: executor) == .quit {
-                        Task { try? await server.shutdown(gracePeriod: grace) }
+                        quit.finish()
                         return
                     }
                 }
@@ -46,9 +44,12 @@ struct HeadlessConsole {
             thread.name = "sse-console-stdin"
             thread.start()
         }
-        try await server.run()
-        // Returns once the shutdown that closed the listener (a signal, `quit`) has finished.
-        try await server.shutdown(gracePeriod: grace)
+        await withGracefulShutdownHandler {
+            for await _ in quits {}
+        } onGracefulShutdown: {
+            Logger(label: "sse.console").notice("shutting down")
+            quit.finish()
+        }
     }
 
     /// Parses and runs one line; prints the result (or `error: …`) on stdout.
@@ -68,34 +69,5 @@ struct HeadlessConsole {
         }
         fflush(nil)
         return outcome
-    }
-}
-
-/// Turns process signals into an async event (the default action, dying mid-write, is disabled).
-/// `@unchecked`: the sources are only kept alive here, never touched again after `init`.
-final class SignalWatcher: @unchecked Sendable {
-    private let sources: [any DispatchSourceSignal]
-    private let stream: AsyncStream<Int32>
-
-    init(signals: [Int32]) {
-        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
-        self.stream = stream
-        let registered = DispatchSemaphore(value: 0)
-        self.sources = signals.map { number in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { continuation.yield(number) }
-            source.setRegistrationHandler { registered.signal() }
-            source.resume()
-            return source
-        }
-        // The sources are armed asynchronously; until then an ignored signal would simply be lost
-        // (a SIGTERM right after start-up left the process running for ever).
-        for _ in signals { registered.wait() }
-    }
-
-    func next() async -> Int32 {
-        var iterator = self.stream.makeAsyncIterator()
-        return await iterator.next() ?? SIGTERM
     }
 }

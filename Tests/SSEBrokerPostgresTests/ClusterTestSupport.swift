@@ -8,6 +8,7 @@ import SSEBroker
 import SSEBrokerServer
 import SSEClient
 import SSETestSupport
+import ServiceLifecycle
 import Testing
 
 @testable import SSEBrokerPostgres
@@ -50,15 +51,20 @@ enum TestDatabase {
 }
 
 /// One broker node in this process: a broker, its HTTP server on an ephemeral port, and its
-/// cluster backplane.
+/// cluster backplane; or, with `asServices`, the backplane and the server in a `ServiceGroup`.
 final class TestNode: Sendable {
     let broker: Broker
     let server: BrokerServer
     let cluster: PostgresCluster
     let port: Int
+    /// The group running the node's services, when started `asServices`.
+    let serviceGroup: ServiceGroup?
     private let task: Task<Void, Never>
 
-    private init(broker: Broker, server: BrokerServer, cluster: PostgresCluster, port: Int, task: Task<Void, Never>) {
+    private init(
+        broker: Broker, server: BrokerServer, cluster: PostgresCluster, port: Int, serviceGroup: ServiceGroup?, task: Task<Void, Never>
+    ) {
+        self.serviceGroup = serviceGroup
         self.broker = broker
         self.server = server
         self.cluster = cluster
@@ -74,7 +80,8 @@ final class TestNode: Sendable {
         history: Int = 1000,
         retention: Int = 10_000,
         publishTimeout: Duration = .seconds(5),
-        requireOnline: Bool = true
+        requireOnline: Bool = true,
+        asServices: Bool = false
     ) async throws -> TestNode {
         let broker = try Broker(configuration: BrokerConfiguration(historySize: history, eventIDSeed: .after(0), retryJitter: 0), logger: quietLogger)
         var configuration = try ClusterConfiguration(url: url, nodeName: name)
@@ -88,7 +95,6 @@ final class TestNode: Sendable {
         configuration.nodeTimeout = .seconds(3)
         configuration.reconnectDelay = .milliseconds(50) ... .milliseconds(500)
         let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: quietLogger)
-        let task = Task { await cluster.run() }
         let server = BrokerServer(
             broker: broker,
             host: "127.0.0.1",
@@ -96,12 +102,32 @@ final class TestNode: Sendable {
             group: MultiThreadedEventLoopGroup.singleton,
             logger: quietLogger
         )
+        // As an app runs them: the backplane before the server, so the server stops first.
+        let serviceGroup = asServices ? ServiceGroup(configuration: .init(services: [cluster, server], logger: quietLogger)) : nil
+        let task: Task<Void, Never>
+        var address: SocketAddress?
+        if let serviceGroup {
+            // Bound first to learn the port; the group's `run()` of the server then only serves.
+            address = try await server.start()
+            task = Task { try? await serviceGroup.run() }
+        } else {
+            task = Task { await cluster.run() }
+        }
         if requireOnline {
             let online = await cluster.waitUntilOnline(timeout: .seconds(30))
             #expect(online, "node \(name) did not come online: \(cluster.status.state)")
         }
-        let address = try await server.start()
-        return TestNode(broker: broker, server: server, cluster: cluster, port: try #require(address.port), task: task)
+        if address == nil {
+            address = try await server.start()
+        }
+        return TestNode(
+            broker: broker, server: server, cluster: cluster, port: try #require(address?.port), serviceGroup: serviceGroup, task: task
+        )
+    }
+
+    /// Waits until the node's service group has finished (after its graceful shutdown, say).
+    func waitUntilStopped() async {
+        await self.task.value
     }
 
     /// Stops serving and drops the database connections without leaving the cluster: what the

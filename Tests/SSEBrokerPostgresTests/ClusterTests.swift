@@ -155,6 +155,22 @@ import Testing
         }
     }
 
+    @Test func nodeRunAsServices_gracefulShutdown_deliversThenLeavesTheCluster() async throws {
+        try await self.withNodes(1) { nodes, url, prefix in
+            let serviced = try await TestNode.start("serviced", url: url, prefix: prefix, asServices: true)
+            var reader = try await serviced.connect("ines")
+            try await presenceVisible("ines", url: url, prefix: prefix)
+            #expect(try await nodes[0].post("hello", to: "ines").status == .accepted)
+            #expect(try await reader.nextEvent().data == "hello")
+            await serviced.serviceGroup?.triggerGracefulShutdown()
+            await serviced.waitUntilStopped()
+            // The server stopped first: the stream got its farewell.
+            #expect(await reader.untilEnd().last == .comment("broker shutting down"))
+            // Then the node left the cluster: its client is nowhere any more.
+            #expect(try await nodes[0].post("too late", to: "ines").status == .notFound)
+        }
+    }
+
     @Test func unreachableDatabase_nodeStartsOffline_withTheReason_andRefusesPublishes() async throws {
         // A port nothing listens on.
         let node = try await TestNode.start("lonely", url: "postgres://sse@127.0.0.1:1/none?sslmode=disable", prefix: "unused", requireOnline: false)

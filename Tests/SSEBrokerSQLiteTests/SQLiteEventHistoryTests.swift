@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import SSEBroker
 import SSETestSupport
+import ServiceLifecycle
 import Testing
 
 @testable import SSEBrokerSQLite
@@ -50,6 +51,21 @@ struct SQLiteEventHistoryTests {
         #expect(try reopened.recentEvents(limit: 100) == events)
         #expect(try reopened.recentEvents(limit: 2) == Array(events.suffix(2)))
         #expect(try reopened.recentEvents(limit: 0) == [])
+        await reopened.close()
+    }
+
+    @Test func asAService_closesTheFile_whenItsGroupShutsDown() async throws {
+        defer { self.cleanUp() }
+        let history = try SQLiteEventHistory(path: self.path)
+        let group = ServiceGroup(configuration: .init(services: [history], logger: Logger(label: "test")))
+        let running = Task { try await group.run() }
+        Self.sample().forEach(history.record)
+        await group.triggerGracefulShutdown()
+        try await running.value
+        // Closed: what was recorded is in the file, and the run counts as a clean stop.
+        let reopened = try SQLiteEventHistory(path: self.path)
+        #expect(reopened.previousRunStoppedCleanly)
+        #expect(try reopened.recentEvents(limit: 100) == Self.sample())
         await reopened.close()
     }
 

@@ -26,15 +26,7 @@ struct ShutdownTests {
         async let first: Void = server.shutdown()
         async let second: Void = server.shutdown()
         _ = try await (first, second)
-        for index in readers.indices {
-            let rest = await readers[index].untilEnd()
-            let data = rest.compactMap { message -> String? in
-                if case .event(let event) = message { return event.data }
-                return nil
-            }
-            #expect(data == (1...50).map { "e\($0)" })
-            #expect(rest.last == .comment("broker shutting down"))
-        }
+        await TestServer.expectEventsThenFarewell(&readers, data: (1...50).map { "e\($0)" })
         #expect(broker.recentDisconnections.allSatisfy { $0.reason == .shutdown })
         // The producer's connection was closed too.
         await #expect(throws: (any Error).self) { try await publisher.post("/broadcast", body: "late") }

@@ -73,6 +73,20 @@ struct TestServer {
         return reader
     }
 
+    /// Shutdown's promise to a subscriber: every event accepted before, in order, then the farewell.
+    /// Reads each stream to its end.
+    static func expectEventsThenFarewell(_ readers: inout [StreamReader], data expected: [String]) async {
+        for index in readers.indices {
+            let rest = await readers[index].untilEnd()
+            let data = rest.compactMap { message -> String? in
+                if case .event(let event) = message { return event.data }
+                return nil
+            }
+            #expect(data == expected)
+            #expect(rest.last == .comment("broker shutting down"))
+        }
+    }
+
     func publisher() async throws -> HTTPClientConnection {
         try await HTTPClientConnection.connect(host: "127.0.0.1", port: self.port)
     }

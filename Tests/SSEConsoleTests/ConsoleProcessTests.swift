@@ -78,7 +78,7 @@ struct ConsoleProcessTests {
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--drain", "-1"]) }
         let parsed = try ConsoleCommand.parse(["--max-connect-rate", "500", "--drain", "10"])
         #expect(try parsed.serverSecurity(environment: [:]).limits.maxConnectRate == 500)
-        #expect(parsed.drain == 10)
+        #expect(parsed.general.drain == 10)
     }
 
     @Test func nonLoopbackHostWithoutToken_printsAWarning_unlessAllowed() async throws {
@@ -123,6 +123,22 @@ struct ConsoleProcessTests {
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--max-clients", "0"]) }
         #expect(throws: (any Error).self) { try ConsoleCommand.parse(["--publish-token", "a", "--publish-token-file", file]) }
     }
+
+    @Test func help_fitsIn80Columns_withTheGeneralOptionsFirst() {
+        let help = ConsoleCommand.helpMessage(columns: 80)
+        let lines = help.split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.allSatisfy { $0.count <= 80 }, "\(lines.filter { $0.count > 80 })")
+        // The overview is wrapped by the parser, not by hand: no line of a paragraph stops short.
+        let overview = help.components(separatedBy: "USAGE:")[0].components(separatedBy: "\n\n").dropFirst()
+        for paragraph in overview {
+            let paragraphLines = paragraph.split(separator: "\n")
+            #expect(paragraphLines.dropLast().allSatisfy { $0.count >= 60 }, "\(paragraphLines)")
+        }
+        let sections = lines.filter { $0.hasSuffix(":") && $0.uppercased() == $0 }.map(String.init)
+        #expect(sections == ["GENERAL:", "DELIVERY:", "ACCESS CONTROL AND LIMITS:", "TLS:", "DURABLE HISTORY:", "CLUSTER:", "OPTIONS:"])
+        // Values are named for what they are, not after their option (`--port <port>` aside).
+        #expect(!help.contains("<publish-token-file>") && !help.contains("<cluster-startup-wait>"))
+    }
 }
 
 /// `sse-console` started with `posix_spawn`: stdout through a pipe (for the `listening on` line),
@@ -163,6 +179,11 @@ final class ConsoleProcess: Sendable {
 
     /// Reads stdout until the `listening on http://HOST:PORT` line and returns the port.
     func listeningPort() async throws -> Int {
+        try await self.listening().port
+    }
+
+    /// Reads stdout until the `listening on SCHEME://HOST:PORT` line; returns the scheme and port.
+    func listening() async throws -> (scheme: String, port: Int) {
         let stdout = self.stdout
         let line = await Task.detached {
             var text = ""
@@ -173,10 +194,10 @@ final class ConsoleProcess: Sendable {
             }
             return text
         }.value
-        guard let match = line.firstMatch(of: /listening on http:\/\/[^:]+:(\d+)/), let port = Int(match.output.1) else {
+        guard let match = line.firstMatch(of: /listening on (https?):\/\/[^:]+:(\d+)/), let port = Int(match.output.2) else {
             throw TmuxError.failed("sse-console", "no listening line; stdout: \(line); stderr: \(self.standardError)")
         }
-        return port
+        return (String(match.output.1), port)
     }
 
     /// Waits for the process to exit; its exit code, or -1 if a signal ended it. No event tells a
@@ -195,6 +216,18 @@ final class ConsoleProcess: Sendable {
 
     var standardError: String {
         (try? String(contentsOfFile: self.stderrPath, encoding: .utf8)) ?? ""
+    }
+
+    /// Waits until stderr (a file: the log, which announces what it did nowhere else) contains
+    /// `text`, checking every 20 ms for at most `limit`.
+    func waitForStandardError(containing text: String, within limit: Duration = .seconds(10)) async throws {
+        let deadline = ContinuousClock.now + limit
+        while !self.standardError.contains(text) {
+            guard ContinuousClock.now < deadline else {
+                throw TmuxError.failed("sse-console", "no \"\(text)\" on stderr within \(limit): \(self.standardError)")
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
     }
 
     func killIfRunning() {

@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# Topics (issue 12): the filtered fan-out next to the unfiltered one, before and after topics, and
+# nchan with a channel per topic, in one run; prints a Markdown table of medians with the spread of
+# the repetitions (BENCHMARKS.md, "Topics") and keeps the raw results.
+#
+#   BEFORE_BIN=/path/to/old/sse-console scripts/bench-topics.sh    # 3 repetitions, about 5 minutes
+#   REPS=1 SKIP_BUILD=1 SCRATCH=.build-release BEFORE_BIN=… scripts/bench-topics.sh
+#
+# BEFORE_BIN is an sse-console built from the commit before topics (without it, the "before" rows
+# are left out): git worktree add /tmp/before <commit> && (cd /tmp/before && swift build -c release
+# --product sse-console). Pinned like scripts/bench-compare.sh: the broker to CPU 0, sse-bench to
+# CPU 1, a fresh broker per run, brokers alternating. Only 127.0.0.1 is loaded.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
+
+REPS=${REPS:-3}
+SCRATCH=${SCRATCH:-.build-bench}
+BROKER_CPU=${BROKER_CPU:-0}
+BENCH_CPU=${BENCH_CPU:-1}
+BEFORE_BIN=${BEFORE_BIN:-}
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+  echo "== building (release, $SCRATCH)" >&2
+  swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
+  swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
+fi
+BIN="$SCRATCH/release"
+MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
+fi
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+NOFILE=$(ulimit -n)
+
+WORK=$(mktemp -d /tmp/sse-bench-topics.XXXXXX)
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+BROKER_PID=""
+STOP_PID=""
+FD_OPEN=0
+trap 'stop_process; rm -rf "$WORK"' EXIT
+
+# $1: the sse-console binary. Headless, stdin a fifo held open on fd 3.
+start_console() {
+  local dir="$WORK/console.$RANDOM"
+  mkdir -p "$dir"
+  mkfifo "$dir/stdin"
+  taskset -c "$BROKER_CPU" "$1" --no-tui --port 0 <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
+  STOP_PID=$!
+  BROKER_PID=$STOP_PID
+  exec 3>"$dir/stdin"
+  FD_OPEN=1
+  for _ in $(seq 1 200); do
+    [ -s "$dir/stdout" ] && break
+    sleep 0.05
+  done
+  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
+  [ -n "$PORT" ] || { echo "broker did not start:" >&2; cat "$dir/stderr" >&2; return 1; }
+}
+
+start_nchan() {
+  local dir="$WORK/nchan.$RANDOM"
+  mkdir -p "$dir"
+  PORT=$(free_port)
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
+    -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" scripts/nchan.conf >"$dir/nginx.conf"
+  taskset -c "$BROKER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>"$dir/stderr" &
+  STOP_PID=$!
+  wait_port "$PORT"
+  BROKER_PID=""
+  for _ in $(seq 1 100); do
+    BROKER_PID=$(pgrep -P "$STOP_PID" | head -n 1 || true)
+    [ -n "$BROKER_PID" ] && break
+    sleep 0.05
+  done
+  [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
+}
+
+# workload | sse-bench arguments (ours; nchan's paths are added for nchan)
+FANOUT_1K="fanout-1k|fanout -n 1000 --publishers 8 --duration 5"
+FANOUT_10K="fanout-10k|fanout -n 10000 --publishers 8 --duration 5 --connect-batch 500"
+TOPICS_10K="topics-10k-1000|topics -n 10000 --topics 1000 --publishers 8 --duration 5 --connect-batch 500"
+
+# run_one BROKER(before|after|nchan) ENTRY REP
+run_one() {
+  local broker=$1 entry=$2 rep=$3 name args paths=""
+  IFS='|' read -r name args <<<"$entry"
+  case "$broker" in
+    before) start_console "$BEFORE_BIN" ;;
+    after) start_console "$BIN/sse-console" ;;
+    nchan)
+      start_nchan
+      case "$name" in
+        topics*) paths="--sub-path /sub/{topic} --pub-path /pub/{topic}" ;;
+        *) paths="--sub-path /sub/all --pub-path /pub/all" ;;
+      esac
+      ;;
+  esac
+  echo "== $name on $broker (rep $rep, port $PORT, pid $BROKER_PID)" >&2
+  local json
+  # shellcheck disable=SC2086  # word splitting of the argument lists is intended
+  if json=$(timeout 180 taskset -c "$BENCH_CPU" "$BIN/sse-bench" $args $paths --port "$PORT" --pid "$BROKER_PID" --json); then
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(broker=sys.argv[2], name=sys.argv[3], rep=int(sys.argv[4])); print(json.dumps(r))' \
+      "$json" "$broker" "$name" "$rep" >>"$RESULTS"
+  else
+    echo "   sse-bench failed for $name on $broker" >&2
+  fi
+  stop_process
+  sleep 1
+}
+
+brokers=(after nchan)
+[ -n "$BEFORE_BIN" ] && brokers=(before after nchan)
+for rep in $(seq 1 "$REPS"); do
+  # Alternate the order of the brokers from one repetition to the next.
+  order=("${brokers[@]}")
+  [ $((rep % 2)) = 0 ] && order=($(printf '%s\n' "${brokers[@]}" | tac))
+  for broker in "${order[@]}"; do
+    if [ "$broker" = nchan ]; then
+      run_one nchan "$TOPICS_10K" "$rep"
+      continue
+    fi
+    run_one "$broker" "$FANOUT_1K" "$rep"
+    run_one "$broker" "$FANOUT_10K" "$rep"
+    [ "$broker" = after ] && run_one after "$TOPICS_10K" "$rep"
+  done
+done
+
+cp "$RESULTS" "${OUT_JSONL:-$SCRATCH/bench-topics-results.jsonl}"
+python3 - "$RESULTS" "$REPS" <<'PY'
+import json, statistics, sys
+runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+reps = int(sys.argv[2])
+def pick(broker, name):
+    return [r for r in runs if r["broker"] == broker and r["name"] == name]
+def cell(rs, key, digits=2):
+    v = [key(r) for r in rs if key(r) is not None]
+    if not v:
+        return "–"
+    m = statistics.median(v)
+    spread = f" ({min(v):.{digits}f}–{max(v):.{digits}f})" if len(v) > 1 else ""
+    return f"{m:.{digits}f}{spread}"
+cpu = lambda r: r.get("brokerCPUMicrosPerEvent")
+p99 = lambda r: r["latency"]["p99Ms"] if r.get("latency") and r["latency"]["samples"] else None
+rate = lambda r: r.get("deliveredPerSecond")
+print(f"| workload | broker | CPU µs / delivered event | delivered/s | p99 latency (ms) | verified (every subscriber exactly its events, in order) |")
+print("|---|---|--:|--:|--:|---|")
+labels = {"before": "ours, before topics", "after": "ours, with topics", "nchan": "nchan (a channel per topic)"}
+for name, title in [("fanout-1k", "fanout, 1,000 subscribers"), ("fanout-10k", "fanout, 10,000 subscribers"),
+                    ("topics-10k-1000", "topics: 10,000 subscribers over 1,000 topics")]:
+    for broker in ["before", "after", "nchan"]:
+        rs = pick(broker, name)
+        if not rs:
+            continue
+        verified = f"{sum(1 for r in rs if r.get('verified'))} of {len(rs)} runs"
+        print(f"| {title} | {labels[broker]} | {cell(rs, cpu)} | {cell(rs, rate, 0)} | {cell(rs, p99)} | {verified} |")
+print()
+print(f"Medians of {reps} runs, (min–max) of the runs in brackets.")
+PY
