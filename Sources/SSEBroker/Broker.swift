@@ -629,6 +629,13 @@ public final class Broker: EventBroker {
         self.registry.withLock { $0.byClientID.mapValues(\.count) }
     }
 
+    /// The topics of each connection of each connected client id (``TopicFilter/everything`` for a
+    /// connection without topics): what a cluster node announces, so that another node can count
+    /// the recipients of a `broadcastTo` exactly.
+    public var topicsByClientID: [String: [TopicFilter]] {
+        self.registry.withLock { $0.byClientID.mapValues { $0.map(\.topics) } }
+    }
+
     /// How many of this broker's connections an event of `type` for `target` (`nil`: everyone) would
     /// be handed to now: those whose topics match. O(event loops + pattern filters), or O(the
     /// target's connections) — for a cluster node's count of the recipients of a publish.

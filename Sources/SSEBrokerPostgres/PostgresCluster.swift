@@ -369,6 +369,9 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
                         connections integer NOT NULL, PRIMARY KEY (node_id, client_id))
                     """,
                     "CREATE INDEX IF NOT EXISTS \(n.presence)_client ON \(n.presence) (client_id)",
+                    // The topics of each connection (PresenceTopics), for exact broadcastTo counts;
+                    // added to the tables of earlier versions too.
+                    "ALTER TABLE \(n.presence) ADD COLUMN IF NOT EXISTS topics text NOT NULL DEFAULT ''",
                     """
                     CREATE TABLE IF NOT EXISTS \(n.idempotencyKeys) (
                         key text PRIMARY KEY, request_hash text NOT NULL, event_id bigint NOT NULL,
@@ -638,19 +641,21 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
         let elsewhere = Array(Set(batch.compactMap(\.target)))
         let timeoutSeconds = self.configuration.nodeTimeout / .seconds(1)
         return try await self.client.withConnection { connection in
-            // Where the targeted clients are, outside the lock: presence on live nodes other than this one.
+            // Where the targeted clients are, outside the lock: presence on live nodes other than this
+            // one, with the topics of each connection.
             var remote: [String: Int] = [:]
+            var remoteTopics: [String: [TopicFilter]] = [:]
             if !elsewhere.isEmpty {
                 let rows = try await connection.query(
                     """
-                    SELECT p.client_id, sum(p.connections)::int8 FROM \(unescaped: n.presence) p JOIN \(unescaped: n.nodes) n USING (node_id)
+                    SELECT p.client_id, p.connections, p.topics FROM \(unescaped: n.presence) p JOIN \(unescaped: n.nodes) n USING (node_id)
                     WHERE p.client_id = ANY(\(elsewhere)) AND p.node_id <> \(node) AND n.seen_at > now() - make_interval(secs => \(timeoutSeconds))
-                    GROUP BY p.client_id
                     """,
                     logger: self.logger
                 )
-                for try await (client, connections) in rows.decode((String, Int64).self) {
-                    remote[client] = Int(connections)
+                for try await (client, connections, topics) in rows.decode((String, Int32, String).self) {
+                    remote[client, default: 0] += Int(connections)
+                    remoteTopics[client, default: []] += PresenceTopics.decode(topics, connections: Int(connections))
                 }
             }
             // What each event is expected to reach, counted before the commit (a replay returns the
@@ -674,12 +679,13 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
             for (index, pending) in batch.enumerated() {
                 let reachable: Bool
                 let expected: Int
-                // This node's connections whose topics match, exactly; the other nodes' as their
-                // presence announces them (it carries no topics: an upper bound).
+                // This node's connections whose topics match, exactly; for a target, the other nodes'
+                // too (their presence has each connection's topics); for a broadcast, the other
+                // nodes' connections as their heartbeats count them (an upper bound).
                 let here = self.broker.recipientCount(ofType: pending.event.type, to: pending.target)
                 if let target = pending.target {
                     reachable = local[target] != nil || remote[target] != nil
-                    expected = here + (remote[target] ?? 0)
+                    expected = here + (remoteTopics[target] ?? []).count { $0.matches(pending.event.type) }
                 } else {
                     reachable = true
                     expected = here + remoteNodes
@@ -820,7 +826,7 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
     /// Keeps this node's presence rows equal to its connected client ids: woken by every connect and
     /// disconnect (coalesced), and once per heartbeat in case a wakeup was coalesced away.
     private func runPresence() async {
-        var announced: [String: Int] = [:]
+        var announced: [String: PresenceTopics.Entry] = [:]
         let ticker = Task {
             while !Task.isCancelled {
                 try? await Task.sleep(for: self.configuration.heartbeatInterval)
@@ -838,7 +844,7 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
             if self.shared.withLockedValue({ shared in defer { shared.presenceLost = false }; return shared.presenceLost }) {
                 announced = [:]
             }
-            let current = self.broker.connectionsByClientID
+            let current = self.broker.topicsByClientID.mapValues(PresenceTopics.Entry.init)
             let changed = current.filter { announced[$0.key] != $0.value }
             let gone = announced.keys.filter { current[$0] == nil }
             guard !changed.isEmpty || !gone.isEmpty else { continue }
@@ -850,9 +856,11 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
                         if !changed.isEmpty {
                             try await connection.query(
                                 """
-                                INSERT INTO \(unescaped: n.presence) (node_id, client_id, connections)
-                                SELECT \(node), c.client_id, c.connections FROM unnest(\(Array(changed.keys))::text[], \(changed.values.map { Int32($0) })::int4[]) AS c(client_id, connections)
-                                ON CONFLICT (node_id, client_id) DO UPDATE SET connections = excluded.connections
+                                INSERT INTO \(unescaped: n.presence) (node_id, client_id, connections, topics)
+                                SELECT \(node), c.client_id, c.connections, c.topics
+                                FROM unnest(\(Array(changed.keys))::text[], \(changed.values.map(\.connections))::int4[], \(changed.values.map(\.topics))::text[])
+                                    AS c(client_id, connections, topics)
+                                ON CONFLICT (node_id, client_id) DO UPDATE SET connections = excluded.connections, topics = excluded.topics
                                 """,
                                 logger: self.logger
                             )
@@ -1016,6 +1024,34 @@ func withTimeout<Result: Sendable>(_ duration: Duration, _ operation: @escaping 
                 }
                 timer.cancel()
             }
+        }
+    }
+}
+
+/// The topics of one client's connections on a node, as its presence row keeps them: one line per
+/// connection, its topics separated by tabs, an empty line for a connection without topics. Topics
+/// have no control characters, so neither separator can occur in one.
+enum PresenceTopics {
+    struct Entry: Hashable, Sendable {
+        var connections: Int32
+        var topics: String
+
+        init(_ filters: [TopicFilter]) {
+            self.connections = Int32(clamping: filters.count)
+            self.topics = filters.map { $0.names.joined(separator: "\t") }.joined(separator: "\n")
+        }
+    }
+
+    /// The filters of a row; a row of a node that announced no topics (an earlier version) counts
+    /// its connections as unfiltered.
+    static func decode(_ text: String, connections: Int) -> [TopicFilter] {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count == connections else {
+            return Array(repeating: .everything, count: max(0, connections))
+        }
+        return lines.map { line in
+            let topics = line.split(separator: "\t").compactMap { try? Topic(String($0)) }
+            return (try? TopicFilter(topics)) ?? .everything
         }
     }
 }

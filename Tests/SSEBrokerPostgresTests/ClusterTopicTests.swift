@@ -30,17 +30,23 @@ import Testing
     @Test func broadcastTo_acrossNodes_reachesTheMatchingConnections_andCountsThisNodesExactly() async throws {
         try await withClusterNodes(2) { nodes, url, prefix in
             var remote = try await nodes[1].connect("alice", topics: ["dm"])
-            try await presenceVisible("alice", url: url, prefix: prefix)
+            var news = try await nodes[1].connect("alice", topics: ["news", "d*"])
+            _ = try await nodes[1].connect("alice", topics: ["news"])
+            try await presenceVisible("alice", url: url, prefix: prefix, connections: 3)
             var local = try await nodes[0].connect("bob", topics: ["dm"])
+            // Counted on node A from node B's presence: the two connections of alice whose topics match.
             let toAlice = try await nodes[0].post("psst", type: "dm", to: "alice")
             #expect(toAlice.status == .accepted, "\(toAlice.text)")
-            #expect(toAlice.text.contains(#""delivered":1"#))
+            #expect(toAlice.text.contains(#""delivered":2"#), "\(toAlice.text)")
+            let chatToAlice = try await nodes[0].post("no", type: "chat", to: "alice")
+            #expect(chatToAlice.text.contains(#""delivered":0"#), "\(chatToAlice.text)")
             let chatToBob = try await nodes[0].post("no", type: "chat", to: "bob")
             #expect(chatToBob.status == .accepted, "\(chatToBob.text)")
             #expect(chatToBob.text.contains(#""delivered":0"#))
             let dmToBob = try await nodes[0].post("yes", type: "dm", to: "bob")
             #expect(dmToBob.text.contains(#""delivered":1"#))
             #expect(try await remote.nextEvent().data == "psst")
+            #expect(try await news.nextEvent().data == "psst")
             #expect(try await local.nextEvent().data == "yes")
             let nobody = try await nodes[0].post("x", type: "dm", to: "carol")
             #expect(nobody.status == .notFound)
@@ -82,5 +88,18 @@ import Testing
         await late.stop()
         await publisher.stop()
         await TestDatabase.drop(prefix: prefix, url: url)
+    }
+}
+
+@Suite struct PresenceTopicsTests {
+    @Test func roundTrip_oneLinePerConnection_andOldRowsCountAsUnfiltered() throws {
+        let filters = [TopicFilter.everything, try TopicFilter([Topic("price"), Topic("orders.*")]), .everything]
+        let entry = PresenceTopics.Entry(filters)
+        #expect(entry.connections == 3)
+        #expect(entry.topics == "\norders.*\tprice\n")
+        #expect(PresenceTopics.decode(entry.topics, connections: 3) == filters)
+        // A row of a node that announced no topics.
+        #expect(PresenceTopics.decode("", connections: 2) == [.everything, .everything])
+        #expect(PresenceTopics.decode("", connections: 1) == [.everything])
     }
 }
