@@ -33,7 +33,6 @@ if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
 fi
-NGINX=$(command -v nginx)
 
 # 10,000 subscribers need more than the usual 1,024 descriptors, in the broker above all.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -57,29 +56,12 @@ stop_broker() {
 trap 'stop_broker; rm -rf "$WORK"' EXIT
 
 
-# This broker, headless; stdin is a fifo held open on fd 3 (end of stdin would stop its commands).
-# $1: "console" for sse-console with its default loop count, or "loops:N" for `--loops N`.
+# This broker, headless. $1: "console" for sse-console with its default loop count, or "loops:N"
+# for `--loops N`.
 start_ours() {
-  local kind=${1:-console} dir="$WORK/ours.$RANDOM"
-  mkdir -p "$dir"
-  mkfifo "$dir/stdin"
-  local loops=()
+  local kind=${1:-console} loops=()
   [ "$kind" = console ] || loops=(--loops "${kind#loops:}")
-  taskset -c "$BROKER_CPU" "$BIN/sse-console" --no-tui --port 0 "${loops[@]}" <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!
-  BROKER_PID=$STOP_PID
-  exec 3>"$dir/stdin"
-  FD_OPEN=1
-  for _ in $(seq 1 200); do
-    if [ -s "$dir/stdout" ]; then break; fi
-    sleep 0.05
-  done
-  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
-  if [ -z "$PORT" ]; then
-    echo "broker did not start:" >&2
-    cat "$dir/stderr" >&2
-    return 1
-  fi
+  start_console "$BIN/sse-console" "${loops[@]}"
 }
 
 # This broker with its terminal console drawing, in a tmux pane (120x40) like a user's terminal.
@@ -92,23 +74,6 @@ start_tui() {
   STOP_PID=""
 }
 
-start_nchan() {
-  local dir="$WORK/nchan.$RANDOM"
-  mkdir -p "$dir"
-  PORT=$(free_port)
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
-    -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" scripts/nchan.conf >"$dir/nginx.conf"
-  taskset -c "$BROKER_CPU" "$NGINX" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!   # the master (daemon off); it stops its worker on TERM
-  wait_port "$PORT"
-  BROKER_PID=""
-  for _ in $(seq 1 100); do
-    BROKER_PID=$(pgrep -P "$STOP_PID" | head -n 1 || true)
-    if [ -n "$BROKER_PID" ]; then break; fi
-    sleep 0.05
-  done
-  [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
-}
 
 # workload name | sse-bench arguments | our paths | nchan paths
 WORKLOADS=(

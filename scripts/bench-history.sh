@@ -11,6 +11,7 @@
 # /tmp). Only 127.0.0.1 is loaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/bench-lib.sh
 
 REPS=${REPS:-3}
 SCRATCH=${SCRATCH:-.build-bench}
@@ -27,31 +28,16 @@ WORK=$(mktemp -d /tmp/sse-bench-history.XXXXXX)
 RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 BROKER_PID=""
-stop_broker() {
-  if [ -n "$BROKER_PID" ]; then
-    kill "$BROKER_PID" 2>/dev/null || true
-    wait "$BROKER_PID" 2>/dev/null || true
-    exec 3>&-
-  fi
-  BROKER_PID=""
-}
-trap 'stop_broker; rm -rf "$WORK"' EXIT
+STOP_PID=""
+FD_OPEN=0
+stop_broker() { stop_process; }
+trap 'stop_process; rm -rf "$WORK"' EXIT
 
 # $1: "off", or "on" for a fresh --history-file.
 start_broker() {
-  local dir="$WORK/run.$RANDOM" extra=()
-  mkdir -p "$dir"
-  mkfifo "$dir/stdin"
-  [ "$1" = on ] && extra=(--history-file "$dir/history.sqlite")
-  taskset -c "$BROKER_CPU" "$BIN/sse-console" --no-tui --port 0 "${extra[@]}" <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
-  BROKER_PID=$!
-  exec 3>"$dir/stdin"   # held open: end of stdin would end the console's command reading
-  for _ in $(seq 1 200); do
-    [ -s "$dir/stdout" ] && break
-    sleep 0.05
-  done
-  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
-  [ -n "$PORT" ] || { echo "broker did not start:" >&2; cat "$dir/stderr" >&2; return 1; }
+  local extra=()
+  [ "$1" = on ] && extra=(--history-file "$WORK/history.$RANDOM.sqlite")
+  start_console "$BIN/sse-console" "${extra[@]}"
 }
 
 # name | sse-bench arguments

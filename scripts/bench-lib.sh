@@ -1,6 +1,7 @@
-# Shared by scripts/bench-compare.sh and scripts/storm.sh (sourced, not run): stopping the broker
-# under test, and loopback ports. The caller sets STOP_PID, BROKER_PID and FD_OPEN (fd 3 holds a
-# headless console's stdin open).
+# Shared by the benchmark scripts (sourced, not run): starting and stopping the broker under test,
+# and loopback ports. The caller sets WORK (a scratch directory), BROKER_CPU, and for nchan MODULE
+# and NOFILE; the starters set PORT, BROKER_PID (whose /proc sse-bench reads), STOP_PID (what to
+# stop afterwards) and FD_OPEN (fd 3 holds a headless console's stdin open).
 
 # Stops the broker under test and closes its stdin.
 stop_process() {
@@ -25,4 +26,55 @@ wait_port() {
   done
   echo "port $port never opened" >&2
   return 1
+}
+
+# An sse-console binary ($1) with more arguments ($2…), headless on a free port, pinned to
+# $BROKER_CPU; its stdin is a fifo held open on fd 3 (its end would stop the command reading).
+start_console() {
+  local binary=$1 dir="$WORK/console.$RANDOM"
+  shift
+  mkdir -p "$dir"
+  mkfifo "$dir/stdin"
+  taskset -c "$BROKER_CPU" "$binary" --no-tui --port 0 "$@" <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
+  STOP_PID=$!
+  BROKER_PID=$STOP_PID
+  exec 3>"$dir/stdin"
+  FD_OPEN=1
+  for _ in $(seq 1 200); do
+    if [ -s "$dir/stdout" ]; then break; fi
+    sleep 0.05
+  done
+  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
+  if [ -z "$PORT" ]; then
+    echo "broker did not start:" >&2
+    cat "$dir/stderr" >&2
+    return 1
+  fi
+}
+
+# nginx + nchan with scripts/nchan.conf on a free port, pinned to $BROKER_CPU (the worker inherits
+# it). With $1 = status, one more location: /nchan_status (nchan_stub_status), where sse-bench
+# reads the subscriber count.
+start_nchan() {
+  local dir="$WORK/nchan.$RANDOM" status=()
+  mkdir -p "$dir"
+  PORT=$(free_port)
+  [ "${1:-}" = status ] && status=(-e 's#^\( *\)location ~ \^/sub/#\1location = /nchan_status { nchan_stub_status; }\n\n\1location ~ ^/sub/#')
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
+    -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" "${status[@]}" \
+    scripts/nchan.conf >"$dir/nginx.conf"
+  if [ "${1:-}" = status ] && ! grep -q nchan_stub_status "$dir/nginx.conf"; then
+    echo "could not add the status location" >&2
+    return 1
+  fi
+  taskset -c "$BROKER_CPU" "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>"$dir/stderr" &
+  STOP_PID=$!   # the master (daemon off); it stops its worker on TERM
+  wait_port "$PORT"
+  BROKER_PID=""
+  for _ in $(seq 1 100); do
+    BROKER_PID=$(pgrep -P "$STOP_PID" | head -n 1 || true)
+    if [ -n "$BROKER_PID" ]; then break; fi
+    sleep 0.05
+  done
+  [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
 }

@@ -42,41 +42,6 @@ STOP_PID=""
 FD_OPEN=0
 trap 'stop_process; rm -rf "$WORK"' EXIT
 
-# $1: the sse-console binary. Headless, stdin a fifo held open on fd 3.
-start_console() {
-  local dir="$WORK/console.$RANDOM"
-  mkdir -p "$dir"
-  mkfifo "$dir/stdin"
-  taskset -c "$BROKER_CPU" "$1" --no-tui --port 0 <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!
-  BROKER_PID=$STOP_PID
-  exec 3>"$dir/stdin"
-  FD_OPEN=1
-  for _ in $(seq 1 200); do
-    [ -s "$dir/stdout" ] && break
-    sleep 0.05
-  done
-  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
-  [ -n "$PORT" ] || { echo "broker did not start:" >&2; cat "$dir/stderr" >&2; return 1; }
-}
-
-start_nchan() {
-  local dir="$WORK/nchan.$RANDOM"
-  mkdir -p "$dir"
-  PORT=$(free_port)
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
-    -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" scripts/nchan.conf >"$dir/nginx.conf"
-  taskset -c "$BROKER_CPU" nginx -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!
-  wait_port "$PORT"
-  BROKER_PID=""
-  for _ in $(seq 1 100); do
-    BROKER_PID=$(pgrep -P "$STOP_PID" | head -n 1 || true)
-    [ -n "$BROKER_PID" ] && break
-    sleep 0.05
-  done
-  [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
-}
 
 # workload | sse-bench arguments (ours; nchan's paths are added for nchan)
 FANOUT_1K="fanout-1k|fanout -n 1000 --publishers 8 --duration 5"

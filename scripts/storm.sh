@@ -78,50 +78,7 @@ FD_OPEN=0
 trap 'stop_process; rm -rf "$WORK"' EXIT
 
 
-# An sse-console binary ($1), headless; stdin is a fifo held open on fd 3 (its end would stop it).
-start_console() {
-  local binary=$1 dir="$WORK/console.$RANDOM"
-  mkdir -p "$dir"
-  mkfifo "$dir/stdin"
-  taskset -c "$BROKER_CPU" "$binary" --no-tui --port 0 <"$dir/stdin" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!
-  BROKER_PID=$STOP_PID
-  exec 3>"$dir/stdin"
-  FD_OPEN=1
-  for _ in $(seq 1 200); do
-    if [ -s "$dir/stdout" ]; then break; fi
-    sleep 0.05
-  done
-  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
-  if [ -z "$PORT" ]; then
-    echo "broker did not start:" >&2
-    cat "$dir/stderr" >&2
-    return 1
-  fi
-}
 
-# nginx + nchan with scripts/nchan.conf and one more location: /nchan_status (nchan_stub_status),
-# where sse-bench reads the subscriber count.
-start_nchan() {
-  local dir="$WORK/nchan.$RANDOM"
-  mkdir -p "$dir"
-  PORT=$(free_port)
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
-    -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" \
-    -e 's#^\( *\)location ~ \^/sub/#\1location = /nchan_status { nchan_stub_status; }\n\n\1location ~ ^/sub/#' \
-    scripts/nchan.conf >"$dir/nginx.conf"
-  grep -q nchan_stub_status "$dir/nginx.conf" || { echo "could not add the status location" >&2; return 1; }
-  taskset -c "$BROKER_CPU" "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" >"$dir/stdout" 2>"$dir/stderr" &
-  STOP_PID=$!   # the master (daemon off); it stops its worker on TERM
-  wait_port "$PORT"
-  BROKER_PID=""
-  for _ in $(seq 1 100); do
-    BROKER_PID=$(pgrep -P "$STOP_PID" | head -n 1 || true)
-    if [ -n "$BROKER_PID" ]; then break; fi
-    sleep 0.05
-  done
-  [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
-}
 
 # Where subscribers and publishers go; for reset and connect also the probe and the count.
 OURS_PATHS="--sub-path /connect?id={id} --pub-path /broadcast"
@@ -145,7 +102,7 @@ run_one() {
   case "$broker" in
     ours) start_console "$BIN/sse-console"; paths=$OURS_PATHS; probe=$OURS_PROBE ;;
     before) start_console "$BEFORE_BIN"; paths=$OURS_PATHS; probe=$OURS_PROBE ;;
-    nchan) start_nchan; paths=$NCHAN_PATHS; probe=$NCHAN_PROBE ;;
+    nchan) start_nchan status; paths=$NCHAN_PATHS; probe=$NCHAN_PROBE ;;
   esac
   case "$name" in
     overload-*) ;;   # no probe, no count
