@@ -97,14 +97,8 @@ run_one() {
     *) start_ours "$broker"; paths=$ours ;;
   esac
   echo "== $name on $label (rep $rep, port $PORT, pid $BROKER_PID)" >&2
-  local json
   # shellcheck disable=SC2086  # word splitting of the argument lists is intended
-  if json=$(timeout 180 taskset -c "$BENCH_CPU" "$BIN/sse-bench" $args $paths --port "$PORT" --pid "$BROKER_PID" --json); then
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(broker=sys.argv[2], name=sys.argv[3], rep=int(sys.argv[4])); print(json.dumps(r))' \
-      "$json" "$label" "$name" "$rep" >>"$RESULTS"
-  else
-    echo "   sse-bench failed for $name on $label" >&2
-  fi
+  run_bench "$label" "$name" "$rep" $args $paths
   stop_broker
   sleep 1   # let the last connections' sockets settle
 }

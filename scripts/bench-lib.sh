@@ -78,3 +78,17 @@ start_nchan() {
   done
   [ -n "$BROKER_PID" ] || { echo "no nchan worker" >&2; return 1; }
 }
+
+# run_bench LABEL NAME REP ARGS…: sse-bench ($BIN, pinned to $BENCH_CPU, at most 180 s) with ARGS
+# against the broker started last ($PORT, $BROKER_PID); appends its JSON report, tagged with the
+# broker's label, the workload's name and the repetition, to $RESULTS.
+run_bench() {
+  local label=$1 name=$2 rep=$3 json
+  shift 3
+  if json=$(timeout 180 taskset -c "$BENCH_CPU" "$BIN/sse-bench" "$@" --port "$PORT" --pid "$BROKER_PID" --json); then
+    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(broker=sys.argv[2], name=sys.argv[3], rep=int(sys.argv[4])); print(json.dumps(r))' \
+      "$json" "$label" "$name" "$rep" >>"$RESULTS"
+  else
+    echo "   sse-bench failed for $name on $label" >&2
+  fi
+}
