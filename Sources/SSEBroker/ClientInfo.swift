@@ -24,6 +24,8 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var backlogBytes: Int
     /// The topics it subscribed to (`?topic=`), sorted; empty: every event.
     public var topics: [String]
+    /// The protocol of the connection or stream: `HTTP/1.1`, or `h2` for an HTTP/2 stream.
+    public var httpVersion: String
 
     public var id: UInt64 { self.connectionID }
 
@@ -38,8 +40,10 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         consecutiveErrors: Int = 0,
         totalErrors: Int = 0,
         backlogBytes: Int = 0,
-        topics: [String] = []
+        topics: [String] = [],
+        httpVersion: String = "HTTP/1.1"
     ) {
+        self.httpVersion = httpVersion
         self.topics = topics
         self.connectionID = connectionID
         self.clientID = clientID
