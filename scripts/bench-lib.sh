@@ -44,7 +44,7 @@ start_console() {
     if [ -s "$dir/stdout" ]; then break; fi
     sleep 0.05
   done
-  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on http://[^:]*:\([0-9]*\)$|\1|p')
+  PORT=$(head -n 1 "$dir/stdout" | sed -n 's|^listening on https\{0,1\}://[^:]*:\([0-9]*\)$|\1|p')
   if [ -z "$PORT" ]; then
     echo "broker did not start:" >&2
     cat "$dir/stderr" >&2
@@ -54,12 +54,14 @@ start_console() {
 
 # nginx + nchan with scripts/nchan.conf on a free port, pinned to $BROKER_CPU (the worker inherits
 # it). With $1 = status, one more location: /nchan_status (nchan_stub_status), where sse-bench
-# reads the subscriber count.
+# reads the subscriber count. With $1 = tls, nginx's own `ssl http2` listener with the certificate
+# $TLS_CERT and key $TLS_KEY (h2 or http/1.1 by ALPN).
 start_nchan() {
   local dir="$WORK/nchan.$RANDOM" status=()
   mkdir -p "$dir"
   PORT=$(free_port)
   [ "${1:-}" = status ] && status=(-e 's#^\( *\)location ~ \^/sub/#\1location = /nchan_status { nchan_stub_status; }\n\n\1location ~ ^/sub/#')
+  [ "${1:-}" = tls ] && status=(-e "s#^\\( *\\)listen \\(.*\\) backlog=4096;#\\1listen \\2 ssl http2 backlog=4096;\\n\\1ssl_certificate $TLS_CERT;\\n\\1ssl_certificate_key $TLS_KEY;#")
   sed -e "s#@PREFIX@#$dir#g" -e "s#@PORT@#$PORT#g" -e "s#@MODULE@#$MODULE#g" \
     -e "s#@NOFILE@#$NOFILE#g" -e "s#@CONNECTIONS@#$((NOFILE - 64))#g" "${status[@]}" \
     scripts/nchan.conf >"$dir/nginx.conf"

@@ -600,14 +600,17 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             eventLoop: context.eventLoop, logger: self.logger, connectionSubscribers: connectionSubscribers
         )
         do {
-            try pipeline.addHandler(stream, position: .after(self))
             if Framing.self == HTTP1Framing.self {
                 // The stream is raw bytes from here on: take the HTTP codecs out (they would frame
-                // every event as a chunk). An HTTP/2 stream keeps its codec, which frames each
-                // event as one DATA frame.
+                // every event as a chunk).
+                try pipeline.addHandler(stream, position: .after(self))
                 for handler in try Self.httpHandlers(in: pipeline) {
                     pipeline.removeHandler(handler, promise: nil)
                 }
+            } else {
+                // An HTTP/2 stream's codec cannot be removed: the stream handler goes in front of
+                // it and writes frame payloads itself.
+                try pipeline.addHandler(stream, position: .first)
             }
             pipeline.removeHandler(self, promise: nil)
             try stream.start(

@@ -29,6 +29,8 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
     /// HTTP/2: bytes written since the stream last became unwritable (see ``bufferedBytes``).
     private var writtenWhileUnwritable = 0
     private var isWritable = true
+    /// HTTP/2: the events written since the last flush, sent as one DATA frame at the flush.
+    private var pending: ByteBuffer?
 
     /// HTTP/2: the subscriber streams of this stream's connection, counted while registered.
     private let connectionSubscribers: HTTP2SubscriberCount?
@@ -132,17 +134,30 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
     var httpVersion: String { Framing.httpVersion }
 
     func write(_ buffer: ByteBuffer) {
-        if !Framing.channelKnowsBacklog, !self.isWritable {
+        guard Framing.coalescesWrites else {
+            self.context?.write(self.wrapOutboundOut(Framing.body(buffer)), promise: nil)
+            return
+        }
+        if !self.isWritable {
             self.writtenWhileUnwritable &+= buffer.readableBytes
         }
-        self.context?.write(self.wrapOutboundOut(Framing.body(buffer)), promise: nil)
+        if self.pending == nil {
+            self.pending = buffer  // shared, not copied: most flushes carry one event
+        } else {
+            self.pending!.writeImmutableBuffer(buffer)  // the first append copies the shared bytes
+        }
     }
 
     func flush() {
+        if let pending = self.pending {
+            self.pending = nil
+            self.context?.write(self.wrapOutboundOut(Framing.body(pending)), promise: nil)
+        }
         self.context?.flush()
     }
 
     func close() {
+        self.pending = nil
         self.context?.close(promise: nil)
     }
 
