@@ -108,7 +108,7 @@ rate = lambda r: r.get("deliveredPerSecond")
 print("| fan-out to 1,000 | broker | CPU µs / delivered event | vs plain HTTP/1.1 | delivered/s | p99 latency (ms) | verified |")
 print("|---|---|--:|--:|--:|--:|---|")
 titles = {"http1": "plain HTTP/1.1", "tls-http1": "TLS, HTTP/1.1", "h2": "TLS, h2 (1,000 streams on 10 connections)"}
-labels = {"ours": "this broker", "nchan": "nchan (nginx `ssl http2`)"}
+labels = {"ours": "this broker", "nchan": "nchan (one nginx worker; `ssl http2` listener for TLS)"}
 for name in ["http1", "tls-http1", "h2"]:
     for broker in ["ours", "nchan"]:
         rs = pick(broker, name)
