@@ -22,31 +22,12 @@ SCRATCH=${SCRATCH:-.build-bench}
 BROKER_CPU=${BROKER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 
-echo "== building (release, $SCRATCH)" >&2
-swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
-swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
-BIN="$SCRATCH/release"
-
-MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
-  echo "== installing nginx and libnginx-mod-nchan" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
-fi
-
-# 10,000 subscribers need more than the usual 1,024 descriptors, in the broker above all.
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
+build_release
+need_nchan
+bench_workdir compare
 if [ "$NOFILE" -lt 12000 ]; then
   echo "warning: ulimit -n is $NOFILE; the 10,000-connection workloads will fail" >&2
 fi
-
-WORK=$(mktemp -d /tmp/sse-bench-compare.XXXXXX)
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-BROKER_PID=""   # the process sse-bench reads /proc of
-STOP_PID=""     # the process to stop afterwards
-FD_OPEN=0
 
 TUI_SOCKET="sse-bench-tui-$$"
 stop_broker() {

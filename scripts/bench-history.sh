@@ -18,20 +18,9 @@ SCRATCH=${SCRATCH:-.build-bench}
 BROKER_CPU=${BROKER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 
-echo "== building (release, $SCRATCH)" >&2
-swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
-swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
-BIN="$SCRATCH/release"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-
-WORK=$(mktemp -d /tmp/sse-bench-history.XXXXXX)
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-BROKER_PID=""
-STOP_PID=""
-FD_OPEN=0
+build_release
+bench_workdir history
 stop_broker() { stop_process; }
-trap 'stop_process; rm -rf "$WORK"' EXIT
 
 # $1: "off", or "on" for a fresh --history-file.
 start_broker() {

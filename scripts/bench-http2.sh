@@ -18,27 +18,10 @@ SCRATCH=${SCRATCH:-.build-bench}
 BROKER_CPU=${BROKER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-  echo "== building (release, $SCRATCH)" >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
-fi
-BIN="$SCRATCH/release"
-MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
+build_release
+need_nchan
 
-WORK=$(mktemp -d /tmp/sse-bench-http2.XXXXXX)
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-BROKER_PID=""
-STOP_PID=""
-FD_OPEN=0
-trap 'stop_process; rm -rf "$WORK"' EXIT
+bench_workdir http2
 TLS_CERT="$WORK/cert.pem"
 TLS_KEY="$WORK/key.pem"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TLS_KEY" -out "$TLS_CERT" -days 2 -subj /CN=localhost \
@@ -89,22 +72,12 @@ done
 
 cp "$RESULTS" "${OUT_JSONL:-$SCRATCH/bench-http2-results.jsonl}"
 python3 - "$RESULTS" "$REPS" <<'PY'
-import json, statistics, sys
-runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+import statistics, sys
+sys.path.insert(0, "scripts")
+from bench_summary import cell, cpu, load, p99, rate, values, verified
+runs = load(sys.argv[1])
 reps = int(sys.argv[2])
-def pick(broker, name):
-    return [r for r in runs if r["broker"] == broker and r["name"] == name]
-def values(rs, key):
-    return [key(r) for r in rs if key(r) is not None]
-def cell(rs, key, digits=2):
-    v = values(rs, key)
-    if not v:
-        return "–"
-    spread = f" ({min(v):.{digits}f}–{max(v):.{digits}f})" if len(v) > 1 else ""
-    return f"{statistics.median(v):.{digits}f}{spread}"
-cpu = lambda r: r.get("brokerCPUMicrosPerEvent")
-p99 = lambda r: r["latency"]["p99Ms"] if r.get("latency") and r["latency"]["samples"] else None
-rate = lambda r: r.get("deliveredPerSecond")
+pick = lambda broker, name: [r for r in runs if r["broker"] == broker and r["name"] == name]
 print("| fan-out to 1,000 | broker | CPU µs / delivered event | vs plain HTTP/1.1 | delivered/s | p99 latency (ms) | verified |")
 print("|---|---|--:|--:|--:|--:|---|")
 titles = {"http1": "plain HTTP/1.1", "tls-http1": "TLS, HTTP/1.1", "h2": "TLS, h2 (1,000 streams on 10 connections)"}
@@ -117,8 +90,7 @@ for name in ["http1", "tls-http1", "h2"]:
         base = values(pick(broker, "http1"), cpu)
         mine = values(rs, cpu)
         ratio = f"{statistics.median(mine) / statistics.median(base):.2f}×" if base and mine else "–"
-        verified = f"{sum(1 for r in rs if r.get('verified'))} of {len(rs)} runs"
-        print(f"| {titles[name]} | {labels[broker]} | {cell(rs, cpu)} | {ratio} | {cell(rs, rate, 0)} | {cell(rs, p99)} | {verified} |")
+        print(f"| {titles[name]} | {labels[broker]} | {cell(rs, cpu)} | {ratio} | {cell(rs, rate, 0)} | {cell(rs, p99)} | {verified(rs)} |")
 print()
 print(f"Medians of {reps} runs, (min–max) of the runs in brackets.")
 PY

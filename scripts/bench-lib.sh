@@ -94,3 +94,38 @@ run_bench() {
     echo "   sse-bench failed for $name on $label" >&2
   fi
 }
+
+# Release builds of sse-bench and sse-console in $SCRATCH (unless SKIP_BUILD is set); sets BIN.
+build_release() {
+  if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== building (release, $SCRATCH)" >&2
+    swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
+    swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
+  fi
+  BIN="$SCRATCH/release"
+}
+
+# nginx and its nchan module from Debian, installed if missing (root); sets MODULE.
+need_nchan() {
+  MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
+  if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
+    echo "== installing nginx and libnginx-mod-nchan" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
+  fi
+}
+
+# A run's scratch directory /tmp/sse-bench-$1.XXXXXX (WORK, removed on exit with the broker
+# stopped), its empty $RESULTS, no broker yet, and `ulimit -n` raised to 65536 or the hard limit
+# (10,000 subscribers need more than the usual 1,024 descriptors); sets NOFILE.
+bench_workdir() {
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+  NOFILE=$(ulimit -n)
+  WORK=$(mktemp -d "/tmp/sse-bench-$1.XXXXXX")
+  RESULTS="$WORK/results.jsonl"
+  : >"$RESULTS"
+  BROKER_PID=""   # the process sse-bench reads /proc of
+  STOP_PID=""     # the process to stop afterwards
+  FD_OPEN=0
+  trap 'stop_process; rm -rf "$WORK"' EXIT
+}

@@ -20,27 +20,10 @@ BROKER_CPU=${BROKER_CPU:-0}
 BENCH_CPU=${BENCH_CPU:-1}
 BEFORE_BIN=${BEFORE_BIN:-}
 
-if [ -z "${SKIP_BUILD:-}" ]; then
-  echo "== building (release, $SCRATCH)" >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
-fi
-BIN="$SCRATCH/release"
-MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
-if ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; then
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
-fi
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
+build_release
+need_nchan
 
-WORK=$(mktemp -d /tmp/sse-bench-topics.XXXXXX)
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-BROKER_PID=""
-STOP_PID=""
-FD_OPEN=0
-trap 'stop_process; rm -rf "$WORK"' EXIT
+bench_workdir topics
 
 
 # workload | sse-bench arguments (ours; nchan's paths are added for nchan)
@@ -89,21 +72,12 @@ done
 
 cp "$RESULTS" "${OUT_JSONL:-$SCRATCH/bench-topics-results.jsonl}"
 python3 - "$RESULTS" "$REPS" <<'PY'
-import json, statistics, sys
-runs = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+import sys
+sys.path.insert(0, "scripts")
+from bench_summary import cell, cpu, load, p99, rate, verified
+runs = load(sys.argv[1])
 reps = int(sys.argv[2])
-def pick(broker, name):
-    return [r for r in runs if r["broker"] == broker and r["name"] == name]
-def cell(rs, key, digits=2):
-    v = [key(r) for r in rs if key(r) is not None]
-    if not v:
-        return "–"
-    m = statistics.median(v)
-    spread = f" ({min(v):.{digits}f}–{max(v):.{digits}f})" if len(v) > 1 else ""
-    return f"{m:.{digits}f}{spread}"
-cpu = lambda r: r.get("brokerCPUMicrosPerEvent")
-p99 = lambda r: r["latency"]["p99Ms"] if r.get("latency") and r["latency"]["samples"] else None
-rate = lambda r: r.get("deliveredPerSecond")
+pick = lambda broker, name: [r for r in runs if r["broker"] == broker and r["name"] == name]
 print(f"| workload | broker | CPU µs / delivered event | delivered/s | p99 latency (ms) | verified (every subscriber exactly its events, in order) |")
 print("|---|---|--:|--:|--:|---|")
 labels = {"before": "ours, before topics", "after": "ours, with topics", "nchan": "nchan (a channel per topic)"}
@@ -113,8 +87,7 @@ for name, title in [("fanout-1k", "fanout, 1,000 subscribers"), ("fanout-10k", "
         rs = pick(broker, name)
         if not rs:
             continue
-        verified = f"{sum(1 for r in rs if r.get('verified'))} of {len(rs)} runs"
-        print(f"| {title} | {labels[broker]} | {cell(rs, cpu)} | {cell(rs, rate, 0)} | {cell(rs, p99)} | {verified} |")
+        print(f"| {title} | {labels[broker]} | {cell(rs, cpu)} | {cell(rs, rate, 0)} | {cell(rs, p99)} | {verified(rs)} |")
 print()
 print(f"Medians of {reps} runs, (min–max) of the runs in brackets.")
 PY

@@ -43,12 +43,7 @@ if [ -z "${BROKERS:-}" ]; then
 fi
 START=$(date +%s)
 
-if [ "${SKIP_BUILD:-0}" != 1 ]; then
-  echo "== building (release, $SCRATCH)" >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-bench >&2
-  swift build -c release --scratch-path "$SCRATCH" --product sse-console >&2
-fi
-BIN="$SCRATCH/release"
+build_release
 [ -x "$BIN/sse-bench" ] || { echo "no $BIN/sse-bench" >&2; exit 1; }
 if [ -n "$BEFORE_BIN" ] && [ ! -x "$BEFORE_BIN" ]; then
   echo "BEFORE_BIN=$BEFORE_BIN is not an executable" >&2
@@ -56,26 +51,13 @@ if [ -n "$BEFORE_BIN" ] && [ ! -x "$BEFORE_BIN" ]; then
 fi
 
 MODULE=/usr/lib/nginx/modules/ngx_nchan_module.so
-if [[ " $BROKERS " == *" nchan "* ]] && { ! command -v nginx >/dev/null 2>&1 || [ ! -f "$MODULE" ]; }; then
-  echo "== installing nginx and libnginx-mod-nchan" >&2
-  apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx libnginx-mod-nchan >&2
-fi
+[[ " $BROKERS " == *" nchan "* ]] && need_nchan
 
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-NOFILE=$(ulimit -n)
+bench_workdir storm
 if [ "$NOFILE" -lt $((N + 2000)) ]; then
   echo "warning: ulimit -n is $NOFILE; $N connections will not fit" >&2
 fi
 
-WORK=$(mktemp -d /tmp/sse-storm.XXXXXX)
-RESULTS="$WORK/results.jsonl"
-: >"$RESULTS"
-BROKER_PID=""   # the process sse-bench reads /proc of
-STOP_PID=""     # the process to stop afterwards
-FD_OPEN=0
-
-trap 'stop_process; rm -rf "$WORK"' EXIT
 
 
 
