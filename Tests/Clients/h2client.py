@@ -15,6 +15,7 @@ one per line; each answers one line on stdout:
     report              -> "report JSON" ({id: {"events": [ids], "reset": code|null}}, "goaway": code|null)
     rapid-reset K       opens K streams and resets each at once, then pings -> "rapid-reset GOAWAY|none"
     goaway              until the server's GOAWAY           -> "goaway CODE"
+    freeze              never read the socket again         -> "frozen"
     settings            the server's SETTINGS -> "settings max_concurrent_streams=N max_header_list_size=N"
     big-header N        a request with an N-byte header     -> "big-header status=S reset=R goaway=G"
 
@@ -187,7 +188,7 @@ readers = [sock, sys.stdin.buffer]
 stdin_buffer = b""
 while True:
     readable, _, _ = select.select(readers, [], [], 0.1)
-    if sock in readable:
+    if sock in readable and sock in readers:
         pump(0)
         if goaway == -1 and sock in readers:
             readers.remove(sock)
@@ -255,6 +256,11 @@ while True:
             flush()
             if wait_until(lambda: streams[sid]["status"] is not None or streams[sid]["reset"] is not None or goaway is not None, "big-header"):
                 out(f"big-header status={streams[sid]['status']} reset={streams[sid]['reset']} goaway={goaway}")
+        elif command == "freeze":
+            # Stop reading the socket altogether (the commands still run): a client that never reads.
+            if sock in readers:
+                readers.remove(sock)
+            out("frozen")
         elif command == "goaway":
             if wait_until(lambda: goaway is not None, "goaway"):
                 out(f"goaway {goaway}")

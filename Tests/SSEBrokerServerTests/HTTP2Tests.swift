@@ -78,6 +78,7 @@ struct HTTP2Tests {
                 try await client.waitForEvents(published.count)
             }
             #expect(try await client.waitForReset(of: "stuck") == 8)
+            #expect(server.broker.statistics.disconnectedOverTolerance == 1)
             let report = try await client.report()
             for id in readers {
                 #expect(report.streams[id]?.events == published, "\(id)")
@@ -88,6 +89,35 @@ struct HTTP2Tests {
             #expect(published.count < 200, "closed by the policy, not by the end of the test")
             #expect(report.goaway == nil)
             #expect(server.broker.clients.count == 9)
+        }
+    }
+
+    @Test func aConnectionThatReadsNothing_hasItsStreamsClosedByThePolicy_andOthersKeepReceiving() async throws {
+        var configuration = BrokerConfiguration.predictable
+        configuration.tolerance = 3
+        try await TestServer.with(configuration, http2: Self.h2c) { server in
+            let reader = try await HTTP2TestClient.connect(port: server.port)
+            defer { reader.close() }
+            try await reader.open("reader")
+            let frozen = try await HTTP2TestClient.connect(port: server.port)
+            defer { frozen.close() }
+            for index in 0..<5 {
+                try await frozen.open("frozen\(index)")
+            }
+            try await frozen.run("freeze", answer: "frozen")
+            // The frozen connection's socket fills, then each stream's share of its backlog passes
+            // the limit: each misses `tolerance` events and is reset, while the reading connection
+            // gets everything. Batches of 50 events of 4 KB, drained by the reader in between.
+            let data = String(repeating: "z", count: 4000)
+            var published: [String] = []
+            while server.broker.clients.contains(where: { $0.clientID.hasPrefix("frozen") }), published.count < 5000 {
+                published += try Self.publish(server.broker, 50, data: data)
+                try await reader.waitForEvents(published.count)
+            }
+            #expect(published.count < 5000, "closed by the policy, not by the end of the test")
+            #expect(server.broker.statistics.disconnectedOverTolerance == 5)
+            #expect(server.broker.clients.map(\.clientID) == ["reader"])
+            #expect(try await reader.report().streams["reader"]?.events == published)
         }
     }
 
