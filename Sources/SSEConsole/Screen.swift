@@ -19,8 +19,13 @@ final class Screen {
 
     /// Takes over the terminal: raw keys (Ctrl-C arrives as a key, so quitting restores the
     /// terminal), no echo, keypad decoding, a short Esc delay.
-    init(noColor: Bool) {
+    /// Whether the terminal takes UTF-8 (its locale's codeset), so block characters can be drawn;
+    /// `false` also with `--ascii`.
+    let unicode: Bool
+
+    init(noColor: Bool, ascii: Bool = false) {
         setlocale(LC_ALL, "")
+        self.unicode = !ascii && String(cString: nl_langinfo(CODESET)).uppercased().replacing("-", with: "") == "UTF8"
         initscr()
         raw()
         noecho()
