@@ -63,7 +63,8 @@ public final class Subscription: @unchecked Sendable {
     /// How many recent misses ``ClientInfo/recentErrors`` keeps.
     public static let recentErrorLimit = 8
 
-    private final class Diagnostics {
+    /// Only touched under ``diagnostics``'s lock.
+    private final class Diagnostics: @unchecked Sendable {
         var resumedFrom: String?
         var replayedEvents = 0
         var tokenSubject: String?

@@ -25,7 +25,7 @@ final class Screen {
 
     init(noColor: Bool, ascii: Bool = false) {
         setlocale(LC_ALL, "")
-        self.unicode = !ascii && String(cString: nl_langinfo(CODESET)).uppercased().replacing("-", with: "") == "UTF8"
+        self.unicode = !ascii && String(cString: nl_langinfo(nl_item(CODESET))).uppercased().replacing("-", with: "") == "UTF8"
         initscr()
         raw()
         noecho()

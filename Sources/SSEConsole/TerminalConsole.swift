@@ -206,7 +206,8 @@ final class TerminalConsole: Sendable {
     /// The client detail of one connection: the broker's snapshot and the deliveries derived
     /// from the events the console saw.
     private func detail(of client: ClientInfo, node: String?) -> ClientDetail {
-        let topics = (try? TopicFilter(client.topics.map { name throws(BrokerError) in try Topic(name) })) ?? .everything
+        // The broker validated these topics when the client connected.
+        let topics = (try? TopicFilter(client.topics.compactMap { try? Topic($0) })) ?? .everything
         let connectedAt = client.connectedAt.timeIntervalSince1970
         let deliveries = self.feed.recentEvents.deliveries(
             client: client.clientID, topics: topics, connectedAt: connectedAt,

@@ -65,7 +65,7 @@ public enum CommandParser {
         CommandSpec(name: "clear", aliases: [], arguments: "",
                     summary: "clear the log", takesClientID: false),
         CommandSpec(name: "save", aliases: [], arguments: "<file>",
-                    summary: "write the log (as filtered) as JSON lines", takesClientID: false),
+                    summary: "save the log as JSON lines", takesClientID: false),
         CommandSpec(name: "help", aliases: ["?"], arguments: "",
                     summary: "show this help", takesClientID: false),
         CommandSpec(name: "quit", aliases: ["exit", "q"], arguments: "",

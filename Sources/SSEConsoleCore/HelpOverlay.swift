@@ -6,7 +6,7 @@ enum HelpOverlay {
         let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
         let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
         // `help` is this box: its line would only push the last key line out of a 24-row terminal.
-        // Nor `quit`: the key lines say it (Ctrl-C, q), and a 24-row terminal has no row to spare.
+        // Nor `quit`: the key lines say it (q, Ctrl-C), and a 24-row terminal has no row to spare.
         for spec in CommandParser.specs where spec.name != "help" && spec.name != "quit" {
             let usage = TextFit.pad(spec.usage, toWidth: usageWidth)
             let aliases = TextFit.pad(spec.aliases.joined(separator: ","), toWidth: aliasWidth)
@@ -14,10 +14,10 @@ enum HelpOverlay {
         }
         lines.append(("  data: rest of line; \\n \\r \\t \\\\ \\\" \\u{1F600}; quote tokens \"like this\"", false))
         lines.append(("Keys", true))
-        lines.append(("  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Ctrl-C quit", false))
+        lines.append(("  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Esc navigate", false))
         lines.append(("  navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back", false))
         lines.append(("  k kick  B ban  m send to it  s sort  S reverse  / filter  G live log", false))
-        lines.append(("  n nodes  t topics  r rates  c clear  : command  q quit", false))
+        lines.append(("  n nodes  t topics  r rates  c clear  : command  q or Ctrl-C quit", false))
         return lines
     }
 
