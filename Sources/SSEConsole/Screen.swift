@@ -32,6 +32,12 @@ final class Screen {
         nonl()
         keypad(shim_stdscr(), true)
         set_escdelay(25)
+        // tmux and screen send Home and End as `ESC [1~` and `ESC [4~` whatever TERM says; with
+        // TERM=xterm-256color inside them (common) curses would read Esc and three characters —
+        // and Esc leaves a detail view. Known sequences are not affected.
+        for (sequence, code) in [("\u{1B}[1~", KEY_HOME), ("\u{1B}[4~", KEY_END), ("\u{1B}[7~", KEY_HOME), ("\u{1B}[8~", KEY_END)] {
+            define_key(sequence, code)
+        }
         wtimeout(shim_stdscr(), 50)
         if !noColor && has_colors() {
             start_color()

@@ -214,7 +214,7 @@ enum ClientDetailPane {
         let traffic: [(String, String, CellStyle)] = [
             ("connected", since, value),
             ("resumed", resume, value),
-            ("sent", "\(Format.thousands(detail.eventsSent)) events · \(Format.bytes(detail.bytesSent))", value),
+            ("sent", "\(Format.thousands(detail.eventsSent)) event\(detail.eventsSent == 1 ? "" : "s") · \(Format.bytes(detail.bytesSent))", value),
             ("backlog", Format.bytes(detail.backlogBytes), value),
             ("errors", "\(detail.consecutiveErrors)/\(tolerance) in a row · \(Format.thousands(detail.totalErrors)) in all",
              theme.style(errorColor, bold: detail.consecutiveErrors > 0)),
@@ -269,17 +269,21 @@ enum ClientDetailPane {
             result.append([("none since the console started", dim)])
             return result
         }
-        let typeWidth = max(8, min(40, inner - 8 - 1 - 12 - 1 - 8 - 1 - 7))
+        // Ids follow the clock at start (16 digits today): the column fits the longest shown.
+        let shown = detail.deliveries.prefix(ClientDetail.deliveryLimit)
+        let idWidth = max(8, shown.map { String($0.eventID).count }.max() ?? 8)
+        let typeWidth = max(8, min(40, inner - 9 - (idWidth + 1) - 9 - 7))
+        let bold = theme.style(bold: true)
         result.append([
-            ("TIME     ", theme.style(bold: true)), (TextFit.pad("EVENT ID", toWidth: 12, alignRight: true) + " ", theme.style(bold: true)),
-            (TextFit.pad("TYPE", toWidth: typeWidth) + " ", theme.style(bold: true)),
-            (TextFit.pad("SIZE", toWidth: 8, alignRight: true), theme.style(bold: true)),
+            ("TIME     ", bold), (TextFit.pad("EVENT ID", toWidth: idWidth, alignRight: true) + " ", bold),
+            (TextFit.pad("TYPE", toWidth: typeWidth) + " ", bold), (TextFit.pad("SIZE", toWidth: 8, alignRight: true), bold),
         ])
-        for delivery in detail.deliveries.prefix(ClientDetail.deliveryLimit) {
+        for delivery in shown {
+            let type = TextFit.truncate(Format.oneLine(delivery.type, maxCharacters: 160), toWidth: typeWidth)
             var line: Line = [
                 (Format.clock(delivery.time, utcOffset: utcOffset) + " ", theme.style(.gray)),
-                (TextFit.pad(String(delivery.eventID), toWidth: 12, alignRight: true) + " ", theme.style()),
-                (TextFit.pad(TextFit.truncate(Format.oneLine(delivery.type, maxCharacters: 160), toWidth: typeWidth), toWidth: typeWidth) + " ", theme.style(bold: true)),
+                (TextFit.pad(String(delivery.eventID), toWidth: idWidth, alignRight: true) + " ", theme.style()),
+                (TextFit.pad(type, toWidth: typeWidth) + " ", bold),
                 (TextFit.pad(Format.bytes(delivery.size), toWidth: 8, alignRight: true), theme.style(.gray)),
             ]
             if delivery.replayed { line.append((" replay", theme.style(.magenta))) }

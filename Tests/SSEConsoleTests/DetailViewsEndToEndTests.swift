@@ -63,7 +63,7 @@ struct DetailViewsEndToEndTests {
 
         // m: the command line prefilled; what is sent shows up among the deliveries.
         try tmux.type("m")
-        try await tmux.waitForScreen("the prefilled command line") { $0.contains("> broadcastTo bob ") }
+        try await tmux.waitForScreen("the prefilled command line") { $0.contains("> broadcastTo bob") }
         try tmux.type("price 102")
         try tmux.press("Enter")
         let sent = try #require(await bobEvents.next())
