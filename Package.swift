@@ -55,6 +55,8 @@ let package = Package(
         // Cluster mode: PostgreSQL as the shared event log and NOTIFY/LISTEN backplane.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.21.0"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
+        // HTTP/2 on the embedded server (h2 by ALPN over TLS, h2c with prior knowledge).
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.38.0"),
         // SQLite for the durable history (`--history-file`); needs libsqlite3-dev on Linux.
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
@@ -69,7 +71,7 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
             ]
         ),
-        // The HTTP/1.1 server on SwiftNIO: routing, request limits, the streaming response.
+        // The HTTP/1.1 and HTTP/2 server on SwiftNIO: routing, request limits, the streaming response.
         .target(
             name: "SSEBrokerServer",
             dependencies: [
@@ -78,6 +80,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -24,7 +24,7 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var backlogBytes: Int
     /// The topics it subscribed to (`?topic=`), sorted; empty: every event.
     public var topics: [String]
-    /// The HTTP protocol the stream runs over: `"HTTP/1.1"` or `"h2"`.
+    /// The protocol of the connection or stream: `HTTP/1.1`, or `h2` for an HTTP/2 stream.
     public var httpVersion: String
     /// The `Last-Event-ID` it resumed from; `nil` for a first connect.
     public var resumedFrom: String?
@@ -58,8 +58,8 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         tokenExpiresAt: Date? = nil,
         recentErrors: [ClientError] = []
     ) {
-        self.topics = topics
         self.httpVersion = httpVersion
+        self.topics = topics
         self.resumedFrom = resumedFrom
         self.replayedEvents = replayedEvents
         self.tokenSubject = tokenSubject

@@ -135,18 +135,27 @@ public struct ConnectRequest: Sendable, Equatable {
     ///   - extraHeaders: more headers, such as CORS ones; names and values must not contain line breaks.
     public static func responseHead(clientID: String, extraHeaders: HTTPHeaders = [:]) -> ByteBuffer {
         var head = ByteBuffer()
-        head.writeString(
-            "HTTP/1.1 200 OK\r\n"
-                + "Content-Type: text/event-stream; charset=utf-8\r\n"
-                + "Cache-Control: no-cache\r\n"
-                + "X-Accel-Buffering: no\r\n"
-                + "Connection: close\r\n"
-        )
-        for (name, value) in extraHeaders {
+        head.writeString("HTTP/1.1 200 OK\r\n")
+        for (name, value) in Self.responseHeaders(clientID: clientID, extraHeaders: extraHeaders) {
             head.writeString("\(name): \(value)\r\n")
         }
-        head.writeString("X-SSE-Client-ID: \(clientID)\r\n\r\n")
+        head.writeString("Connection: close\r\n\r\n")
         return head
+    }
+
+    /// The headers of an event stream's `200` response, whatever the protocol carries them:
+    /// content type, no caching or proxy buffering, the extra headers, and `X-SSE-Client-ID`.
+    public static func responseHeaders(clientID: String, extraHeaders: HTTPHeaders = [:]) -> [(name: String, value: String)] {
+        var headers: [(name: String, value: String)] = [
+            ("Content-Type", "text/event-stream; charset=utf-8"),
+            ("Cache-Control", "no-cache"),
+            ("X-Accel-Buffering", "no"),
+        ]
+        for (name, value) in extraHeaders {
+            headers.append((name, value))
+        }
+        headers.append(("X-SSE-Client-ID", clientID))
+        return headers
     }
 }
 

@@ -20,6 +20,8 @@ public protocol SubscriberTransport: AnyObject {
     var bufferedBytes: Int { get }
     /// See the extension's default.
     func streamWillStart(replay: ReplayStatus?)
+    /// The protocol the stream is served over, for ``ClientInfo/httpVersion``; `HTTP/1.1` by default.
+    var httpVersion: String { get }
 }
 
 extension SubscriberTransport {
@@ -28,4 +30,6 @@ extension SubscriberTransport {
     /// `SSE-Replay` header, ``ReplayStatus/headerValue``). `replay` is `nil` for a connection that
     /// did not resume. The default does nothing (for transports that sent their head already).
     public func streamWillStart(replay: ReplayStatus?) {}
+
+    public var httpVersion: String { "HTTP/1.1" }
 }

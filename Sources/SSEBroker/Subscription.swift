@@ -15,6 +15,8 @@ public final class Subscription: @unchecked Sendable {
     public let clientID: String
     let remoteAddress: String?
     let userAgent: String?
+    /// The protocol it came over (``SubscriberTransport/httpVersion``).
+    let httpVersion: String
     let connectedAt: Date
     /// The loop that owns the connection.
     public let eventLoop: any EventLoop
@@ -87,6 +89,7 @@ public final class Subscription: @unchecked Sendable {
         self.clientID = clientID
         self.remoteAddress = remoteAddress
         self.userAgent = userAgent
+        self.httpVersion = transport.httpVersion
         self.connectedAt = Date()
         self.eventLoop = transport.eventLoop
         self.transport = transport
@@ -257,7 +260,8 @@ public final class Subscription: @unchecked Sendable {
             consecutiveErrors: self.publishedConsecutiveErrors.load(ordering: .relaxed),
             totalErrors: self.publishedTotalErrors.load(ordering: .relaxed),
             backlogBytes: self.publishedBacklog.load(ordering: .relaxed),
-            topics: self.topics.names
+            topics: self.topics.names,
+            httpVersion: self.httpVersion
         )
         self.diagnostics.withLock { diagnostics in
             guard let diagnostics else { return }

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTP2
 import SSEBroker
 
 /// Serves the broker's two endpoints on an HTTP/1.1 channel: `GET /connect` (the event stream) and
@@ -52,6 +53,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     private let admission: AdmissionControl
     private let idempotency: IdempotencyStore
     private let logger: Logger
+    private let framing: Framing
     private var state = State.idle
     /// The header or body deadline in force.
     private var deadline: Scheduled<Void>?
@@ -72,7 +74,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     ///   - idempotency: where the answers to requests with an `Idempotency-Key` are remembered; share
     ///     one between all the handlers of a server. `nil` makes one for this connection only.
     ///   - logger: where refused requests (at `info`) and connection errors are logged.
-    public init(
+    public convenience init(
         broker: Broker,
         routes: BrokerRoutes = BrokerRoutes(),
         extraRoutes: [HTTPRoute] = [],
@@ -81,6 +83,31 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         idempotency: IdempotencyStore? = nil,
         logger: Logger = Logger(label: "sse.http")
     ) {
+        self.init(
+            broker: broker, routes: routes, extraRoutes: extraRoutes, security: security, admission: admission,
+            idempotency: idempotency, logger: logger, framing: .http1
+        )
+    }
+
+    /// What the handler's channel is: an HTTP/1.1 connection, or one HTTP/2 stream (behind
+    /// `HTTP2FramePayloadToHTTP1ServerCodec`), which decides how a subscriber's stream is written.
+    enum Framing {
+        case http1
+        /// A stream of an HTTP/2 connection, with the count of that connection's subscriber streams.
+        case http2(HTTP2SubscriberCount)
+    }
+
+    init(
+        broker: Broker,
+        routes: BrokerRoutes,
+        extraRoutes: [HTTPRoute],
+        security: ServerSecurity,
+        admission: AdmissionControl?,
+        idempotency: IdempotencyStore?,
+        logger: Logger,
+        framing: Framing
+    ) {
+        self.framing = framing
         self.broker = broker
         self.routes = routes
         self.extraRoutes = extraRoutes
@@ -162,6 +189,9 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             ordinary = [ECONNRESET, EPIPE, ETIMEDOUT, ECONNABORTED].contains(error.errnoCode)
         } else if let error = error as? ChannelError {
             ordinary = error == .eof || error == .ioOnClosedChannel || error == .alreadyClosed
+        } else if error is NIOHTTP2Errors.StreamClosed {
+            // An HTTP/2 client resetting its stream: how a tab closes an EventSource.
+            ordinary = true
         } else {
             ordinary = false
         }
@@ -544,14 +574,40 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         let admission = self.admission
         context.channel.closeFuture.whenComplete { _ in admission.release(clientID) }
         self.state = .done
+        switch self.framing {
+        case .http1:
+            self.handOver(to: HTTP1Framing.self, head: head, request: request, clientID: clientID, token: token, context: context)
+        case .http2(let count):
+            self.handOver(
+                to: HTTP2Framing.self, head: head, request: request, clientID: clientID, token: token,
+                connectionSubscribers: count, context: context
+            )
+        }
+    }
+
+    /// Puts a stream handler in this handler's place and registers it with the broker.
+    private func handOver<Framing: SubscriberFraming>(
+        to framing: Framing.Type,
+        head: HTTPRequestHead,
+        request: ConnectRequest,
+        clientID: String,
+        token: SubscriberToken?,
+        connectionSubscribers: HTTP2SubscriberCount? = nil,
+        context: ChannelHandlerContext
+    ) {
         let pipeline = context.pipeline.syncOperations
-        let stream = SubscriberChannelHandler(eventLoop: context.eventLoop, logger: self.logger)
+        let stream = SubscriberChannelHandler<Framing>(
+            eventLoop: context.eventLoop, logger: self.logger, connectionSubscribers: connectionSubscribers
+        )
         do {
-            // The stream is raw bytes from here on: take the HTTP codecs out (they would frame every
-            // event as a chunk) and put the stream handler in our place.
             try pipeline.addHandler(stream, position: .after(self))
-            for handler in try Self.httpHandlers(in: pipeline) {
-                pipeline.removeHandler(handler, promise: nil)
+            if Framing.self == HTTP1Framing.self {
+                // The stream is raw bytes from here on: take the HTTP codecs out (they would frame
+                // every event as a chunk). An HTTP/2 stream keeps its codec, which frames each
+                // event as one DATA frame.
+                for handler in try Self.httpHandlers(in: pipeline) {
+                    pipeline.removeHandler(handler, promise: nil)
+                }
             }
             pipeline.removeHandler(self, promise: nil)
             try stream.start(

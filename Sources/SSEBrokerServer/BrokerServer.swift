@@ -11,7 +11,8 @@ import ServiceLifecycle
 import NIOSSL
 #endif
 
-/// The broker's embedded HTTP/1.1 server on SwiftNIO.
+/// The broker's embedded HTTP server on SwiftNIO: HTTP/1.1, and HTTP/2 over TLS (by ALPN) or
+/// in cleartext with prior knowledge (``HTTP2Options``).
 ///
 /// ```swift
 /// let broker = try Broker()
@@ -46,6 +47,8 @@ public final class BrokerServer: Service, Sendable {
     public let admission: AdmissionControl
     /// The answers to `POST /broadcast` requests with an `Idempotency-Key`, for all connections.
     public let idempotency: IdempotencyStore
+    /// Whether and how HTTP/2 is served.
+    public let http2: HTTP2Options
     private let group: any EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
@@ -80,6 +83,8 @@ public final class BrokerServer: Service, Sendable {
     ///     drain period before giving up on them (five seconds by default).
     ///   - idempotency: where `Idempotency-Key` answers are remembered; by default 24 hours, at most
     ///     10,000 keys (see ``IdempotencyStore``).
+    ///   - http2: HTTP/2 by ALPN on https (on by default), h2c with prior knowledge on http (off by
+    ///     default), and its limits.
     ///   - logger: where the server logs.
     public init(
         broker: Broker,
@@ -92,8 +97,10 @@ public final class BrokerServer: Service, Sendable {
         drainPeriod: Duration = .zero,
         shutdownGracePeriod: Duration = .seconds(5),
         idempotency: IdempotencyStore? = nil,
+        http2: HTTP2Options = HTTP2Options(),
         logger: Logger = Logger(label: "sse.server")
     ) {
+        self.http2 = http2
         self.drainPeriod = drainPeriod
         self.shutdownGracePeriod = shutdownGracePeriod
         self.broker = broker
@@ -150,21 +157,13 @@ public final class BrokerServer: Service, Sendable {
     /// - Returns: the bound address (useful with port `0`).
     @discardableResult
     public func start() async throws -> SocketAddress {
-        let broker = self.broker
         let routes = self.routes
         let extraRoutes = self.extraRoutes
-        let logger = self.logger
-        let security = self.security
-        let admission = self.admission
-        let idempotency = self.idempotency
-        try security.limits.validate()
-        // The request line counts against the header limit too (NIO counts the URL with the headers).
-        let decoderLimits = {
-            var limits = NIOHTTPDecoderLimitConfiguration()
-            limits.maxHeaderListSize = security.limits.maxHeaderBytes
-            limits.maxHeaderFieldSize = security.limits.maxHeaderBytes
-            return limits
-        }()
+        try self.security.limits.validate()
+        let setup = ConnectionSetup(
+            broker: self.broker, routes: routes, extraRoutes: extraRoutes, security: self.security,
+            admission: self.admission, idempotency: self.idempotency, http2: self.http2, logger: self.logger
+        )
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -178,27 +177,23 @@ public final class BrokerServer: Service, Sendable {
                 let tls = self?.state.withLockedValue { $0.tls }
                 #endif
                 return channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
                     #if TLS
                     if let tls {
-                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                        try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                        if setup.http2.overTLS {
+                            try pipeline.addHandler(ProtocolSelectionHandler(mode: .alpn, setup: setup))
+                            return
+                        }
+                        try setup.configureHTTP1(channel)
+                        return
                     }
                     #endif
-                    try channel.pipeline.syncOperations.addHandlers(
-                        HTTPResponseEncoder(),
-                        ByteToMessageHandler(
-                            HTTPRequestDecoder(
-                                leftOverBytesStrategy: .dropBytes,
-                                informationalResponseStrategy: .drop,
-                                limitConfiguration: decoderLimits
-                            )
-                        ),
-                        // Pipelined requests wait here until the one before has its response.
-                        HTTPServerPipelineHandler(),
-                        BrokerHTTPHandler(
-                            broker: broker, routes: routes, extraRoutes: extraRoutes, security: security,
-                            admission: admission, idempotency: idempotency, logger: logger
-                        )
-                    )
+                    if setup.http2.cleartext {
+                        try pipeline.addHandler(ProtocolSelectionHandler(mode: .preface, setup: setup))
+                    } else {
+                        try setup.configureHTTP1(channel)
+                    }
                 }
             }
             .bind(host: self.host, port: self.port)
@@ -260,10 +255,16 @@ public final class BrokerServer: Service, Sendable {
                 try? await serverChannel?.close()
                 broker.shutdown(spread: drain)
                 // Event streams are the broker's to close (after their events, spread over the
-                // drain period); every other connection is closed now.
+                // drain period); every other HTTP/1.1 connection is closed now. An HTTP/2 connection
+                // gets GOAWAY (no new streams) and closes once the broker has closed its streams.
                 for connection in connections {
                     connection.eventLoop.execute {
-                        let isStream = (try? connection.pipeline.syncOperations.handler(type: SubscriberChannelHandler.self)) != nil
+                        if ConnectionSetup.isHTTP2(connection) {
+                            connection.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                            return
+                        }
+                        let isStream =
+                            (try? connection.pipeline.syncOperations.handler(type: SubscriberChannelHandler<HTTP1Framing>.self)) != nil
                         if !isStream { connection.close(promise: nil) }
                     }
                 }
@@ -311,15 +312,21 @@ public final class BrokerServer: Service, Sendable {
 
 #if TLS
 extension BrokerServer {
-    /// Serves https (HTTP/1.1 over TLS) to the connections accepted from now on.
+    /// Serves https to the connections accepted from now on: HTTP/2 or HTTP/1.1 as ALPN decides
+    /// (HTTP/1.1 only with ``HTTP2Options/overTLS`` off).
     ///
     /// Call it before ``start()`` for an https server. Calling it again replaces the certificate
-    /// for new connections (a rotation) while open ones keep theirs. The configuration's ALPN
-    /// protocols, if it names any, should include `http/1.1`.
+    /// for new connections (a rotation) while open ones keep theirs. A configuration that names no
+    /// ALPN protocols gets `h2` and `http/1.1` (or `http/1.1` alone); one that names some should
+    /// include `http/1.1`.
     ///
     /// - Throws: NIOSSL's error when the configuration cannot make a context, for example a key
     ///   that does not match the certificate.
     public func useTLS(_ configuration: TLSConfiguration) throws {
+        var configuration = configuration
+        if configuration.applicationProtocols.isEmpty {
+            configuration.applicationProtocols = self.http2.overTLS ? ["h2", "http/1.1"] : ["http/1.1"]
+        }
         let context = try NIOSSLContext(configuration: configuration)
         self.state.withLockedValue { $0.tls = context }
     }

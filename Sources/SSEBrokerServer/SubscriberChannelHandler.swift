@@ -5,12 +5,15 @@ import NIOHTTP1
 import SSEBroker
 
 /// The NIO side of one subscriber: a ``SubscriberTransport`` over a channel whose HTTP codecs have
-/// been removed, so events are written as raw, shared `ByteBuffer`s (the response is close-delimited).
+/// been removed, so events are written as shared `ByteBuffer`s — raw on an HTTP/1.1 connection (the
+/// response is close-delimited), as DATA frames on an HTTP/2 stream (``SubscriberFraming``).
 ///
 /// Loop-confined like every `ChannelHandler`.
-final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHandler, SubscriberTransport {
-    typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInboundHandler, RemovableChannelHandler,
+    SubscriberTransport
+{
+    typealias InboundIn = Framing.InboundIn
+    typealias OutboundOut = Framing.OutboundOut
 
     let eventLoop: any EventLoop
     private let logger: Logger
@@ -23,10 +26,18 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     /// Set once the channel is inactive: it may go while the broker registers it (a reset that
     /// fails the first flush closes it inside `subscribe`, before ``subscription`` is set).
     private var isInactive = false
+    /// HTTP/2: bytes written since the stream last became unwritable (see ``bufferedBytes``).
+    private var writtenWhileUnwritable = 0
+    private var isWritable = true
 
-    init(eventLoop: any EventLoop, logger: Logger) {
+    /// HTTP/2: the subscriber streams of this stream's connection, counted while registered.
+    private let connectionSubscribers: HTTP2SubscriberCount?
+    private var isCounted = false
+
+    init(eventLoop: any EventLoop, logger: Logger, connectionSubscribers: HTTP2SubscriberCount? = nil) {
         self.eventLoop = eventLoop
         self.logger = logger
+        self.connectionSubscribers = connectionSubscribers
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -49,6 +60,9 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         extraHeaders: HTTPHeaders = [:],
         expiresAt: Date? = nil
     ) throws(BrokerError) {
+        // An HTTP/2 stream can be reset in the same read as its request: closed before this handler
+        // was added, it never sees channelInactive. Registering it would leave it registered for ever.
+        guard let context = self.context, context.channel.isActive else { return }
         self.head = (clientID, extraHeaders)
         let subscription = try broker.subscribe(
             clientID: clientID,
@@ -64,6 +78,10 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
             return
         }
         self.subscription = subscription
+        if let connectionSubscribers {
+            connectionSubscribers.value += 1
+            self.isCounted = true
+        }
         if let expiresAt {
             let delay = max(0, expiresAt.timeIntervalSinceNow)
             self.expiry = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
@@ -77,12 +95,18 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {}
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.subscription?.writabilityChanged(isWritable: context.channel.isWritable)
+        self.isWritable = context.channel.isWritable
+        self.writtenWhileUnwritable = 0
+        self.subscription?.writabilityChanged(isWritable: self.isWritable)
         context.fireChannelWritabilityChanged()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         self.isInactive = true
+        if self.isCounted {
+            self.connectionSubscribers?.value -= 1
+            self.isCounted = false
+        }
         self.expiry?.cancel()
         self.expiry = nil
         self.subscription?.transportClosed()
@@ -105,11 +129,16 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         if let replay {
             headers.add(name: "SSE-Replay", value: replay.headerValue)
         }
-        self.write(ConnectRequest.responseHead(clientID: head.clientID, extraHeaders: headers))
+        self.context?.write(self.wrapOutboundOut(Framing.head(clientID: head.clientID, headers: headers)), promise: nil)
     }
 
+    var httpVersion: String { Framing.httpVersion }
+
     func write(_ buffer: ByteBuffer) {
-        self.context?.write(self.wrapOutboundOut(buffer), promise: nil)
+        if !Framing.channelKnowsBacklog, !self.isWritable {
+            self.writtenWhileUnwritable &+= buffer.readableBytes
+        }
+        self.context?.write(self.wrapOutboundOut(Framing.body(buffer)), promise: nil)
     }
 
     func flush() {
@@ -120,11 +149,30 @@ final class SubscriberChannelHandler: ChannelInboundHandler, RemovableChannelHan
         self.context?.close(promise: nil)
     }
 
+    /// On HTTP/1.1 the socket channel's own count. An HTTP/2 stream channel cannot tell its backlog,
+    /// only that it is unwritable, for one of two reasons:
+    /// - its connection's socket is behind: every stream's bytes wait in the connection's buffer,
+    ///   and a stream's backlog is its share of that buffer (one subscriber stream's share, among
+    ///   the connection's subscriber streams), so that a burst to many healthy streams of one
+    ///   connection does not count as each stream's own lag;
+    /// - its flow-control window is exhausted (the client does not read this stream): its bytes
+    ///   wait in the stream, past its high watermark, and its backlog is taken as that watermark
+    ///   plus what was written since, an overestimate, the side the slow-client policy errs on.
     var bufferedBytes: Int {
         guard let context else { return 0 }
-        return Self.backlog(of: context.channel)
+        if Framing.channelKnowsBacklog {
+            return SubscriberBacklog.backlog(of: context.channel)
+        }
+        if self.isWritable { return 0 }
+        if let connection = context.channel.parent, !connection.isWritable {
+            return SubscriberBacklog.backlog(of: connection) / max(1, self.connectionSubscribers?.value ?? 1)
+        }
+        return ConnectionSetup.streamHighWatermark + self.writtenWhileUnwritable
     }
+}
 
+/// How much a connection has queued for its peer.
+enum SubscriberBacklog {
     /// The bytes queued on `channel`. A backlog that cannot be read counts as full
     /// (``unknownBacklog``): the slow-client policy must err towards dropping a client, never
     /// towards buffering without limit.

@@ -38,6 +38,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     @OptionGroup(title: "TLS")
     var tls: TLSOptions
 
+    @OptionGroup(title: "HTTP/2")
+    var http2: HTTP2ConsoleOptions
+
     @OptionGroup(title: "Durable history")
     var historyFile: HistoryFileOptions
 
@@ -51,6 +54,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             throw ValidationError("--history-file and --cluster do not go together: a cluster's shared log is already its durable history")
         }
         _ = try self.serverSecurity()
+        try self.http2.validate(hasTLS: self.tls.certificate != nil)
     }
 
     /// The tokens, CORS and limits of ``access``.
@@ -124,6 +128,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             group: group,
             drainPeriod: milliseconds(self.general.drain),
             shutdownGracePeriod: milliseconds(max(0, self.general.shutdownGrace)),
+            http2: self.http2.options,
             logger: Logger(label: "sse.http")
         )
         if let tls { try server.useTLS(tls) }

@@ -20,7 +20,8 @@ struct TLSOptions: ParsableArguments {
         }
     }
 
-    /// The server's TLS configuration (ALPN `http/1.1`), or `nil` without the options.
+    /// The server's TLS configuration, or `nil` without the options. It names no ALPN protocols:
+    /// the server offers `h2` and `http/1.1` (``HTTP2ConsoleOptions``).
     /// - Throws: ``TLSSetupError`` saying which file and why: unreadable, not PEM, a certificate
     ///   expired or not yet valid at `now`, or a key that does not match the certificate.
     func configuration(now: Date = Date()) throws(TLSSetupError) -> TLSConfiguration? {
@@ -49,10 +50,9 @@ struct TLSOptions: ParsableArguments {
         if validFrom > now {
             throw TLSSetupError("--tls-cert: the certificate in \(certificatePath) is not valid before \(Self.format(validFrom))")
         }
-        var configuration = TLSConfiguration.makeServerConfiguration(
+        let configuration = TLSConfiguration.makeServerConfiguration(
             certificateChain: chain.map { .certificate($0) }, privateKey: .privateKey(key)
         )
-        configuration.applicationProtocols = ["http/1.1"]
         // A key that is not the certificate's is refused here, where the context checks the pair.
         do {
             _ = try NIOSSLContext(configuration: configuration)

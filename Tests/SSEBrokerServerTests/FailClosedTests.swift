@@ -13,12 +13,12 @@ import Testing
 @Suite struct FailClosedTests {
     @Test func backlogThatCannotBeRead_countsAsFull() async throws {
         let channel = EmbeddedChannel()
-        #expect(SubscriberChannelHandler.backlog(of: channel) == 0)
+        #expect(SubscriberBacklog.backlog(of: channel) == 0)
         // A closed channel refuses to read its options (as a socket channel does).
         channel.allowOptionsWhenClosed = false
         try await channel.close()
-        let backlog = SubscriberChannelHandler.backlog(of: channel)
-        #expect(backlog == SubscriberChannelHandler.unknownBacklog)
+        let backlog = SubscriberBacklog.backlog(of: channel)
+        #expect(backlog == SubscriberBacklog.unknownBacklog)
         // Over any backlog limit, even the largest, and no overflow when an event is added to it.
         let policy = TolerancePolicy(writeTimeout: .seconds(60), tolerance: 1, maxBacklogBytes: Int.max / 4)
         #expect(!policy.mayQueue(unwritableFor: .zero, backlogBytes: backlog, size: 1 << 30))
@@ -73,7 +73,7 @@ import Testing
     @Test func subscriberHandler_logsConnectionErrors() throws {
         let logs = InMemoryLogHandler()
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(SubscriberChannelHandler(eventLoop: channel.eventLoop, logger: Self.logger(logs)))
+        try channel.pipeline.syncOperations.addHandler(SubscriberChannelHandler<HTTP1Framing>(eventLoop: channel.eventLoop, logger: Self.logger(logs)))
         channel.pipeline.fireErrorCaught(Unexpected())
         #expect(!channel.isActive)
         #expect(logs.entries.map(\.level) == [.warning])
@@ -85,7 +85,7 @@ import Testing
         let broker = try Broker(configuration: .predictable, logger: Self.logger(InMemoryLogHandler()))
         let channel = EmbeddedChannel()
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        let handler = SubscriberChannelHandler(eventLoop: channel.eventLoop, logger: Self.logger(InMemoryLogHandler()))
+        let handler = SubscriberChannelHandler<HTTP1Framing>(eventLoop: channel.eventLoop, logger: Self.logger(InMemoryLogHandler()))
         try channel.pipeline.syncOperations.addHandlers(CloseOnFlush(), handler)
         try handler.start(broker: broker, clientID: "reset", request: ConnectRequest(), remoteAddress: nil, userAgent: nil)
         #expect(!channel.isActive)

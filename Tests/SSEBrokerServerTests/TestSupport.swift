@@ -20,6 +20,7 @@ struct TestServer {
         _ configuration: BrokerConfiguration = .predictable,
         extraRoutes: [HTTPRoute] = [],
         security: ServerSecurity = ServerSecurity(),
+        http2: HTTP2Options = HTTP2Options(),
         logger: Logger = quietLogger,
         _ body: (TestServer) async throws -> Void
     ) async throws {
@@ -31,6 +32,7 @@ struct TestServer {
             extraRoutes: extraRoutes,
             security: security,
             group: MultiThreadedEventLoopGroup.singleton,
+            http2: http2,
             logger: logger
         )
         let address = try await server.start()

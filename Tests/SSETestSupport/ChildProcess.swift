@@ -12,33 +12,48 @@ public final class ChildProcess: @unchecked Sendable {
     /// Where the child's stderr goes.
     public let stderrPath: String
     private let output: Int32
+    /// The write end of the child's stdin, for ``send(_:)``; -1 when its stdin is `/dev/null`.
+    private let input: Int32
     private let lock = NSLock()
     private var buffered: [UInt8] = []
     private var exited = false
 
-    private init(pid: pid_t, arguments: [String], output: Int32, stderrPath: String) {
+    private init(pid: pid_t, arguments: [String], output: Int32, input: Int32, stderrPath: String) {
         self.pid = pid
         self.arguments = arguments
         self.output = output
+        self.input = input
         self.stderrPath = stderrPath
     }
 
     deinit {
         close(self.output)
+        if self.input >= 0 { close(self.input) }
     }
 
-    /// Starts `arguments[0]` (looked up in `PATH`) with stdin from `/dev/null`.
-    public static func launch(_ arguments: [String]) throws -> ChildProcess {
+    /// Starts `arguments[0]` (looked up in `PATH`) with stdin from `/dev/null`, or from a pipe that
+    /// ``send(_:)`` writes to if `interactive`.
+    public static func launch(_ arguments: [String], interactive: Bool = false) throws -> ChildProcess {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw ChildProcessError.failed("pipe: errno \(errno)") }
+        var stdinFDs: [Int32] = [-1, -1]
+        if interactive {
+            guard pipe(&stdinFDs) == 0 else { throw ChildProcessError.failed("pipe: errno \(errno)") }
+            // A child that has exited must fail the write, not kill the test process.
+            signal(SIGPIPE, SIG_IGN)
+        }
         // Only the child's stdout may hold the write end (dup2 clears the flag there), or the pipe
         // would never report the end of the child's output.
-        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        for fd in fds + stdinFDs where fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
         let stderrPath = FileManager.default.temporaryDirectory.appendingPathComponent("child-\(UUID().uuidString).log").path
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        if interactive {
+            posix_spawn_file_actions_adddup2(&actions, stdinFDs[0], 0)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_addopen(&actions, 2, stderrPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         closeInheritedDescriptors(&actions)
@@ -60,11 +75,28 @@ public final class ChildProcess: @unchecked Sendable {
         var pid: pid_t = 0
         let spawned = posix_spawnp(&pid, arguments[0], &actions, &attributes, &argv, environ)
         close(fds[1])
+        if interactive { close(stdinFDs[0]) }
         guard spawned == 0 else {
             close(fds[0])
+            if interactive { close(stdinFDs[1]) }
             throw ChildProcessError.failed("could not start \(arguments[0]): \(String(cString: strerror(spawned)))")
         }
-        return ChildProcess(pid: pid, arguments: arguments, output: fds[0], stderrPath: stderrPath)
+        return ChildProcess(pid: pid, arguments: arguments, output: fds[0], input: stdinFDs[1], stderrPath: stderrPath)
+    }
+
+    /// Writes `line` and a newline to the child's stdin (launched `interactive`).
+    public func send(_ line: String) throws {
+        precondition(self.input >= 0, "launched without interactive: true")
+        let bytes = Array((line + "\n").utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let written = bytes[offset...].withUnsafeBytes { write(self.input, $0.baseAddress, $0.count) }
+            if written < 0 {
+                if errno == EINTR { continue }
+                throw ChildProcessError.failed("writing to \(self.arguments[0]): errno \(errno)")
+            }
+            offset += written
+        }
     }
 
     /// Reads the child's stdout until a line satisfies `match`, on a thread of its own (the read
