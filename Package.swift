@@ -200,6 +200,9 @@ let package = Package(
                 .product(name: "Histogram", package: "hdrhistogram-swift", condition: when("Tools")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl", condition: when("Tools")),
             ]
         ),
         // Test helpers shared by the end-to-end tests: a long-running child process, a WebDriver client.

@@ -1,6 +1,9 @@
 import Foundation
 import Histogram
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
+import NIOHTTP2
 import NIOPosix
 
 /// Where the broker is and how its endpoints are spelled.
@@ -94,10 +97,15 @@ final class Harness: Sendable {
     let counters = RunCounters()
     /// The brokers: subscriber `i` connects to `endpoints[i % count]` (several nodes of one cluster).
     let endpoints: [Endpoint]
+    /// TLS, and HTTP/2 for subscribers.
+    let transport: BenchTransport
+    /// HTTP/2 subscriber connections by index, each a stream multiplexer once connected.
+    private let http2Connections = NIOLockedValueBox([Int: EventLoopFuture<NIOHTTP2Handler.StreamMultiplexer>]())
 
-    init(endpoints: [Endpoint], threads: Int) {
+    init(endpoints: [Endpoint], threads: Int, transport: BenchTransport = .plain) {
         precondition(!endpoints.isEmpty)
         self.endpoints = endpoints
+        self.transport = transport
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.loops = self.group.makeIterator().map { LoopState(loop: $0, endpoints: endpoints.count) }
     }
@@ -142,6 +150,9 @@ final class Harness: Sendable {
     }
 
     func connectSubscriber(index: Int, reads: Bool, receiveBuffer: Int?) -> EventLoopFuture<Void> {
+        if let streams = self.transport.http2StreamsPerConnection {
+            return self.connectHTTP2Subscriber(index: index, streamsPerConnection: streams)
+        }
         let state = self.loops[index % self.loops.count]
         let ready = state.loop.makePromise(of: Void.self)
         let endpointIndex = index % self.endpoints.count
@@ -158,8 +169,10 @@ final class Harness: Sendable {
                 bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
             }
         }
+        let transport = self.transport
         bootstrap = bootstrap.channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
+                try transport.addTLS(to: channel, for: .subscriber)
                 let handler = SubscriberHandler(
                     index: index, endpointIndex: endpointIndex, reads: reads, request: request, state: state,
                     counters: counters, ready: ready
@@ -169,6 +182,64 @@ final class Harness: Sendable {
         }
         bootstrap.connect(host: endpoint.host, port: endpoint.port).whenFailure { ready.fail($0) }
         // Bounded: a broker that never answers fails the subscriber, not the bench.
+        state.loop.scheduleTask(in: .seconds(30)) { ready.fail(BenchError.timeout("stream start of subscriber \(index)")) }
+        return ready.futureResult
+    }
+
+    /// Subscriber `index` as a stream of HTTP/2 connection `index / streamsPerConnection` (made by
+    /// its first stream), on that connection's loop.
+    private func connectHTTP2Subscriber(index: Int, streamsPerConnection: Int) -> EventLoopFuture<Void> {
+        let connectionIndex = index / streamsPerConnection
+        let state = self.loops[connectionIndex % self.loops.count]
+        let ready = state.loop.makePromise(of: Void.self)
+        let endpointIndex = connectionIndex % self.endpoints.count
+        let endpoint = self.endpoints[endpointIndex]
+        let request = endpoint.subscribeRequest(index: index)
+        let counters = self.counters
+        let transport = self.transport
+        let multiplexer = self.http2Connections.withLockedValue { connections in
+            if let existing = connections[connectionIndex] { return existing }
+            let made = ClientBootstrap(group: state.loop)
+                .connectTimeout(.seconds(10))
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try transport.addTLS(to: channel, for: .subscriber)
+                        let configuration = BenchTransport.http2Configuration()
+                        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                            mode: .client, connectionConfiguration: configuration.connection,
+                            streamConfiguration: configuration.stream, inboundStreamInitializer: { $0.close() }
+                        )
+                    }
+                }
+                .connect(host: endpoint.host, port: endpoint.port)
+                .flatMapThrowing { channel in
+                    try channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+                }
+            connections[connectionIndex] = made
+            return made
+        }
+        let authority = "\(endpoint.host):\(endpoint.port)"
+        let scheme: HTTP2FramePayloadToHTTP1ClientCodec.HTTPProtocol = transport.isTLS ? .https : .http
+        multiplexer.whenComplete { result in
+            switch result {
+            case .failure(let error):
+                ready.fail(error)
+            case .success(let multiplexer):
+                multiplexer.createStreamChannel(promise: nil) { stream in
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandlers(
+                            HTTP2FramePayloadToHTTP1ClientCodec(httpProtocol: scheme),
+                            RawHTTP1OverHTTP2Adapter(authority: authority),
+                            SubscriberHandler(
+                                index: index, endpointIndex: endpointIndex, reads: true, request: request, state: state,
+                                counters: counters, ready: ready
+                            )
+                        )
+                    }
+                }
+            }
+        }
         state.loop.scheduleTask(in: .seconds(30)) { ready.fail(BenchError.timeout("stream start of subscriber \(index)")) }
         return ready.futureResult
     }
@@ -196,8 +267,9 @@ final class Harness: Sendable {
             _ = try await ClientBootstrap(group: state.loop)
                 .connectTimeout(.seconds(10))
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .channelInitializer { channel in
+                .channelInitializer { [transport = self.transport] channel in
                     channel.eventLoop.makeCompletedFuture {
+                        try transport.addTLS(to: channel, for: .publisher)
                         let handler = PublisherHandler(
                             plan: plan, counters: counters, heads: heads, size: size, index: index, seed: seed,
                             state: state, finished: promise

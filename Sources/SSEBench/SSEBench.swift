@@ -61,6 +61,20 @@ struct CommonOptions: ParsableArguments {
     @Flag(help: "Print the report as one line of JSON.")
     var json = false
 
+    @Flag(help: "Every connection over TLS (https; the broker's certificate is not verified).")
+    var tls = false
+
+    @Option(
+        name: .customLong("h2-streams"),
+        help: "Subscribers over HTTP/2, this many streams per connection (h2 by ALPN with --tls, prior knowledge without); 0: HTTP/1.1."
+    )
+    var http2Streams = 0
+
+    /// TLS and HTTP/2 as asked.
+    func transport() throws -> BenchTransport {
+        try BenchTransport(tls: self.tls, http2StreamsPerConnection: self.http2Streams > 0 ? self.http2Streams : nil)
+    }
+
     /// One endpoint per broker URL (`--url`), or the one of `--host` and `--port`.
     func endpoints(defaultPubPath: String, defaultSubPath: String = "/connect?id={id}", topics: Int = 0) throws -> [Endpoint] {
         let addresses: [(String, Int)] =
@@ -93,6 +107,7 @@ struct CommonOptions: ParsableArguments {
         }
         if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard self.connectBatch >= 1 else { throw ValidationError("--connect-batch must be at least 1") }
+        guard self.http2Streams >= 0 else { throw ValidationError("--h2-streams must be 0 (HTTP/1.1) or more") }
     }
 
     func log(_ message: String) {
@@ -159,7 +174,7 @@ func runDelivery(
     var topicCount = 0
     if case .topics(let count) = kind { topicCount = count }
     let endpoints = try common.endpoints(defaultPubPath: defaultPubPath, defaultSubPath: defaultSubPath, topics: topicCount)
-    let harness = Harness(endpoints: endpoints, threads: common.benchThreads)
+    let harness = Harness(endpoints: endpoints, threads: common.benchThreads, transport: try common.transport())
     let n = options.subscribers
     let pids = common.brokerPIDs
     let auxPIDs = common.auxPIDs

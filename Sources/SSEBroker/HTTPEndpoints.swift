@@ -136,12 +136,16 @@ public struct ConnectRequest: Sendable, Equatable {
     public static func responseHead(clientID: String, extraHeaders: HTTPHeaders = [:]) -> ByteBuffer {
         var head = ByteBuffer()
         head.writeString("HTTP/1.1 200 OK\r\n")
-        for (name, value) in Self.responseHeaders(clientID: clientID, extraHeaders: extraHeaders) {
+        for (index, (name, value)) in Self.responseHeaders(clientID: clientID, extraHeaders: extraHeaders).enumerated() {
+            // After the fixed three: the body ends with the connection.
+            if index == Self.fixedHeaderCount { head.writeString("Connection: close\r\n") }
             head.writeString("\(name): \(value)\r\n")
         }
-        head.writeString("Connection: close\r\n\r\n")
+        head.writeString("\r\n")
         return head
     }
+
+    private static let fixedHeaderCount = 3
 
     /// The headers of an event stream's `200` response, whatever the protocol carries them:
     /// content type, no caching or proxy buffering, the extra headers, and `X-SSE-Client-ID`.

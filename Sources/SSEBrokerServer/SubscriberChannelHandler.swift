@@ -60,9 +60,6 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
         extraHeaders: HTTPHeaders = [:],
         expiresAt: Date? = nil
     ) throws(BrokerError) {
-        // An HTTP/2 stream can be reset in the same read as its request: closed before this handler
-        // was added, it never sees channelInactive. Registering it would leave it registered for ever.
-        guard let context = self.context, context.channel.isActive else { return }
         self.head = (clientID, extraHeaders)
         let subscription = try broker.subscribe(
             clientID: clientID,

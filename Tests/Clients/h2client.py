@@ -58,6 +58,7 @@ by_name = {}  # client id -> stream id
 goaway = None
 pong = False
 inbound = b""
+settings_received = False
 
 
 def out(line):
@@ -100,7 +101,7 @@ def parse_events(s):
 
 def pump(timeout):
     """Reads and handles what arrives within `timeout` seconds."""
-    global goaway, pong, inbound
+    global goaway, pong, inbound, settings_received
     readable, _, _ = select.select([sock], [], [], timeout)
     if not readable:
         return
@@ -155,6 +156,8 @@ def pump(timeout):
             s = streams.get(event.stream_id)
             if s:
                 s["ended"] = True
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            settings_received = True
         elif isinstance(event, h2.events.PingAckReceived):
             pong = True
     flush()
@@ -241,7 +244,7 @@ while True:
                 wait_until(lambda: pong or goaway is not None, "rapid-reset ping")
             out(f"rapid-reset {goaway if goaway is not None else 'none'}")
         elif command == "settings":
-            pump(0.2)
+            wait_until(lambda: settings_received, "settings")
             remote = conn.remote_settings
             out(f"settings max_concurrent_streams={remote.max_concurrent_streams} max_header_list_size={remote.max_header_list_size}")
         elif command == "big-header":

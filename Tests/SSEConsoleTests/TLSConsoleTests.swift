@@ -7,10 +7,11 @@ import Testing
 /// file that cannot serve gets at start.
 @Suite(.timeLimit(.minutes(1)))
 struct TLSConsoleTests {
-    @Test func https_negotiatesHTTP11ByALPN_andStreamsEvents() async throws {
+    @Test(arguments: [(["--port", "0"], "h2"), (["--port", "0", "--no-http2"], "http/1.1")])
+    func https_negotiatesByALPN_andStreamsEvents(options: [String], protocolName: String) async throws {
         let certificate = try TestCertificate.make()
         defer { certificate.remove() }
-        let console = try ConsoleProcess.start(["--no-tui", "--port", "0", "--tls-cert", certificate.certificate, "--tls-key", certificate.key])
+        let console = try ConsoleProcess.start(["--no-tui"] + options + ["--tls-cert", certificate.certificate, "--tls-key", certificate.key])
         defer { console.killIfRunning() }
         let (scheme, port) = try await console.listening()
         #expect(scheme == "https")
@@ -19,7 +20,7 @@ struct TLSConsoleTests {
         let stream = try ChildProcess.launch(["curl", "-sSvN", "--cacert", certificate.certificate, "\(url)/connect?id=tls"])
         defer { stream.terminate() }
         _ = try await stream.waitForLine { $0.hasPrefix(": connected tls") }
-        #expect(stream.stderrText.contains("ALPN: server accepted http/1.1"), "\(stream.stderrText)")
+        #expect(stream.stderrText.contains("ALPN: server accepted \(protocolName)"), "\(stream.stderrText)")
 
         let publish = try ChildProcess.launch([
             "curl", "-sS", "--cacert", certificate.certificate, "-X", "POST", "--data", "over tls", "\(url)/broadcast?type=secure",
@@ -31,6 +32,34 @@ struct TLSConsoleTests {
 
         kill(console.pid, SIGTERM)
         #expect(try await console.waitForExit(within: .seconds(10)) == 0)
+    }
+
+    @Test func h2c_servesPriorKnowledgeHTTP2_andHTTP11_onOnePort() async throws {
+        let console = try ConsoleProcess.start(["--no-tui", "--port", "0", "--h2c"])
+        defer { console.killIfRunning() }
+        let (scheme, port) = try await console.listening()
+        #expect(scheme == "http")
+        for (flag, version) in [("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")] {
+            let probe = try ChildProcess.launch(["curl", "-sS", flag, "-o", "/dev/null", "-w", "%{http_version} %{http_code}\n", "http://127.0.0.1:\(port)/healthz"])
+            #expect(try await probe.waitForLine { _ in true } == "\(version) 200")
+        }
+        kill(console.pid, SIGTERM)
+        #expect(try await console.waitForExit(within: .seconds(10)) == 0)
+    }
+
+    @Test func http2Options_thatContradict_areRefusedAtStart() async throws {
+        let certificate = try TestCertificate.make()
+        defer { certificate.remove() }
+        for (options, message) in [
+            (["--h2c", "--no-http2"], "--h2c and --no-http2 contradict each other"),
+            (["--h2c", "--tls-cert", certificate.certificate, "--tls-key", certificate.key], "--h2c is for plain http"),
+            (["--max-streams", "0"], "--max-streams must be between 1 and 10000 (got 0)"),
+        ] {
+            let console = try ConsoleProcess.start(["--no-tui", "--port", "0"] + options)
+            defer { console.killIfRunning() }
+            #expect(try await console.waitForExit(within: .seconds(10)) != 0)
+            try await console.waitForStandardError(containing: message)
+        }
     }
 
     @Test func sighup_reloadsTheFiles_forNewConnections_andKeepsTheOldPairWhenTheNewCannotServe() async throws {

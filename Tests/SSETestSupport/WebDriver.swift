@@ -21,9 +21,11 @@ public struct WebDriver: Sendable {
 
     /// Starts chromedriver on a free port and a headless Chromium session, runs `body`, then quits both.
     /// Throws (never skips) if Chromium or chromedriver is missing.
+    /// - Parameter arguments: more Chromium switches, such as `--ignore-certificate-errors`.
     public static func withSession<T: Sendable>(
         windowWidth: Int = 1100,
         windowHeight: Int = 800,
+        arguments: [String] = [],
         _ body: (WebDriver) async throws -> T
     ) async throws -> T {
         guard let chromedriver = ChildProcess.which("chromedriver") else {
@@ -64,7 +66,7 @@ public struct WebDriver: Sendable {
                         "args": [
                             "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                             "--no-first-run", "--user-data-dir=\(profile)", "--window-size=\(windowWidth),\(windowHeight)",
-                        ],
+                        ] + arguments,
                     ],
                 ]
             ]
