@@ -121,8 +121,9 @@ tmux_ send-keys -t console Enter
 tmux_ send-keys -t console Escape
 tmux_ send-keys -t console Tab
 
-# 8. The rates pane under the header: the last minute of events/s in and out.
-sleep 2
+# 8. The rates pane under the header: the last minute of events/s in and out (half a minute of
+# traffic by now, so the sparklines have a shape).
+sleep 8
 shot rates "sse-console — the rates pane: events/s in and out over the last minute"
 
 # 9. The smallest supported terminal.

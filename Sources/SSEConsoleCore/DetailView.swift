@@ -68,7 +68,8 @@ extension ConsoleState {
                 return []
             }
             detail = .client(ClientDetailView(detail: ClientDetail(row: row)))
-            setMessage("client \(Format.oneLine(row.id, maxCharacters: 64)) · k kick · B ban · m send · Esc back", severity: .info)
+            // The hint line says what the keys do; an old result would only distract.
+            clearMessage()
             return []
         case .log:
             guard let entry = selectedLogEntry else {
@@ -77,7 +78,7 @@ extension ConsoleState {
             }
             var view = EventDetailView(entry: entry)
             detail = .event(view)
-            setMessage("↑↓ PgUp PgDn Home End scroll · Esc back", severity: .info)
+            clearMessage()
             guard let id = entry.eventID else {
                 view.setData(entry.message)
                 detail = .event(view)
