@@ -42,9 +42,10 @@ final class RecentEvents: Sendable {
     func record(_ event: Event, at time: Double) {
         guard let id = event.id else { return }
         let kept = Array(event.data.readableBytesView.prefix(EventDetailView.maxDataBytes))
+        // As topics see it: no type (or an empty one) is `message`.
+        let type = event.type.flatMap { $0.isEmpty ? nil : $0 } ?? Topic.untypedEventType
         let record = Record(
-            id: id, time: time, type: event.type.flatMap { $0.isEmpty ? nil : $0 } ?? Topic.untypedEventType, target: event.target,
-            size: event.data.readableBytes, data: kept)
+            id: id, time: time, type: type, target: event.target, size: event.data.readableBytes, data: kept)
         self.store.withLock { store in
             if store.records.count == self.capacity {
                 let evicted = store.records.removeFirst()
@@ -102,7 +103,8 @@ final class RecentEvents: Sendable {
                     result.append(.init(time: record.time, eventID: record.id, type: record.type, size: record.size))
                 } else if replayLeft > 0, let after = resumedFrom, record.id > after {
                     replayLeft -= 1
-                    result.append(.init(time: record.time, eventID: record.id, type: record.type, size: record.size, replayed: true))
+                    result.append(
+                        .init(time: record.time, eventID: record.id, type: record.type, size: record.size, replayed: true))
                 } else if replayLeft == 0 {
                     break
                 }

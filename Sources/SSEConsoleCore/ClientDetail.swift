@@ -126,15 +126,11 @@ public struct ClientDetailView: Sendable, Hashable {
         if detail.departure == nil { detail.departure = departure }
     }
 
+    /// Moves `delta` lines down (negative: up), within the `lineCount` lines the view has.
     public mutating func scroll(by delta: Int, lineCount: Int, viewportHeight: Int) {
         scrollOffset = max(0, min(scrollOffset + delta, lineCount - max(1, viewportHeight)))
     }
 
-    public mutating func scrollToTop() { scrollOffset = 0 }
-
-    public mutating func scrollToBottom(lineCount: Int, viewportHeight: Int) {
-        scrollOffset = max(0, lineCount - max(1, viewportHeight))
-    }
 }
 
 /// Renders the client detail view in the panes' place: a title, the connection's facts in one or
@@ -189,7 +185,8 @@ enum ClientDetailPane {
         func text(_ string: String?, limit: Int = 200) -> String {
             string.map { Format.oneLine($0, maxCharacters: limit) } ?? "–"
         }
-        let since = "\(Format.clock(detail.connectedAt, utcOffset: utcOffset)) (\(Format.duration(max(0, now - detail.connectedAt))) ago)"
+        let ago = Format.duration(max(0, now - detail.connectedAt))
+        let since = "\(Format.clock(detail.connectedAt, utcOffset: utcOffset)) (\(ago) ago)"
         let token: String
         if let subject = detail.tokenSubject {
             let expiry = detail.tokenExpiresAt.map { at in
@@ -199,8 +196,10 @@ enum ClientDetailPane {
         } else {
             token = "none"
         }
-        let resume = detail.resumedFrom.map { "Last-Event-ID \(Format.oneLine($0, maxCharacters: 40)) · \(Format.thousands(detail.replayedEvents)) replayed" }
-            ?? "first connect (no Last-Event-ID)"
+        let resume = detail.resumedFrom.map { id in
+            "Last-Event-ID \(Format.oneLine(id, maxCharacters: 40)) · \(Format.thousands(detail.replayedEvents)) replayed"
+        } ?? "first connect (no Last-Event-ID)"
+        let events = "\(Format.thousands(detail.eventsSent)) event\(detail.eventsSent == 1 ? "" : "s")"
         let errorColor = theme.errorLevelColor(detail.consecutiveErrors, tolerance: tolerance)
         let identity: [(String, String, CellStyle)] = [
             ("id", text(detail.id), value),
@@ -214,7 +213,7 @@ enum ClientDetailPane {
         let traffic: [(String, String, CellStyle)] = [
             ("connected", since, value),
             ("resumed", resume, value),
-            ("sent", "\(Format.thousands(detail.eventsSent)) event\(detail.eventsSent == 1 ? "" : "s") · \(Format.bytes(detail.bytesSent))", value),
+            ("sent", "\(events) · \(Format.bytes(detail.bytesSent))", value),
             ("backlog", Format.bytes(detail.backlogBytes), value),
             ("errors", "\(detail.consecutiveErrors)/\(tolerance) in a row · \(Format.thousands(detail.totalErrors)) in all",
              theme.style(errorColor, bold: detail.consecutiveErrors > 0)),
@@ -222,7 +221,9 @@ enum ClientDetailPane {
         let labelWidth = 11
         func pair(_ item: (String, String, CellStyle), width: Int) -> Line {
             let room = max(1, width - labelWidth)
-            return [(TextFit.pad(item.0, toWidth: labelWidth), label), (TextFit.truncate(item.1, toWidth: room), item.2)]
+            return [
+                (TextFit.pad(item.0, toWidth: labelWidth), label), (TextFit.truncate(item.1, toWidth: room), item.2),
+            ]
         }
         var result: [Line] = []
         let inner = max(1, width - 2)
@@ -276,7 +277,8 @@ enum ClientDetailPane {
         let bold = theme.style(bold: true)
         result.append([
             ("TIME     ", bold), (TextFit.pad("EVENT ID", toWidth: idWidth, alignRight: true) + " ", bold),
-            (TextFit.pad("TYPE", toWidth: typeWidth) + " ", bold), (TextFit.pad("SIZE", toWidth: 8, alignRight: true), bold),
+            (TextFit.pad("TYPE", toWidth: typeWidth) + " ", bold),
+            (TextFit.pad("SIZE", toWidth: 8, alignRight: true), bold),
         ])
         for delivery in shown {
             let type = TextFit.truncate(Format.oneLine(delivery.type, maxCharacters: 160), toWidth: typeWidth)

@@ -99,8 +99,8 @@ extension ConsoleState {
         switch current {
         case .client(var view):
             let count = ClientDetailPane.lineCount(view.detail, width: width)
-            if scroll(key, height: height, count: count, by: { view.scroll(by: $0, lineCount: count, viewportHeight: height) },
-                      top: { view.scrollToTop() }, bottom: { view.scrollToBottom(lineCount: count, viewportHeight: height) }) {
+            if let delta = Self.scrollDelta(key, page: height, lineCount: count) {
+                view.scroll(by: delta, lineCount: count, viewportHeight: height)
                 detail = .client(view)
                 return []
             }
@@ -111,14 +111,15 @@ extension ConsoleState {
             case .character("m"), .character("b"):
                 mode = .command
                 editor.setText("broadcastTo \(Command.token(id)) ")
-                setMessage("type the event type and data · Enter sends to \(Format.oneLine(id, maxCharacters: 64)) · Esc cancels", severity: .info)
+                let shown = Format.oneLine(id, maxCharacters: 64)
+                setMessage("type the event type and data · Enter sends to \(shown) · Esc cancels", severity: .info)
                 return []
             default: break
             }
         case .event(var view):
             let count = EventDetailPane.lineCount(view, width: width)
-            if scroll(key, height: height, count: count, by: { view.scroll(by: $0, lineCount: count, viewportHeight: height) },
-                      top: { view.scrollToTop() }, bottom: { view.scrollToBottom(lineCount: count, viewportHeight: height) }) {
+            if let delta = Self.scrollDelta(key, page: height, lineCount: count) {
+                view.scroll(by: delta, lineCount: count, viewportHeight: height)
                 detail = .event(view)
                 return []
             }
@@ -133,25 +134,25 @@ extension ConsoleState {
         return []
     }
 
-    private func scroll(
-        _ key: Key, height: Int, count: Int, by: (Int) -> Void, top: () -> Void, bottom: () -> Void
-    ) -> Bool {
+    /// How far a scrolling key moves a detail view (Home and End: past either end, clamped
+    /// there); `nil` for any other key.
+    private static func scrollDelta(_ key: Key, page: Int, lineCount: Int) -> Int? {
         switch key {
-        case .up: by(-1)
-        case .down: by(1)
-        case .pageUp: by(-max(1, height - 1))
-        case .pageDown: by(max(1, height - 1))
-        case .home: top()
-        case .end: bottom()
-        default: return false
+        case .up: -1
+        case .down: 1
+        case .pageUp: -max(1, page - 1)
+        case .pageDown: max(1, page - 1)
+        case .home: -lineCount
+        case .end: lineCount
+        default: nil
         }
-        return true
     }
 
     /// `r`: shows or hides the rates pane.
     mutating func toggleRatesPane() {
         isRatesPaneVisible.toggle()
-        setMessage(isRatesPaneVisible ? "rates pane shown (r hides it)" : "rates pane hidden (r shows it)", severity: .info)
+        let text = isRatesPaneVisible ? "rates pane shown (r hides it)" : "rates pane hidden (r shows it)"
+        setMessage(text, severity: .info)
     }
 
     /// Moves the log selection `delta` entries back in time (negative: forward), scrolling just

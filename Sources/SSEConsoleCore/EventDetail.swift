@@ -46,15 +46,11 @@ public struct EventDetailView: Sendable, Hashable {
         }
     }
 
+    /// Moves `delta` lines down (negative: up), within the `lineCount` lines the view has.
     public mutating func scroll(by delta: Int, lineCount: Int, viewportHeight: Int) {
         scrollOffset = max(0, min(scrollOffset + delta, lineCount - max(1, viewportHeight)))
     }
 
-    public mutating func scrollToTop() { scrollOffset = 0 }
-
-    public mutating func scrollToBottom(lineCount: Int, viewportHeight: Int) {
-        scrollOffset = max(0, lineCount - max(1, viewportHeight))
-    }
 
     /// `text` re-indented with sorted keys, or `nil` when it is not a JSON object or array.
     static func prettyJSON(_ text: String) -> String? {
@@ -96,7 +92,9 @@ enum EventDetailPane {
     typealias Segment = (text: String, style: CellStyle)
     typealias Line = [Segment]
 
-    static func draw(_ canvas: inout Canvas, view: EventDetailView, geometry: LayoutGeometry, theme: Theme, utcOffset: Int) {
+    static func draw(
+        _ canvas: inout Canvas, view: EventDetailView, geometry: LayoutGeometry, theme: Theme, utcOffset: Int
+    ) {
         let body = geometry.detailBody
         guard body.count >= 2 else { return }
         let all = lines(view, width: canvas.width, theme: theme, utcOffset: utcOffset)
@@ -152,7 +150,8 @@ enum EventDetailPane {
         case .loading: heading = "Data (looking it up…)"
         case .unavailable: heading = "Data — no longer kept by the console; the log's preview:"
         case .loaded(_, let total):
-            let kind = view.isPrettyJSON ? "JSON, pretty-printed" : "\(view.dataLines.count) line\(view.dataLines.count == 1 ? "" : "s")"
+            let count = view.dataLines.count
+            let kind = view.isPrettyJSON ? "JSON, pretty-printed" : "\(count) line\(count == 1 ? "" : "s")"
             let cut = total > EventDetailView.maxDataBytes
                 ? " — first \(Format.bytes(EventDetailView.maxDataBytes)) of \(Format.bytes(total))" : ""
             heading = "Data (\(kind))\(cut)"
@@ -164,7 +163,8 @@ enum EventDetailPane {
         for (number, line) in view.dataLines.enumerated() {
             let pieces = wrap(line, width: room)
             for (index, piece) in pieces.enumerated() {
-                let mark = index == 0 ? TextFit.pad(String(number + 1), toWidth: gutter - 1, alignRight: true) : TextFit.pad("↪", toWidth: gutter - 1, alignRight: true)
+                // A wrapped line's continuations carry an arrow instead of a number.
+                let mark = TextFit.pad(index == 0 ? String(number + 1) : "↪", toWidth: gutter - 1, alignRight: true)
                 result.append([(mark + " ", theme.style(.gray, dim: true)), (piece, theme.style())])
             }
         }
