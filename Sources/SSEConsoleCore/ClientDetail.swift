@@ -121,9 +121,11 @@ public struct ClientDetailView: Sendable, Hashable {
         self.detail = detail
     }
 
-    /// Marks the connection as gone, keeping the last snapshot on screen.
+    /// Marks the connection as gone, keeping the last snapshot on screen. A snapshot can miss a
+    /// connection before the broker's report of why it ended arrives, so a `closed` is replaced
+    /// by the reason that comes next (`kicked`, `banned`, …).
     public mutating func markDeparted(_ departure: Departure) {
-        if detail.departure == nil { detail.departure = departure }
+        if detail.departure == nil || detail.departure?.reason == .closed { detail.departure = departure }
     }
 
     /// Moves `delta` lines down (negative: up), within the `lineCount` lines the view has.

@@ -107,7 +107,10 @@ private let large = KeyContext(screen: ScreenSize(cols: 120, rows: 40))
         state.press(.escape, .enter, context: small)
         var text = rows(Fixtures.render(state, cols: 120, rows: 40)).joined(separator: "\n")
         #expect(text.contains("Last 20 deliveries") && text.contains("…"))
+        // Missed by a snapshot first (closed), then the broker's reason arrives; a later guess does not undo it.
+        state.markInspectedClientDeparted(Departure(reason: .closed, at: Fixtures.now))
         state.markInspectedClientDeparted(Departure(reason: .kicked, at: Fixtures.now))
+        state.markInspectedClientDeparted(Departure(reason: .closed, at: Fixtures.now + 1))
         text = rows(Fixtures.render(state, cols: 120, rows: 40, colors: false)).joined(separator: "\n")
         #expect(text.contains("! gone: kicked"))
     }
