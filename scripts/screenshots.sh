@@ -93,10 +93,40 @@ sleep 2
 shot topics "sse-console — the topics view (topics, or t)"
 tmux_ send-keys -t console Escape
 tmux_ send-keys -t console -l 't'
-tmux_ send-keys -t console Enter
 wait_for 'Clients [0-9]' 10
 
-# 6. The smallest supported terminal.
+# 6. The client detail: Enter on a client (carol), with her facts, misses and last deliveries.
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console Home
+for _ in 1 2; do tmux_ send-keys -t console Down; done
+tmux_ send-keys -t console Enter
+wait_for 'Client [a-z]' 10
+wait_for 'Last 20 deliveries' 10
+sleep 2
+shot client-detail "sse-console — client detail (Enter on a client)"
+tmux_ send-keys -t console Escape
+wait_for 'Clients [0-9]' 10
+
+# 7. The event detail: Enter on a log entry (the newest price, filtered to); JSON is pretty-printed.
+tmux_ send-keys -t console -l ':filter price'
+tmux_ send-keys -t console Enter
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console Tab
+tmux_ send-keys -t console Enter
+wait_for 'Data \(JSON' 10
+shot event-detail "sse-console — event detail (Enter on a log entry)"
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console -l ':filter'
+tmux_ send-keys -t console Enter
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console Tab
+
+# 8. The rates pane under the header: the last minute of events/s in and out (half a minute of
+# traffic by now, so the sparklines have a shape).
+sleep 8
+shot rates "sse-console — the rates pane: events/s in and out over the last minute"
+
+# 9. The smallest supported terminal.
 tmux_ resize-window -t console -x 80 -y 24
 wait_for '── Log' 10
 sleep 1

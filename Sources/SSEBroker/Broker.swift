@@ -412,6 +412,9 @@ public final class Broker: EventBroker {
                 idsAheadAreLive: isClusterNode
             )
             subscription.skipThrough = registry.nextEventID
+            if let lastEventID {
+                subscription.recordResume(from: lastEventID, replayed: replay.events.count)
+            }
             if isClusterNode, let resumeAfter = lastEventID.flatMap({ UInt64($0.trimmingCharacters(in: .whitespaces)) }) {
                 // Ids are cluster-wide: another node may already have sent this client events that
                 // this node has yet to deliver. Never send them twice.
@@ -612,7 +615,8 @@ public final class Broker: EventBroker {
 
     // MARK: Observing
 
-    /// A snapshot of every open connection. Reads atomics only; never waits for an event loop.
+    /// A snapshot of every open connection. Reads atomics and, per connection, one uncontended lock
+    /// (its diagnostics for the console); never waits for an event loop.
     public var clients: [ClientInfo] {
         let subscriptions = self.registry.withLock { $0.allSubscriptions }
         return subscriptions.map { $0.info() }

@@ -26,6 +26,16 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
     public var topics: [String]
     /// The protocol of the connection or stream: `HTTP/1.1`, or `h2` for an HTTP/2 stream.
     public var httpVersion: String
+    /// The `Last-Event-ID` it resumed from; `nil` for a first connect.
+    public var resumedFrom: String?
+    /// How many missed events were replayed to it when it connected.
+    public var replayedEvents: Int
+    /// The subject of the subscriber token it connected with, if tokens are on.
+    public var tokenSubject: String?
+    /// When that token expires (the stream is closed then).
+    public var tokenExpiresAt: Date?
+    /// Its latest missed events, oldest first (at most ``Subscription/recentErrorLimit``).
+    public var recentErrors: [ClientError]
 
     public var id: UInt64 { self.connectionID }
 
@@ -41,10 +51,20 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         totalErrors: Int = 0,
         backlogBytes: Int = 0,
         topics: [String] = [],
-        httpVersion: String = "HTTP/1.1"
+        httpVersion: String = "HTTP/1.1",
+        resumedFrom: String? = nil,
+        replayedEvents: Int = 0,
+        tokenSubject: String? = nil,
+        tokenExpiresAt: Date? = nil,
+        recentErrors: [ClientError] = []
     ) {
         self.httpVersion = httpVersion
         self.topics = topics
+        self.resumedFrom = resumedFrom
+        self.replayedEvents = replayedEvents
+        self.tokenSubject = tokenSubject
+        self.tokenExpiresAt = tokenExpiresAt
+        self.recentErrors = recentErrors
         self.connectionID = connectionID
         self.clientID = clientID
         self.remoteAddress = remoteAddress
@@ -55,6 +75,39 @@ public struct ClientInfo: Sendable, Hashable, Identifiable {
         self.consecutiveErrors = consecutiveErrors
         self.totalErrors = totalErrors
         self.backlogBytes = backlogBytes
+    }
+}
+
+/// One event a connection missed because it was not keeping up, and why.
+public struct ClientError: Sendable, Hashable, CustomStringConvertible {
+    /// When the event was dropped for it.
+    public var at: Date
+    /// The event's id; `nil` for an event of its replay.
+    public var eventID: UInt64?
+    /// How long its socket had not taken data.
+    public var unwritableFor: Duration
+    /// Bytes queued for it at that moment.
+    public var backlogBytes: Int
+    /// Size of the event it missed.
+    public var eventBytes: Int
+    /// Its consecutive misses, this one included.
+    public var consecutive: Int
+
+    public init(at: Date, eventID: UInt64?, unwritableFor: Duration, backlogBytes: Int, eventBytes: Int, consecutive: Int) {
+        self.at = at
+        self.eventID = eventID
+        self.unwritableFor = unwritableFor
+        self.backlogBytes = backlogBytes
+        self.eventBytes = eventBytes
+        self.consecutive = consecutive
+    }
+
+    /// `socket not writable for 3.2s, 12345 bytes queued; 300-byte event dropped (2 in a row)`.
+    public var description: String {
+        let milliseconds = self.unwritableFor.components.seconds * 1_000
+            + self.unwritableFor.components.attoseconds / 1_000_000_000_000_000
+        return "socket not writable for \(milliseconds) ms, \(self.backlogBytes) bytes queued; "
+            + "\(self.eventBytes)-byte event dropped (\(self.consecutive) in a row)"
     }
 }
 

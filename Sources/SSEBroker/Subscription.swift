@@ -56,6 +56,23 @@ public final class Subscription: @unchecked Sendable {
     private let publishedConsecutiveErrors = Atomic<Int>(0)
     private let publishedTotalErrors = Atomic<Int>(0)
     private let publishedBacklog = Atomic<Int>(0)
+    /// What an operator inspecting this connection sees beyond the counters (resume, token, recent
+    /// misses). Out of line and created on first use: an idle connection that never resumed, has no
+    /// token and never missed an event pays 16 bytes here, and the delivery path touches it only
+    /// when an event is dropped for this connection (never per written event).
+    private let diagnostics = Mutex<Diagnostics?>(nil)
+
+    /// How many recent misses ``ClientInfo/recentErrors`` keeps.
+    public static let recentErrorLimit = 8
+
+    /// Only touched under ``diagnostics``'s lock.
+    private final class Diagnostics: @unchecked Sendable {
+        var resumedFrom: String?
+        var replayedEvents = 0
+        var tokenSubject: String?
+        var tokenExpiresAt: Date?
+        var recentErrors: [ClientError] = []
+    }
 
     init(
         connectionID: UInt64,
@@ -131,6 +148,13 @@ public final class Subscription: @unchecked Sendable {
                 self.totalErrors += 1
                 self.publishedConsecutiveErrors.store(self.consecutiveErrors, ordering: .relaxed)
                 self.publishedTotalErrors.store(self.totalErrors, ordering: .relaxed)
+                self.recordError(
+                    ClientError(
+                        at: Date(), eventID: isEvent && eventID != .max ? eventID : nil,
+                        unwritableFor: Duration(waited), backlogBytes: backlog,
+                        eventBytes: buffer.readableBytes, consecutive: self.consecutiveErrors
+                    )
+                )
                 if policy.mustDisconnect(consecutiveErrors: self.consecutiveErrors) {
                     self.close(reason: .overTolerance)
                 }
@@ -189,9 +213,43 @@ public final class Subscription: @unchecked Sendable {
         transport.close()
     }
 
+    /// Records the subscriber token the connection was admitted with, for the console's client
+    /// detail. The server calls it once, right after ``Broker/subscribe(clientID:lastEventID:topics:remoteAddress:userAgent:transport:)``.
+    public func recordToken(subject: String, expiresAt: Date?) {
+        self.withDiagnostics { diagnostics in
+            diagnostics.tokenSubject = subject
+            diagnostics.tokenExpiresAt = expiresAt
+        }
+    }
+
+    /// Called by the broker at registration, before the connection is visible to anyone.
+    func recordResume(from lastEventID: String, replayed: Int) {
+        self.withDiagnostics { diagnostics in
+            diagnostics.resumedFrom = lastEventID
+            diagnostics.replayedEvents = replayed
+        }
+    }
+
+    private func recordError(_ error: ClientError) {
+        self.withDiagnostics { diagnostics in
+            if diagnostics.recentErrors.count == Self.recentErrorLimit {
+                diagnostics.recentErrors.removeFirst()
+            }
+            diagnostics.recentErrors.append(error)
+        }
+    }
+
+    private func withDiagnostics(_ change: (Diagnostics) -> Void) {
+        self.diagnostics.withLock { diagnostics in
+            let box = diagnostics ?? Diagnostics()
+            diagnostics = box
+            change(box)
+        }
+    }
+
     /// A snapshot; safe from any thread.
     func info() -> ClientInfo {
-        ClientInfo(
+        var info = ClientInfo(
             connectionID: self.connectionID,
             clientID: self.clientID,
             remoteAddress: self.remoteAddress,
@@ -205,5 +263,14 @@ public final class Subscription: @unchecked Sendable {
             topics: self.topics.names,
             httpVersion: self.httpVersion
         )
+        self.diagnostics.withLock { diagnostics in
+            guard let diagnostics else { return }
+            info.resumedFrom = diagnostics.resumedFrom
+            info.replayedEvents = diagnostics.replayedEvents
+            info.tokenSubject = diagnostics.tokenSubject
+            info.tokenExpiresAt = diagnostics.tokenExpiresAt
+            info.recentErrors = diagnostics.recentErrors
+        }
+        return info
     }
 }

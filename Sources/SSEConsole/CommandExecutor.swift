@@ -54,7 +54,7 @@ struct CommandExecutor {
                 return .quit
             case .help:
                 return .ok(CommandParser.specs.map { spec in "\(spec.usage)  —  \(spec.summary)" }.joined(separator: "\n"))
-            case .filter, .clear:
+            case .filter, .clear, .save:
                 return .error("\(command.description.split(separator: " ")[0]): only the terminal console has a log pane")
             }
         } catch {

@@ -164,11 +164,12 @@ struct ConsoleCommand: AsyncParsableCommand {
                 feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .broker, kind: .error, message: warning))
             }
             feed.follow(broker)
+            let ascii = self.general.ascii
             let noColor = self.general.noColor || ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } == true
             let flags = security.authSummary + (security.cors == nil ? "" : " cors") + (history == nil ? "" : " history-file")
             terminal = TerminalConsoleService(listening: listening) { url in
                 TerminalConsole(
-                    broker: broker, listenURL: url, feed: feed, noColor: noColor, flags: flags,
+                    broker: broker, listenURL: url, feed: feed, noColor: noColor, ascii: ascii, flags: flags,
                     cluster: cluster.map { ClusterSampler(cluster: $0, listenURL: url) }
                 )
             }

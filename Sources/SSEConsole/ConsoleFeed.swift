@@ -32,6 +32,8 @@ final class ConsoleFeed: Sendable {
     private let inbox = Locked(Inbox())
     /// Events per type, for the topics view.
     let topicActivity = TopicActivity()
+    /// The latest events in full, for the event and client detail views.
+    let recentEvents = RecentEvents()
 
     init(capacity: Int = 2000) {
         self.capacity = capacity
@@ -61,8 +63,10 @@ final class ConsoleFeed: Sendable {
         let activity = broker.activity()
         Task.detached { [self] in
             for await event in events {
-                self.topicActivity.record(type: event.type, at: Date().timeIntervalSince1970)
-                self.post(Self.entry(for: event))
+                let now = Date().timeIntervalSince1970
+                self.topicActivity.record(type: event.type, at: now)
+                self.recentEvents.record(event, at: now)
+                self.post(Self.entry(for: event, at: now))
             }
         }
         Task.detached { [self] in
@@ -98,17 +102,19 @@ final class ConsoleFeed: Sendable {
         }
     }
 
-    static func entry(for event: Event) -> LogEntry {
+    static func entry(for event: Event, at time: Double = Date().timeIntervalSince1970) -> LogEntry {
         // A preview needs only the start of the payload; never decode a megabyte for one log line.
         let head = String(decoding: event.data.readableBytesView.prefix(600), as: UTF8.self)
         return LogEntry(
-            time: Date().timeIntervalSince1970,
+            time: time,
             source: Self.source(event.origin),
             kind: event.target == nil ? .broadcast : .broadcastTo,
             type: event.type ?? "message",
             target: event.target,
             size: event.data.readableBytes,
-            message: (event.recipients.map { "→ \($0) · " } ?? "") + LogEntry.preview(of: head)
+            message: (event.recipients.map { "→ \($0) · " } ?? "") + LogEntry.preview(of: head),
+            eventID: event.id,
+            recipients: event.recipients
         )
     }
 

@@ -23,6 +23,9 @@ struct GeneralOptions: ParsableArguments {
     @Flag(name: .customLong("no-color"), help: "No colours (also when NO_COLOR is set).")
     var noColor = false
 
+    @Flag(help: "Draw the rate sparklines in ASCII (the default when the locale is not UTF-8).")
+    var ascii = false
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error or critical.", valueName: "level"))
     var logLevel: String = "info"
 

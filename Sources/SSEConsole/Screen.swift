@@ -19,14 +19,25 @@ final class Screen {
 
     /// Takes over the terminal: raw keys (Ctrl-C arrives as a key, so quitting restores the
     /// terminal), no echo, keypad decoding, a short Esc delay.
-    init(noColor: Bool) {
+    /// Whether the terminal takes UTF-8 (its locale's codeset), so block characters can be drawn;
+    /// `false` also with `--ascii`.
+    let unicode: Bool
+
+    init(noColor: Bool, ascii: Bool = false) {
         setlocale(LC_ALL, "")
+        self.unicode = !ascii && String(cString: nl_langinfo(nl_item(CODESET))).uppercased().replacing("-", with: "") == "UTF8"
         initscr()
         raw()
         noecho()
         nonl()
         keypad(shim_stdscr(), true)
         set_escdelay(25)
+        // tmux and screen send Home and End as `ESC [1~` and `ESC [4~` whatever TERM says; with
+        // TERM=xterm-256color inside them (common) curses would read Esc and three characters —
+        // and Esc leaves a detail view. Known sequences are not affected.
+        for (sequence, code) in [("\u{1B}[1~", KEY_HOME), ("\u{1B}[4~", KEY_END), ("\u{1B}[7~", KEY_HOME), ("\u{1B}[8~", KEY_END)] {
+            define_key(sequence, code)
+        }
         wtimeout(shim_stdscr(), 50)
         if !noColor && has_colors() {
             start_color()

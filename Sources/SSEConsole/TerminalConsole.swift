@@ -13,6 +13,8 @@ final class TerminalConsole: Sendable {
     private let listenURL: String
     private let feed: ConsoleFeed
     private let noColor: Bool
+    /// `--ascii`: no block characters even on a UTF-8 terminal.
+    private let ascii: Bool
     /// Shown at the end of the header, such as `auth pub+sub`.
     private let flags: String?
     private let startedAt = Date().timeIntervalSince1970
@@ -20,7 +22,8 @@ final class TerminalConsole: Sendable {
     /// On a cluster node: how the UI thread samples the cluster (it gets its own copy).
     private let clusterSampler: ClusterSampler?
 
-    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, flags: String? = nil, cluster: ClusterSampler? = nil) {
+    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, ascii: Bool = false, flags: String? = nil, cluster: ClusterSampler? = nil) {
+        self.ascii = ascii
         self.flags = flags
         self.clusterSampler = cluster
         self.broker = broker
@@ -69,7 +72,7 @@ final class TerminalConsole: Sendable {
     private func uiLoop() -> Report {
         var report = Report()
         let loopStarted = Date().timeIntervalSince1970
-        let screen = Screen(noColor: self.noColor)
+        let screen = Screen(noColor: self.noColor, ascii: self.ascii)
         defer { screen.end() }
         let executor = CommandExecutor(broker: self.broker)
         var state = ConsoleState()
@@ -94,6 +97,11 @@ final class TerminalConsole: Sendable {
                         self.requestQuit()
                     case .redraw:
                         clearNext = true
+                    case .inspectEvent(let eventID):
+                        let found = self.feed.recentEvents.data(of: eventID)
+                        state.setEventData(found?.text, totalBytes: found?.totalBytes)
+                    case .execute(.save(let path)):
+                        Self.save(&state, to: path)
                     case .execute(let command):
                         if state.applyLocal(command) { continue }
                         switch executor.execute(command) {
@@ -141,6 +149,18 @@ final class TerminalConsole: Sendable {
                     state.updateTopics(self.feed.topicActivity.enrich(topics, now: now))
                 }
                 currentRates = rates.add(self.broker.statistics, at: now)
+                state.recordRates(eventsIn: currentRates.eventsIn, eventsOut: currentRates.eventsOut, at: now)
+                if let inspected = state.inspectedConnectionID {
+                    // Only the inspected connection is looked at closely: O(connections) to find
+                    // it, O(recent events) for its deliveries, four times a second while open.
+                    if let client = clients.first(where: { $0.connectionID == inspected }) {
+                        state.updateClientDetail(self.detail(of: client, node: state.cluster?.nodeName))
+                    } else if let gone = state.clients.rows.first(where: { $0.connectionID == inspected })?.departure {
+                        state.markInspectedClientDeparted(gone)
+                    } else {
+                        state.markInspectedClientDeparted(Departure(reason: .closed, at: now))
+                    }
+                }
                 // The backplane's status is read here only: at most four times a second, never per frame.
                 if clusterSampler != nil {
                     let view = clusterSampler?.sample(now: now, connections: self.broker.connectionCount)
@@ -153,7 +173,8 @@ final class TerminalConsole: Sendable {
             if (dirty && now - lastFrame >= 0.05) || now - lastFrame >= 1 {
                 let header = self.header(now: now, rates: currentRates, cluster: state.cluster)
                 let canvas = Layout.render(
-                    state: state, header: header, now: now, size: screen.size, colors: screen.colors, utcOffset: utcOffset
+                    state: state, header: header, now: now, size: screen.size, colors: screen.colors, utcOffset: utcOffset,
+                    unicode: screen.unicode
                 )
                 screen.draw(canvas, clearFirst: clearNext)
                 report.frames += 1
@@ -165,6 +186,43 @@ final class TerminalConsole: Sendable {
         report.seconds = Date().timeIntervalSince1970 - loopStarted
         report.cpuSeconds = Self.threadCPUSeconds()
         return report
+    }
+
+    /// `save FILE`: the log pane's entries, as filtered, as JSON lines.
+    private static func save(_ state: inout ConsoleState, to path: String) {
+        let entries = LogExport.visibleEntries(of: state.log)
+        let data = LogExport.jsonLines(entries)
+        do {
+            try LogFileWriter.write(data, to: path)
+            let filter = state.log.filter.map { " (filter \"\(Format.oneLine($0, maxCharacters: 40))\")" } ?? ""
+            state.setMessage(
+                "saved \(Format.thousands(entries.count)) entries\(filter) to \(path) (\(Format.bytes(data.count)))",
+                severity: .ok)
+        } catch {
+            state.setMessage("save: \(error.description)", severity: .error)
+        }
+    }
+
+    /// The client detail of one connection: the broker's snapshot and the deliveries derived
+    /// from the events the console saw.
+    private func detail(of client: ClientInfo, node: String?) -> ClientDetail {
+        // The broker validated these topics when the client connected.
+        let topics = (try? TopicFilter(client.topics.compactMap { try? Topic($0) })) ?? .everything
+        let connectedAt = client.connectedAt.timeIntervalSince1970
+        let deliveries = self.feed.recentEvents.deliveries(
+            client: client.clientID, topics: topics, connectedAt: connectedAt,
+            resumedFrom: client.resumedFrom.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) },
+            replayed: client.replayedEvents, limit: ClientDetail.deliveryLimit)
+        return ClientDetail(
+            connectionID: client.connectionID, id: client.clientID, node: node,
+            remoteAddress: client.remoteAddress ?? "-", userAgent: client.userAgent, httpVersion: client.httpVersion,
+            topics: client.topics, tokenSubject: client.tokenSubject,
+            tokenExpiresAt: client.tokenExpiresAt?.timeIntervalSince1970, connectedAt: connectedAt,
+            resumedFrom: client.resumedFrom, replayedEvents: client.replayedEvents, eventsSent: client.eventsSent,
+            bytesSent: client.bytesSent, backlogBytes: client.backlogBytes,
+            consecutiveErrors: client.consecutiveErrors, totalErrors: client.totalErrors,
+            errors: client.recentErrors.map { .init(time: $0.at.timeIntervalSince1970, text: $0.description) },
+            deliveries: deliveries)
     }
 
     private func header(now: Double, rates: RateMeter.Rates, cluster: ClusterView?) -> HeaderStats {

@@ -19,6 +19,8 @@ public enum Command: Sendable, Hashable {
     case filter(String?)
     /// Clear the log.
     case clear
+    /// Write the log pane's entries (as filtered) to a file as JSON lines.
+    case save(path: String)
     case help
     case quit
 }
@@ -43,6 +45,7 @@ extension Command: CustomStringConvertible {
         case .nodes: "nodes"
         case let .filter(text): text.map { "filter \($0)" } ?? "filter"
         case .clear: "clear"
+        case let .save(path): "save \(Self.token(path))"
         case .help: "help"
         case .quit: "quit"
         }

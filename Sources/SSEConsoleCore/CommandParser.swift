@@ -19,7 +19,7 @@ public struct CommandSpec: Sendable, Hashable {
 /// Syntax rules:
 /// - A line is a command word followed by arguments. Command names and aliases are
 ///   case-insensitive: `broadcast`/`b`, `broadcastTo`/`to`, `kick`, `ban`, `unban`, `clients`,
-///   `topics`, `nodes`/`cluster`, `filter`, `clear`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
+///   `topics`, `nodes`/`cluster`, `filter`, `clear`, `save`, `help`/`?`, `quit`/`exit`/`q`. Leading spaces are ignored.
 /// - Argument tokens (`<id>`, `<type>`, a ban duration) are separated by one or more spaces.
 ///   A token may be double-quoted (`"my type"`); inside quotes `\"` is a quote and `\\` a
 ///   backslash, any other escape is an error. An unquoted token is taken verbatim.
@@ -36,6 +36,7 @@ public struct CommandSpec: Sendable, Hashable {
 /// - `filter [text]` takes the rest of the line, trimmed, verbatim; without text it clears the
 ///   filter.
 /// - `topics [topic]` takes one optional token, a topic or pattern (the rules of a type).
+/// - `save <file>` takes one token, a path (quote it if it has spaces).
 /// - `kick`, `unban`, `clients`, `nodes`, `clear`, `help`, `quit` accept no extra arguments.
 public enum CommandParser {
     /// Maximum UTF-8 length of an event type or a client id.
@@ -63,6 +64,8 @@ public enum CommandParser {
                     summary: "filter the log (empty: all)", takesClientID: false),
         CommandSpec(name: "clear", aliases: [], arguments: "",
                     summary: "clear the log", takesClientID: false),
+        CommandSpec(name: "save", aliases: [], arguments: "<file>",
+                    summary: "save the log as JSON lines", takesClientID: false),
         CommandSpec(name: "help", aliases: ["?"], arguments: "",
                     summary: "show this help", takesClientID: false),
         CommandSpec(name: "quit", aliases: ["exit", "q"], arguments: "",
@@ -135,6 +138,13 @@ public enum CommandParser {
         case "clear":
             try end()
             return .clear
+        case "save":
+            guard let path = try scanner.token(argument: "<file>") else { throw missing("<file>") }
+            if path.unicodeScalars.contains(where: isControl) {
+                throw CommandError("save: the file name contains a control character")
+            }
+            try end()
+            return .save(path: path)
         case "help":
             try end()
             return .help

@@ -6,4 +6,7 @@ public enum ConsoleAction: Sendable, Hashable {
     case quit
     /// Clear and repaint the whole terminal (resize, Ctrl-L).
     case redraw
+    /// The event detail view was opened on this event: look its data up and pass it to
+    /// `ConsoleState.setEventData(_:totalBytes:)`.
+    case inspectEvent(eventID: UInt64)
 }

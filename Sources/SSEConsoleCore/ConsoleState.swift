@@ -45,6 +45,15 @@ public struct ConsoleState: Sendable {
     public var isTopicsViewVisible = false
     /// The topics view's rows, as of the app's last snapshot (fed only while it is shown).
     public private(set) var topics = TopicsView()
+    /// The drill-down view shown in the panes' place (Enter opens it, Esc closes it).
+    public internal(set) var detail: DetailView?
+    /// The log entry selected in the log pane, counted back from the newest visible one (0: the
+    /// newest, which the selection follows while the log is live).
+    public internal(set) var logSelection = 0
+    /// The last minute of events/s, drawn as sparklines under the header; `nil` until the app records rates.
+    public internal(set) var rates: RateHistory?
+    /// Whether the rates pane is wanted (`r` toggles it).
+    public var isRatesPaneVisible = true
     /// Active Tab cycle: the matches and which one is shown.
     private var completionCycle: (candidates: [String], index: Int, start: Int)?
 
@@ -92,7 +101,8 @@ public struct ConsoleState: Sendable {
     public func geometry(for size: ScreenSize) -> LayoutGeometry {
         LayoutGeometry(
             size: size, clientRowCount: clients.count,
-            clusterRowCount: wantsClusterPane ? cluster?.nodes.count : nil)
+            clusterRowCount: wantsClusterPane ? cluster?.nodes.count : nil,
+            wantsRates: rates != nil && isRatesPaneVisible)
     }
 
     /// `clusterScroll` kept within the rows a viewport of `height` can show.
@@ -102,10 +112,11 @@ public struct ConsoleState: Sendable {
 
     public mutating func appendLog(_ entry: LogEntry) {
         log.append(entry)
+        keepLogSelection(after: entry)
     }
 
     public mutating func appendLog(contentsOf entries: some Sequence<LogEntry>) {
-        log.append(contentsOf: entries)
+        for entry in entries { appendLog(entry) }
     }
 
     /// Shows the outcome of a command on the message line.
@@ -123,9 +134,11 @@ public struct ConsoleState: Sendable {
         switch command {
         case .clear:
             log.clear()
+            logSelection = 0
             setMessage("log cleared", severity: .ok)
         case .filter(let text):
             log.setFilter(text)
+            logSelection = 0
             if let text {
                 setMessage("filter \"\(text)\": \(Format.thousands(log.visibleCount)) of \(Format.thousands(log.count)) entries", severity: .info)
             } else {
@@ -134,8 +147,10 @@ public struct ConsoleState: Sendable {
         case .help:
             isHelpVisible = true
         case .topics(nil):
+            detail = nil
             if !isTopicsViewVisible { toggleTopicsView() }
         case .clients:
+            detail = nil
             isTopicsViewVisible = false
             focus = .clients
             setMessage("\(Format.thousands(clients.connectedCount)) clients connected", severity: .info)
@@ -144,6 +159,7 @@ public struct ConsoleState: Sendable {
                 setMessage(Self.notAClusterNode, severity: .error)
                 return true
             }
+            detail = nil
             isClusterPaneVisible = true
             focus = .cluster
             setMessage(cluster.summary, severity: cluster.isOnline ? .info : .error)
@@ -181,6 +197,7 @@ public struct ConsoleState: Sendable {
         }
         switch mode {
         case .command: return handleCommandMode(key, context: context, geometry: geometry)
+        case .navigate where detail != nil: return handleDetailKey(key, geometry: geometry)
         case .navigate: return handleNavigateMode(key, geometry: geometry)
         }
     }
@@ -203,6 +220,8 @@ public struct ConsoleState: Sendable {
         case .end: editor.moveToEnd()
         case .up: editor.historyPrevious()
         case .down: editor.historyNext()
+        case .pageUp where detail != nil, .pageDown where detail != nil:
+            return handleDetailKey(key, geometry: geometry)
         case .pageUp: log.scrollUp(by: geometry.logViewportHeight, viewportHeight: geometry.logViewportHeight)
         case .pageDown: log.scrollDown(by: geometry.logViewportHeight, viewportHeight: geometry.logViewportHeight)
         case .tab: complete(context: context, forward: true)
@@ -312,12 +331,14 @@ public struct ConsoleState: Sendable {
                 }
             } else {
                 switch key {
-                case .up: log.scrollUp(by: 1, viewportHeight: logHeight)
-                case .down: log.scrollDown(by: 1, viewportHeight: logHeight)
-                case .pageUp: log.scrollUp(by: logHeight, viewportHeight: logHeight)
-                case .pageDown: log.scrollDown(by: logHeight, viewportHeight: logHeight)
-                case .home: log.scrollToOldest(viewportHeight: logHeight)
-                default: log.scrollToLive()
+                case .up: moveLogSelection(by: 1, viewportHeight: logHeight)
+                case .down: moveLogSelection(by: -1, viewportHeight: logHeight)
+                case .pageUp: moveLogSelection(by: logHeight, viewportHeight: logHeight)
+                case .pageDown: moveLogSelection(by: -logHeight, viewportHeight: logHeight)
+                case .home: moveLogSelection(by: log.visibleCount, viewportHeight: logHeight)
+                default:
+                    logSelection = 0
+                    log.scrollToLive()
                 }
             }
         case .tab, .backTab:
@@ -327,9 +348,10 @@ public struct ConsoleState: Sendable {
             let step = key == .tab ? 1 : panes.count - 1
             focus = panes[(index + step) % panes.count]
         case .enter:
-            mode = .command
+            return openDetail(geometry: geometry)
         case .character(let character):
             switch character {
+            case "r": toggleRatesPane()
             case "k": return actOnSelection { .kick(clientID: $0) }
             case "B": return actOnSelection { .ban(clientID: $0, duration: nil) }
             case "s" where isTopicsViewVisible: topics.cycleSortColumn()
@@ -345,8 +367,10 @@ public struct ConsoleState: Sendable {
             case "?": isHelpVisible = true
             case "c": return [.execute(.clear)]
             case "n": toggleClusterPane()
-            case "G": log.scrollToLive()
-            case "g": log.scrollToOldest(viewportHeight: logHeight)
+            case "G":
+                logSelection = 0
+                log.scrollToLive()
+            case "g": moveLogSelection(by: log.visibleCount, viewportHeight: logHeight)
             default: break
             }
         default:

@@ -6,17 +6,18 @@ enum HelpOverlay {
         let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
         let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
         // `help` is this box: its line would only push the last key line out of a 24-row terminal.
-        for spec in CommandParser.specs where spec.name != "help" {
+        // Nor `quit`: the key lines say it (q, Ctrl-C), and a 24-row terminal has no row to spare.
+        for spec in CommandParser.specs where spec.name != "help" && spec.name != "quit" {
             let usage = TextFit.pad(spec.usage, toWidth: usageWidth)
             let aliases = TextFit.pad(spec.aliases.joined(separator: ","), toWidth: aliasWidth)
             lines.append(("  \(usage)  \(aliases)  \(spec.summary)", false))
         }
         lines.append(("  data: rest of line; \\n \\r \\t \\\\ \\\" \\u{1F600}; quote tokens \"like this\"", false))
         lines.append(("Keys", true))
-        lines.append(("  Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate", false))
-        lines.append(("  Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit", false))
-        lines.append(("  navigate: ↑↓ PgUp PgDn Home End  Tab pane  G live log  n nodes  t topics", false))
-        lines.append(("  k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit", false))
+        lines.append(("  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Esc navigate", false))
+        lines.append(("  navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back", false))
+        lines.append(("  k kick  B ban  m send to it  s sort  S reverse  / filter  G live log", false))
+        lines.append(("  n nodes  t topics  r rates  c clear  : command  q or Ctrl-C quit", false))
         return lines
     }
 

@@ -7,6 +7,18 @@ public enum Layout {
         ("/", "filter"), (":", "command"), ("?", "help"), ("q", "quit"),
     ]
 
+    /// Hint line while the client detail view is open.
+    public static let clientDetailHints: [(key: String, action: String)] = [
+        ("Esc", "back"), ("↑↓", "scroll"), ("k", "kick"), ("B", "ban"), ("m", "send to it"), (":", "command"),
+        ("?", "help"), ("q", "quit"),
+    ]
+
+    /// Hint line while the event detail view is open.
+    public static let eventDetailHints: [(key: String, action: String)] = [
+        ("Esc", "back"), ("↑↓", "scroll"), ("PgUp/PgDn", "page"), ("Home/End", "top/bottom"), (":", "command"),
+        ("?", "help"), ("q", "quit"),
+    ]
+
     /// The hint added on a cluster node, after `sort`.
     public static let clusterHint = (key: "n", action: "nodes")
 
@@ -18,10 +30,11 @@ public enum Layout {
     ///   - now: Unix seconds, for client ages.
     ///   - colors: `false` for monochrome (NO_COLOR): only attributes and text markers are used.
     ///   - utcOffset: seconds added to log timestamps (the local time zone offset).
+    ///   - unicode: `false` when the terminal's locale is not UTF-8 (or `--ascii`): sparklines in ASCII.
     /// - Returns: the canvas; `cursor` is where the terminal cursor belongs (`nil`: hide it).
     public static func render(
         state: ConsoleState, header: HeaderStats, now: Double, size: ScreenSize, colors: Bool,
-        utcOffset: Int = 0
+        utcOffset: Int = 0, unicode: Bool = true
     ) -> Canvas {
         var canvas = Canvas(width: size.cols, height: size.rows)
         guard size.cols > 0, size.rows > 0 else { return canvas }
@@ -33,6 +46,14 @@ public enum Layout {
             let need = LayoutGeometry.minimumSize
             canvas.put("terminal too small (need \(need.cols)x\(need.rows))", row: 1, col: 0,
                        style: theme.style(.yellow, bold: true), maxWidth: size.cols)
+        } else if let detail = state.detail {
+            switch detail {
+            case .client(let view):
+                ClientDetailPane.draw(&canvas, view: view, geometry: geometry, now: now, tolerance: header.tolerance,
+                                      theme: theme, utcOffset: utcOffset)
+            case .event(let view):
+                EventDetailPane.draw(&canvas, view: view, geometry: geometry, theme: theme, utcOffset: utcOffset)
+            }
         } else {
             ClusterPane.draw(&canvas, state: state, geometry: geometry, theme: theme)
             if state.isTopicsViewVisible {
@@ -41,6 +62,9 @@ public enum Layout {
                 ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)
             }
             LogPane.draw(&canvas, state: state, geometry: geometry, theme: theme, utcOffset: utcOffset)
+        }
+        if !geometry.isTooSmall, let row = geometry.ratesRow, let rates = state.rates {
+            RatesPane.draw(&canvas, history: rates, row: row, theme: theme, unicode: unicode)
         }
         if size.rows >= 3 { drawMessage(&canvas, message: state.message, row: geometry.messageRow, theme: theme) }
         if size.rows >= 2 { drawCommandLine(&canvas, state: state, row: geometry.commandRow, theme: theme) }
@@ -75,7 +99,12 @@ public enum Layout {
         case .navigate:
             var x = 0
             var hints = navigateHints
-            if state.cluster != nil, let sort = hints.firstIndex(where: { $0.key == "s" }) {
+            switch state.detail {
+            case .client: hints = clientDetailHints
+            case .event: hints = eventDetailHints
+            case nil: break
+            }
+            if state.cluster != nil, state.detail == nil, let sort = hints.firstIndex(where: { $0.key == "s" }) {
                 hints.insert(clusterHint, at: sort + 1)
             }
             for hint in hints {

@@ -14,6 +14,8 @@ public struct LayoutGeometry: Sendable, Hashable {
     /// Too small for panes: only the header, a notice, the message and command lines are drawn.
     public let isTooSmall: Bool
     public let headerRow: Int
+    /// The rates pane's row (sparklines of the last minute) under the header; `nil` when not shown.
+    public let ratesRow: Int?
     /// Whether the cluster pane is drawn (asked for and there is room).
     public let showsCluster: Bool
     public let clusterTitleRow: Int
@@ -27,8 +29,11 @@ public struct LayoutGeometry: Sendable, Hashable {
     public let messageRow: Int
     public let commandRow: Int
 
-    /// - Parameter clusterRowCount: the nodes to show in the cluster pane; `nil` for no cluster pane.
-    public init(size: ScreenSize, clientRowCount: Int, clusterRowCount: Int? = nil) {
+    /// - Parameters:
+    ///   - clusterRowCount: the nodes to show in the cluster pane; `nil` for no cluster pane.
+    ///   - wantsRates: whether to give the rates pane a row under the header (it takes it from the
+    ///     log, and only when the screen has at least ``minimumRowsForRates`` rows).
+    public init(size: ScreenSize, clientRowCount: Int, clusterRowCount: Int? = nil, wantsRates: Bool = false) {
         self.size = size
         let rows = max(0, size.rows)
         headerRow = 0
@@ -36,6 +41,7 @@ public struct LayoutGeometry: Sendable, Hashable {
         commandRow = max(0, rows - 1)
         isTooSmall = size.cols < Self.minimumSize.cols || rows < Self.minimumSize.rows
         guard !isTooSmall else {
+            ratesRow = nil
             showsCluster = false
             clusterTitleRow = 1
             clusterHeaderRow = 1
@@ -47,7 +53,9 @@ public struct LayoutGeometry: Sendable, Hashable {
             logBody = 1..<1
             return
         }
-        let available = rows - 3
+        ratesRow = wantsRates && rows >= Self.minimumRowsForRates ? 1 : nil
+        let top = ratesRow == nil ? 1 : 2
+        let available = rows - 2 - top
         let panesChrome = 3  // two titles and the column header
         let target = max(1, available * 2 / 5 - 2)
         var clientsHeight = min(max(3, clientRowCount), target)
@@ -63,16 +71,25 @@ public struct LayoutGeometry: Sendable, Hashable {
         // One row of several nodes is not a view of the cluster; the header still has its state.
         showsCluster = clusterHeight >= min(2, max(1, clusterRowCount ?? 0))
         let clusterRows = showsCluster ? clusterHeight + 2 : 0
-        clusterTitleRow = 1
-        clusterHeaderRow = 2
-        clusterBody = showsCluster ? 3..<(3 + clusterHeight) : 1..<1
+        clusterTitleRow = top
+        clusterHeaderRow = top + 1
+        clusterBody = showsCluster ? (top + 2)..<(top + 2 + clusterHeight) : top..<top
 
         let logHeight = max(1, available - panesChrome - clientsHeight - clusterRows)
-        clientsTitleRow = 1 + clusterRows
+        clientsTitleRow = top + clusterRows
         clientsHeaderRow = clientsTitleRow + 1
         clientsBody = (clientsHeaderRow + 1)..<(clientsHeaderRow + 1 + clientsHeight)
         logTitleRow = clientsBody.upperBound
         logBody = (logTitleRow + 1)..<(logTitleRow + 1 + logHeight)
+    }
+
+    /// Below this the rates pane gives its row back to the log.
+    public static let minimumRowsForRates = 16
+
+    /// Rows between the header (and rates pane) and the message line: where a detail view goes.
+    public var detailBody: Range<Int> {
+        let top = (ratesRow ?? headerRow) + 1
+        return top..<max(top, messageRow)
     }
 
     public var clusterViewportHeight: Int { clusterBody.count }

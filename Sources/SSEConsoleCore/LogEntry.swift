@@ -22,14 +22,20 @@ public struct LogEntry: Sendable, Hashable {
     public var target: String?
     /// Payload size in bytes, if any.
     public var size: Int?
+    /// The broker-assigned id, for events: what the event detail looks the whole event up by.
+    public var eventID: UInt64?
+    /// For events: how many connections of this node it was handed to.
+    public var recipients: Int?
     /// Free text or a data preview. May contain newlines: renderers pass it through
     /// `Format.oneLine`, so it always stays on one line.
     public var message: String
 
     public init(
         time: Double, source: LogSource, kind: LogKind, type: String? = nil, target: String? = nil,
-        size: Int? = nil, message: String = ""
+        size: Int? = nil, message: String = "", eventID: UInt64? = nil, recipients: Int? = nil
     ) {
+        self.eventID = eventID
+        self.recipients = recipients
         self.time = time
         self.source = source
         self.kind = kind

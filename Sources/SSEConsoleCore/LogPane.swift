@@ -54,6 +54,17 @@ enum LogPane {
                       columns: columns, theme: theme, utcOffset: utcOffset)
             canvas.stats.logEntriesFormatted += 1
         }
+        // The selected entry (Enter opens it), while the log has the focus: counted back from the
+        // newest visible entry, which is the bottom row once the scroll offset is taken off.
+        if focused && !entries.isEmpty {
+            let offset = min(log.scrollOffset, log.maxOffset(viewportHeight: geometry.logViewportHeight))
+            let fromBottom = state.logSelection - offset
+            if fromBottom >= 0 && fromBottom < entries.count {
+                let row = geometry.logBody.lowerBound + entries.count - 1 - fromBottom
+                canvas.restyle(row: row, col: 0, width: canvas.width) { $0.reverse = true }
+                if !theme.colors { canvas.put(">", row: row, col: canvas.width - 1, style: theme.style(reverse: true)) }
+            }
+        }
     }
 
     private static func drawEntry(

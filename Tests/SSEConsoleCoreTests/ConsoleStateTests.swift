@@ -130,16 +130,25 @@ extension ConsoleState {
         state.press(.escape)
         state.type("i")
         #expect(state.mode == .command)
+        // Enter on the log opens the selected entry's detail; on an empty log it says why not.
         state.press(.escape, .enter)
-        #expect(state.mode == .command)
+        if case .event(let view) = state.detail {
+            #expect(view.entry == Fixtures.entries.last)
+        } else {
+            Issue.record("Enter on the log did not open the event detail")
+        }
+        var empty = ConsoleState()
+        empty.press(.escape, .tab, .enter)
+        #expect(empty.detail == nil && empty.message?.severity == .error)
     }
 
     @Test func navigateKeysScrollTheFocusedPane() {
         var state = ConsoleState()
         for n in 0..<100 { state.appendLog(LogEntry(time: Double(n), source: .broker, kind: .info, message: "\(n)")) }
         state.press(.escape, .tab)
+        // ↑↑ select older entries (the view moves only when the selection would leave it).
         state.press(.up, .up)
-        #expect(state.log.scrollOffset == 2)
+        #expect(state.selectedLogEntry?.message == "97" && state.log.scrollOffset == 0)
         state.press(.pageUp)
         #expect(state.log.isPaused)
         state.press(.end)

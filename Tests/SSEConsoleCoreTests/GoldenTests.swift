@@ -112,13 +112,13 @@ broadcast greeting → 4 clients
  │   nodes                              cluster  list the cluster's nodes     │
  │   filter [text]                               filter the log (empty: all)  │
  │   clear                                       clear the log                │
- │   quit                               exit,q   stop the broker and exit     │
+ │   save <file>                                 save the log as JSON lines   │
  │   data: rest of line; \n \r \t \\ \" \u{1F600}; quote tokens "like this"   │
  │ Keys                                                                       │
- │   Enter run  ↑↓ history  Tab complete  PgUp/PgDn log  Esc navigate         │
- │   Ctrl-A/E start/end  Ctrl-U/K kill  Ctrl-W word  Ctrl-C quit              │
- │   navigate: ↑↓ PgUp PgDn Home End  Tab pane  G live log  n nodes  t topics │
- │   k kick  B ban  s sort  S reverse  / filter  c clear  : command  q quit   │
+ │   Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Esc navigate   │
+ │   navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back        │
+ │   k kick  B ban  m send to it  s sort  S reverse  / filter  G live log     │
+ │   n nodes  t topics  r rates  c clear  : command  q or Ctrl-C quit         │
  │                           press any key to close                           │
  └────────────────────────────────────────────────────────────────────────────┘
 broadcast greeting → 4 clients
