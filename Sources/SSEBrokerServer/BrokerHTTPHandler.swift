@@ -620,7 +620,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 remoteAddress: context.channel.remoteAddress.map(Self.describe),
                 userAgent: head.headers.first(name: "user-agent"),
                 extraHeaders: self.corsHeaders,
-                expiresAt: token?.expiresAt
+                token: token
             )
         } catch {
             // Only a ban or a shutdown racing with this request gets here; the head may be out, so hang up.

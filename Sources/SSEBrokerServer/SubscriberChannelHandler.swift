@@ -51,7 +51,8 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
     }
 
     /// Writes the response head and registers with the broker, which writes the preamble and the
-    /// replay. With `expiresAt`, the stream is closed at that moment (reason ``DisconnectReason/expired``,
+    /// replay. With a `token`, its subject and expiry are recorded for the console, and the stream is
+    /// closed when it expires (reason ``DisconnectReason/expired``,
     /// after a `: token expired` comment).
     func start(
         broker: Broker,
@@ -60,7 +61,7 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
         remoteAddress: String?,
         userAgent: String?,
         extraHeaders: HTTPHeaders = [:],
-        expiresAt: Date? = nil
+        token: SubscriberToken? = nil
     ) throws(BrokerError) {
         self.head = (clientID, extraHeaders)
         let subscription = try broker.subscribe(
@@ -77,11 +78,15 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
             return
         }
         self.subscription = subscription
+        if let token {
+            // For the console's client detail: who the token says this is, and until when.
+            subscription.recordToken(subject: token.subject, expiresAt: token.expiresAt)
+        }
         if let connectionSubscribers {
             connectionSubscribers.value += 1
             self.isCounted = true
         }
-        if let expiresAt {
+        if let expiresAt = token?.expiresAt {
             let delay = max(0, expiresAt.timeIntervalSinceNow)
             self.expiry = self.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay * 1e9))) {
                 subscription.disconnect(reason: .expired, comment: "token expired")
