@@ -29,6 +29,8 @@ extension PostgresCluster {
                     // LISTEN is active: anything committed from now on is notified, so reading
                     // the table now leaves no gap; ids already delivered are ignored.
                     try await self.catchUp(on: listening)
+                    // Bans and unbans made while this node was away were not notified to it.
+                    try await self.loadBans(on: listening)
                     try await self.readClusterView(on: listening)
                     self.setState(.online)
                     self.logger.notice("cluster online", metadata: ["node": "\(self.configuration.nodeName)", "lastEventId": "\(self.broker.lastEventID)"])
@@ -153,6 +155,8 @@ extension PostgresCluster {
                 for try await row in rows {
                     events.append(try Self.loggedEvent(row))
                 }
+            case .control(let message):
+                self.apply(message)
             case nil:
                 self.logger.warning("ignored a notification this version does not understand", metadata: ["payload": "\(payload.prefix(80))"])
             }

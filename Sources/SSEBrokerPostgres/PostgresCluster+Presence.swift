@@ -77,6 +77,8 @@ extension PostgresCluster {
             "DELETE FROM \(unescaped: n.nodes) WHERE seen_at < now() - make_interval(secs => \(deadSeconds))",
             logger: self.logger
         )
+        try await connection.query("DELETE FROM \(unescaped: n.bans) WHERE until < now()", logger: self.logger)
+        try await connection.query("DELETE FROM \(unescaped: n.snapshotDemand) WHERE until < now()", logger: self.logger)
         let windowSeconds = self.configuration.idempotencyWindow / .seconds(1)
         try await connection.query(
             "DELETE FROM \(unescaped: n.idempotencyKeys) WHERE created_at < now() - make_interval(secs => \(windowSeconds))",

@@ -16,6 +16,12 @@ extension PostgresCluster {
         let presence: String
         /// Idempotency keys: key → request fingerprint, event id, recipients, created_at.
         let idempotencyKeys: String
+        /// Bans: client id → until (NULL: until unban), set_at, set_by, node.
+        let bans: String
+        /// Per-node snapshots of the connected clients, for the consoles' all-nodes table.
+        let clientSnapshots: String
+        /// Consoles showing the all-nodes table: node → until when it wants snapshots.
+        let snapshotDemand: String
         let channel: String
         /// The advisory lock that orders publishes (and schema creation) cluster-wide.
         let lockKey: Int64
@@ -29,6 +35,9 @@ extension PostgresCluster {
             self.nodes = "\(prefix)_nodes"
             self.presence = "\(prefix)_presence"
             self.idempotencyKeys = "\(prefix)_idempotency_keys"
+            self.bans = "\(prefix)_bans"
+            self.clientSnapshots = "\(prefix)_client_snapshots"
+            self.snapshotDemand = "\(prefix)_snapshot_demand"
             self.channel = "\(prefix)_events"
             self.publishFunction = "\(prefix)_publish"
             // FNV-1a: stable across processes and versions (Hasher is seeded per process).
@@ -143,6 +152,20 @@ extension PostgresCluster {
                     """,
                     "CREATE INDEX IF NOT EXISTS \(n.idempotencyKeys)_created_at ON \(n.idempotencyKeys) (created_at)",
                     n.publishFunctionDefinition,
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.bans) (
+                        client_id text PRIMARY KEY, until timestamptz, set_at timestamptz NOT NULL,
+                        set_by text NOT NULL, node text NOT NULL)
+                    """,
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.clientSnapshots) (
+                        node_id text PRIMARY KEY REFERENCES \(n.nodes) ON DELETE CASCADE,
+                        taken_at timestamptz NOT NULL, clients integer NOT NULL, body bytea NOT NULL)
+                    """,
+                    """
+                    CREATE TABLE IF NOT EXISTS \(n.snapshotDemand) (
+                        node_id text PRIMARY KEY, until timestamptz NOT NULL)
+                    """,
                 ] {
                     try await connection.query(PostgresQuery(unsafeSQL: statement), logger: self.logger)
                 }

@@ -28,12 +28,17 @@ import ServiceLifecycle
 ///   no longer counts, and the cleanup job deletes its rows.
 /// - **Replay**: a node seeds its broker's replay history from the table when it starts, and then
 ///   delivers every event, so a client resumes with `Last-Event-ID` on any node.
+/// - **Kicks and bans** (``ClusterControl``): announced to every node on the notification channel;
+///   bans are kept in a table every node reads when it (re)connects. See PostgresCluster+Bans.swift.
+/// - **Every node's clients**: snapshots written on demand for the consoles; see
+///   PostgresCluster+Snapshots.swift.
 /// - **Losing the database**: the node reports `offline`, refuses publishes with `503`, reconnects with
 ///   backoff, re-`LISTEN`s and reads what it missed from the table before going back `online` —
 ///   no gap, no duplicate (events at or below the broker's last id are ignored).
 ///
 /// One file per job: the schema (`+Schema`), the LISTEN connection and catch-up (`+Listener`), the
-/// publisher (`+Publisher`), heartbeats and presence (`+Presence`).
+/// publisher (`+Publisher`), heartbeats and presence (`+Presence`), kicks and bans (`+Bans`), the
+/// client snapshots (`+Snapshots`).
 public final class PostgresCluster: EventBackplane, Service, Sendable {
     public let configuration: ClusterConfiguration
     let broker: Broker
@@ -47,6 +52,9 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
     let publishSignals: AsyncStream<Void>
     let presenceWakeups: AsyncStream<Void>.Continuation
     let presenceSignals: AsyncStream<Void>
+    /// Wakes the client snapshot writer (a console asked, or its interval passed).
+    let snapshotWakeups: AsyncStream<Void>.Continuation
+    let snapshotSignals: AsyncStream<Void>
 
     struct Shared {
         var status: ClusterStatus
@@ -60,6 +68,8 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
         var schemaReady = false
         /// Set once online: publishes that reach the log while the node is offline would be late.
         var onlineWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
+        /// When this node last wrote its demand for client snapshots.
+        var lastDemand: ContinuousClock.Instant?
     }
 
     struct PendingPublish {
@@ -100,6 +110,7 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
         )
         (self.publishSignals, self.publishWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         (self.presenceSignals, self.presenceWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        (self.snapshotSignals, self.snapshotWakeups) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         broker.attach(self)
     }
 
@@ -117,6 +128,7 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
                 workers.addTask { await self.runPublisher() }
                 workers.addTask { await self.runHeartbeat() }
                 workers.addTask { await self.runPresence() }
+                workers.addTask { await self.runSnapshots() }
                 workers.addTask {
                     for await _ in self.broker.activity() {
                         self.presenceWakeups.yield()
