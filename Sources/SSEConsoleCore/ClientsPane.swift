@@ -1,7 +1,7 @@
 /// Renders the clients pane: title, column header and the visible rows only.
 enum ClientsPane {
     enum Field: Sendable {
-        case id, address, age, events, errors, totalErrors, backlog, sent, topics
+        case id, node, address, age, events, errors, totalErrors, backlog, sent, topics
     }
 
     struct Column: Sendable {
@@ -35,8 +35,12 @@ enum ClientsPane {
 
     /// Columns that fit `width`, with positions. Least important columns go first; the id column
     /// takes the slack up to its maximum, then the address.
-    static func columns(forWidth width: Int) -> [Column] {
+    static func columns(forWidth width: Int, showsNode: Bool = false) -> [Column] {
         var columns = allColumns
+        if showsNode {
+            // Every node's connections: which node is as important as the id.
+            columns.insert(Column(field: .node, title: "NODE", width: 10, alignRight: false, sort: nil, dropRank: 0), at: 1)
+        }
         func needed() -> Int {
             gutter + columns.reduce(0) { $0 + $1.width } + spacing * (columns.count - 1)
         }
@@ -77,6 +81,7 @@ enum ClientsPane {
         var segments: [(text: String, style: CellStyle)] = []
         let connected = table.connectedCount
         var count = "Clients \(Format.thousands(connected))"
+        if state.clientScope == .allNodes { count += " · all nodes" }
         if table.count > connected { count += " (\(Format.thousands(table.count - connected)) leaving)" }
         segments.append((count, theme.style(focused ? .cyan : .default, bold: true)))
         segments.append(("sort: \(table.sortColumn.title) \(table.sortAscending ? "▲" : "▼")", theme.style()))
@@ -85,7 +90,7 @@ enum ClientsPane {
         }
         PaneTitle.draw(&canvas, row: geometry.clientsTitleRow, segments: segments, focused: focused, theme: theme)
 
-        let columns = columns(forWidth: canvas.width)
+        let columns = columns(forWidth: canvas.width, showsNode: state.clientScope == .allNodes)
         let headerStyle = theme.style(bold: true)
         for column in columns {
             var title = column.title
@@ -126,6 +131,7 @@ enum ClientsPane {
             let text: String
             switch column.field {
             case .id: text = Format.oneLine(client.id, maxCharacters: 160)
+            case .node: text = Format.oneLine(client.node ?? "-", maxCharacters: 80)
             case .address: text = Format.oneLine(client.remoteAddress, maxCharacters: 160)
             case .age: text = client.departure?.reason.label ?? Format.duration(now - client.connectedAt)
             case .events: text = Format.thousands(client.eventsSent)
