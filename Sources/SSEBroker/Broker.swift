@@ -599,15 +599,10 @@ public final class Broker: EventBroker {
     /// - Throws: ``BrokerError/unknownClient(_:)`` when no connection (on no node) has that id.
     @discardableResult
     public func kick(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> ClosedConnections {
+        guard let control = self.backplane as? any ClusterControl else { return try self.kickHere(clientID, origin: origin) }
         try Validation.validateClientID(clientID)
-        let closed: ClosedConnections
-        if let control = self.backplane as? any ClusterControl {
-            closed = try await control.kickEverywhere(clientID)
-            guard closed.connections > 0 else { throw .unknownClient(clientID) }
-        } else {
-            let count = try self.close(clientID, reason: .kicked)
-            closed = ClosedConnections(connections: count, nodes: 1)
-        }
+        let closed = try await control.kickEverywhere(clientID)
+        guard closed.connections > 0 else { throw .unknownClient(clientID) }
         self.audit("kick", origin: origin, ["client": clientID, "closed": "\(closed.connections)", "nodes": "\(closed.nodes)"])
         return closed
     }
@@ -618,15 +613,11 @@ public final class Broker: EventBroker {
     public func ban(_ clientID: String, for duration: Duration?, origin: ActionOrigin) async throws(BrokerError)
         -> ClosedConnections
     {
-        let ban = try self.makeBan(clientID, for: duration, origin: origin)
-        let closed: ClosedConnections
-        if let control = self.backplane as? any ClusterControl {
-            closed = try await control.banEverywhere(ban)
-        } else {
-            try self.store(ban)
-            let count = self.enforce(ban)
-            closed = ClosedConnections(connections: count, nodes: count > 0 ? 1 : 0)
+        guard let control = self.backplane as? any ClusterControl else {
+            return try self.banHere(clientID, for: duration, origin: origin)
         }
+        let ban = try self.makeBan(clientID, for: duration, origin: origin)
+        let closed = try await control.banEverywhere(ban)
         self.audit("ban", origin: origin, Self.banArguments(ban, duration: duration, closed: closed))
         return closed
     }
@@ -635,14 +626,40 @@ public final class Broker: EventBroker {
     /// - Returns: whether it was banned.
     @discardableResult
     public func unban(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> Bool {
+        guard let control = self.backplane as? any ClusterControl else { return try self.unbanHere(clientID, origin: origin) }
         try Validation.validateClientID(clientID)
-        let lifted: Bool
-        if let control = self.backplane as? any ClusterControl {
-            lifted = try await control.unbanEverywhere(clientID)
-            _ = self.lift(banOf: clientID)
-        } else {
-            lifted = self.unbanLocally(clientID)
-        }
+        let lifted = try await control.unbanEverywhere(clientID)
+        _ = self.lift(banOf: clientID)
+        if lifted { self.audit("unban", origin: origin, ["client": clientID]) }
+        return lifted
+    }
+
+    /// What ``kick(_:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously:
+    /// for a caller that must not wait (a console's UI thread, which blocks on nothing stand-alone).
+    @discardableResult
+    public func kickHere(_ clientID: String, origin: ActionOrigin) throws(BrokerError) -> ClosedConnections {
+        try Validation.validateClientID(clientID)
+        let closed = ClosedConnections(connections: try self.close(clientID, reason: .kicked), nodes: 1)
+        self.audit("kick", origin: origin, ["client": clientID, "closed": "\(closed.connections)", "nodes": "\(closed.nodes)"])
+        return closed
+    }
+
+    /// What ``ban(_:for:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously.
+    @discardableResult
+    public func banHere(_ clientID: String, for duration: Duration?, origin: ActionOrigin) throws(BrokerError) -> ClosedConnections {
+        let ban = try self.makeBan(clientID, for: duration, origin: origin)
+        try self.store(ban)
+        let count = self.enforce(ban)
+        let closed = ClosedConnections(connections: count, nodes: count > 0 ? 1 : 0)
+        self.audit("ban", origin: origin, Self.banArguments(ban, duration: duration, closed: closed))
+        return closed
+    }
+
+    /// What ``unban(_:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously.
+    @discardableResult
+    public func unbanHere(_ clientID: String, origin: ActionOrigin) throws(BrokerError) -> Bool {
+        try Validation.validateClientID(clientID)
+        let lifted = self.unbanLocally(clientID)
         if lifted { self.audit("unban", origin: origin, ["client": clientID]) }
         return lifted
     }

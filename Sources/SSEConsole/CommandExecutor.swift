@@ -32,19 +32,27 @@ struct CommandExecutor {
                 return .ok("broadcastTo \(clientID) \(type) #\(delivery.eventID) → \(Self.connections(delivery.recipients))")
             case .kick(let clientID):
                 let broker = self.broker
-                let closed = try Self.blocking { () async throws(BrokerError) in try await broker.kick(clientID, origin: .console) }
+                // Stand-alone nothing waits: no task, so no thread of the cooperative pool is blocked on one.
+                let closed =
+                    broker.backplane is any ClusterControl
+                    ? try Self.blocking { () async throws(BrokerError) in try await broker.kick(clientID, origin: .console) }
+                    : try broker.kickHere(clientID, origin: .console)
                 return .ok("kicked \(clientID) (\(closed))")
             case .ban(let clientID, let duration):
                 let broker = self.broker
-                let closed = try Self.blocking { () async throws(BrokerError) in
-                    try await broker.ban(clientID, for: duration, origin: .console)
-                }
+                let closed =
+                    broker.backplane is any ClusterControl
+                    ? try Self.blocking { () async throws(BrokerError) in try await broker.ban(clientID, for: duration, origin: .console) }
+                    : try broker.banHere(clientID, for: duration, origin: .console)
                 let span = duration.map { "for \(Format.durationToken($0))" } ?? "until unban"
                 let everywhere = broker.backplane == nil ? "" : " from every node"
                 return .ok("banned \(clientID) \(span) (\(closed) closed); it gets 204 No Content\(everywhere)")
             case .unban(let clientID):
                 let broker = self.broker
-                let lifted = try Self.blocking { () async throws(BrokerError) in try await broker.unban(clientID, origin: .console) }
+                let lifted =
+                    broker.backplane is any ClusterControl
+                    ? try Self.blocking { () async throws(BrokerError) in try await broker.unban(clientID, origin: .console) }
+                    : try broker.unbanHere(clientID, origin: .console)
                 return lifted ? .ok("unbanned \(clientID)") : .error("unban: \(clientID) is not banned")
             case .bans:
                 let rows = self.broker.bans.map { ban in

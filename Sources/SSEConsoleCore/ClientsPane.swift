@@ -38,7 +38,12 @@ enum ClientsPane {
     static func columns(forWidth width: Int, showsNode: Bool = false) -> [Column] {
         var columns = allColumns
         if showsNode {
-            // Every node's connections: which node is as important as the id.
+            // Every node's connections: which node is as important as the id, and the topics matter
+            // more than the bytes sent (a snapshot's byte count is seconds old anyway).
+            columns.removeAll { $0.field == .sent }
+            // Narrow: the address (which client is it?) outlives the backlog.
+            for index in columns.indices where columns[index].field == .address { columns[index].dropRank = 6 }
+            for index in columns.indices where columns[index].field == .backlog { columns[index].dropRank = 3 }
             columns.insert(Column(field: .node, title: "NODE", width: 10, alignRight: false, sort: nil, dropRank: 0), at: 1)
         }
         func needed() -> Int {
@@ -48,6 +53,12 @@ enum ClientsPane {
             columns.removeAll { $0.field == victim.field }
         }
         var slack = max(0, width - needed())
+        var topics: Column?
+        if showsNode && slack >= spacing + topicsWidths.min {
+            let width = min(slack - spacing, topicsWidths.max)
+            topics = Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0)
+            slack -= width + spacing
+        }
         let idGrowth = min(slack, idWidths.max - idWidths.min)
         columns[0].width += idGrowth
         slack -= idGrowth
@@ -57,7 +68,9 @@ enum ClientsPane {
             slack -= growth
         }
         // The connection's topics, on screens wide enough for everything else (truncated to fit).
-        if slack >= spacing + topicsWidths.min {
+        if let topics {
+            columns.append(topics)
+        } else if slack >= spacing + topicsWidths.min {
             let width = min(slack - spacing, topicsWidths.max)
             columns.append(Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0))
         }

@@ -55,7 +55,7 @@ public enum CommandParser {
         CommandSpec(name: "unban", aliases: [], arguments: "<id>",
                     summary: "lift a ban", takesClientID: true),
         CommandSpec(name: "clients", aliases: [], arguments: "[all|here]",
-                    summary: "list the clients (all: every node's)", takesClientID: false),
+                    summary: "list the clients (all nodes)", takesClientID: false),
         CommandSpec(name: "topics", aliases: [], arguments: "[topic]",
                     summary: "list the subscribed topics", takesClientID: false),
         CommandSpec(name: "nodes", aliases: ["cluster"], arguments: "",
