@@ -40,14 +40,21 @@ extension PostgresCluster {
         let rows = try await connection.query(
             """
             SELECT node_id, url, clients, last_event_id, EXTRACT(EPOCH FROM now() - seen_at)::float8,
-                (SELECT coalesce(max(id), 0) FROM \(unescaped: n.events))
+                (SELECT coalesce(max(id), 0) FROM \(unescaped: n.events)),
+                EXISTS (SELECT 1 FROM \(unescaped: n.snapshotDemand) WHERE until > now())
             FROM \(unescaped: n.nodes) ORDER BY node_id
             """,
             logger: self.logger
         )
         var nodes: [ClusterStatus.Node] = []
         var head: UInt64 = 0
-        for try await (name, url, clients, last, silence, newest) in rows.decode((String, String, Int32, Int64, Double, Int64).self) {
+        // Whether a console wants every node's clients (PostgresCluster+Snapshots): asked here, so
+        // that nobody watching costs no query of its own.
+        var snapshotsWanted = false
+        for try await (name, url, clients, last, silence, newest, wanted) in rows.decode(
+            (String, String, Int32, Int64, Double, Int64, Bool).self)
+        {
+            snapshotsWanted = wanted
             nodes.append(
                 ClusterStatus.Node(
                     name: name,
@@ -60,10 +67,13 @@ extension PostgresCluster {
             )
             head = UInt64(max(newest, 0))
         }
-        self.shared.withLockedValue { shared in
+        let wake = self.shared.withLockedValue { shared in
             shared.status.nodes = nodes
             shared.status.head = max(head, shared.status.head)
+            defer { shared.snapshotsWanted = snapshotsWanted }
+            return snapshotsWanted && !shared.snapshotsWanted
         }
+        if wake { self.snapshotWakeups.yield() }
     }
 
     /// Deletes the rows of nodes silent for three node timeouts (their presence goes with them), the

@@ -18,9 +18,10 @@ public struct NodeClients: Sendable, Hashable {
 //
 // Pull-by-demand through the database: a console that shows the table upserts a demand row
 // (``requestClientSnapshots()``, at most every few seconds); while any demand row is fresh, each
-// node writes ONE row holding a snapshot of all its connections (tab-separated text, about 100
+// node writes ONE row holding a snapshot of all its connections (tab-separated text, about 60
 // bytes a connection) every ``ClusterConfiguration/clientSnapshotInterval``; the console reads the
-// other nodes' rows each refresh. Nobody watching costs one `SELECT EXISTS` per node per interval.
+// other nodes' rows each refresh. Whether anyone wants them comes with the heartbeat's query, so
+// nobody watching costs no query at all.
 // One row per node rather than a row per connection: 10,000 connections are one 1 MB update (one
 // WAL record of the toasted value), not 10,000 row updates and index entries. Measured numbers
 // (3 nodes x 10,000 clients) are in README, "All nodes".
@@ -91,18 +92,16 @@ extension PostgresCluster {
         var lastWritten = ContinuousClock.now - .seconds(3600)
         for await _ in self.snapshotSignals {
             guard !Task.isCancelled else { break }
-            guard self.shared.withLockedValue({ $0.status.state == .online }) else { continue }
+            let wanted = self.shared.withLockedValue { shared in
+                let asked = shared.lastDemand.map { ContinuousClock.now - $0 < .seconds(Self.snapshotDemandWindow) } ?? false
+                return shared.status.state == .online && (shared.snapshotsWanted || asked)
+            }
+            guard wanted else { continue }
             // A console's request wakes this at once; never more than twice per interval.
             guard ContinuousClock.now - lastWritten >= self.configuration.clientSnapshotInterval / 2 else { continue }
             do {
                 try await withTimeout(self.configuration.nodeTimeout) {
                     try await self.client.withConnection { connection in
-                        let demand = try await connection.query(
-                            "SELECT EXISTS (SELECT 1 FROM \(unescaped: n.snapshotDemand) WHERE until > now())", logger: self.logger
-                        )
-                        var wanted = false
-                        for try await exists in demand.decode(Bool.self) { wanted = exists }
-                        guard wanted else { return }
                         let clients = self.broker.clients
                         let body = ClientSnapshot.encode(clients)
                         try await connection.query(

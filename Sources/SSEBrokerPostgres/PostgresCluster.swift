@@ -70,6 +70,8 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
         var onlineWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
         /// When this node last wrote its demand for client snapshots.
         var lastDemand: ContinuousClock.Instant?
+        /// Whether some console wants every node's clients, as of the last heartbeat.
+        var snapshotsWanted = false
     }
 
     struct PendingPublish {
