@@ -169,6 +169,25 @@ struct OpsEndToEndTests {
         }
         #expect(!screen.contains("no clients connected"))
 
+        // Headless, `clients all` answers with every node's connections and their node.
+        let headless = Tmux()
+        defer { headless.kill() }
+        try headless.run(
+            "new-session", "-d", "-s", headless.session, "-x", "160", "-y", "20",
+            "\(try consoleBinary()) --no-tui --port 0 --heartbeat 60 --node-name ops-cli \(cluster.map { "'\($0)'" }.joined(separator: " ")) 2>/dev/null; exec sleep 600"
+        )
+        try await headless.waitForScreen("the headless node") { $0.contains("listening on") }
+        try self.command(headless, "clients all")
+        try await headless.waitForScreen("every node's clients, headless") { screen in
+            let lines = screen.split(separator: "\n").map { $0.split(separator: " ", omittingEmptySubsequences: true) }
+            return lines.contains { $0.starts(with: ["ID", "NODE", "ADDRESS"]) }
+                && lines.contains { $0.starts(with: ["carol", "ops-other"]) && $0.last == "news" }
+                && lines.contains { $0.starts(with: ["dave", "ops-other"]) }
+                && lines.contains { $0.starts(with: ["erin", "ops-tui"]) }
+        }
+        try self.command(headless, "quit")
+        try await headless.waitForScreen("the headless node to exit") { $0.contains("bye") }
+
         // kick and ban from this node act on the other.
         try tmux.press("Enter")
         try self.command(tmux, "kick carol")
