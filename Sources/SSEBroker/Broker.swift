@@ -24,6 +24,7 @@ public final class Broker: EventBroker {
     private let connectionIDs = Atomic<UInt64>(0)
     private let heartbeat = EventEncoder.comment("heartbeat")
     private let journal: (any EventJournal)?
+    private let auditSink: (any AuditSink)?
     /// Publishers waiting for the loops to catch up (``BrokerConfiguration/maxQueuedEvents``).
     let roomWaiters = RoomWaiters()
 
@@ -36,11 +37,14 @@ public final class Broker: EventBroker {
     ///     bootstraps metrics.
     ///   - journal: where every event is recorded besides the in-memory replay history, such as a
     ///     durable history on disk; see ``restore(_:)`` for reading it back.
+    ///   - audit: where every state-changing action is reported (publishes, kicks, bans, unbans);
+    ///     called on the acting thread, an event loop included, so it must not block.
     public init(
         configuration: BrokerConfiguration = BrokerConfiguration(),
         logger: Logger = Logger(label: "sse.broker"),
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
-        journal: (any EventJournal)? = nil
+        journal: (any EventJournal)? = nil,
+        audit: (any AuditSink)? = nil
     ) throws(BrokerError) {
         try configuration.validate()
         self.configuration = configuration
@@ -48,6 +52,7 @@ public final class Broker: EventBroker {
         self.logger = logger
         self.metrics = BrokerMetrics(factory: metricsFactory)
         self.journal = journal
+        self.auditSink = audit
         let base = configuration.eventIDSeed.base
         self.registry = Locked(
             ClientRegistry(
@@ -135,6 +140,7 @@ public final class Broker: EventBroker {
             }
             if !published.replayed {
                 self.counters.published.add(1, ordering: .relaxed)
+                self.auditPublish(event, to: target, published.delivery)
             }
             return published
         }
@@ -207,6 +213,7 @@ public final class Broker: EventBroker {
             return Delivery(eventID: id, recipients: self.fanOut(logged, encoded: encoded, publishedAt: publishedAt, in: &registry))
         }
         self.counters.published.add(1, ordering: .relaxed)
+        self.auditPublish(event, to: target, delivery)
         return delivery
     }
 
@@ -538,34 +545,231 @@ public final class Broker: EventBroker {
     /// Disconnects every connection of `clientID`; each `EventSource` reconnects after its retry delay.
     @discardableResult
     public func kick(_ clientID: String) throws(BrokerError) -> Int {
-        try self.close(clientID, reason: .kicked)
+        let closed = try self.close(clientID, reason: .kicked)
+        self.audit("kick", origin: .api, ["client": clientID, "closed": "\(closed)", "nodes": "1"])
+        return closed
     }
 
     /// Disconnects `clientID` and refuses it with `204 No Content` (which tells an `EventSource` to
     /// stop reconnecting) until `duration` has passed, or until ``unban(_:)`` if `duration` is `nil`.
-    /// Banning an id that is not connected is allowed.
+    /// Banning an id that is not connected is allowed. On this broker only, and kept in the
+    /// ``BanStore`` if there is one; a cluster node bans everywhere with ``ban(_:for:origin:)``.
     /// - Returns: how many connections were closed.
     @discardableResult
     public func ban(_ clientID: String, for duration: Duration? = nil) throws(BrokerError) -> Int {
-        try Validation.validateClientID(clientID)
-        let until = duration.map { NIODeadline.now() + TimeAmount($0) } ?? .distantFuture
-        self.registry.withLock { $0.bans[clientID] = until }
-        self.logger.notice("client banned", metadata: ["client": "\(clientID)", "for": "\(duration.map { "\($0)" } ?? "ever")"])
-        return (try? self.close(clientID, reason: .banned)) ?? 0
+        let ban = try self.makeBan(clientID, for: duration, origin: .api)
+        try self.store(ban)
+        let closed = self.enforce(ban)
+        self.audit("ban", origin: .api, Self.banArguments(ban, duration: duration, closed: ClosedConnections(connections: closed, nodes: closed > 0 ? 1 : 0)))
+        return closed
     }
 
-    /// Lifts a ban. - Returns: whether `clientID` was banned.
+    /// Lifts a ban on this broker (and in its ``BanStore``). - Returns: whether `clientID` was banned.
     @discardableResult
     public func unban(_ clientID: String) -> Bool {
-        self.registry.withLock { $0.bans.removeValue(forKey: clientID) != nil }
+        let lifted = self.unbanLocally(clientID)
+        if lifted { self.audit("unban", origin: .api, ["client": clientID]) }
+        return lifted
+    }
+
+    private func unbanLocally(_ clientID: String) -> Bool {
+        let (lifted, store) = self.registry.withLock { ($0.bans.removeValue(forKey: clientID) != nil, $0.banStore) }
+        do {
+            try store?.deleteBan(clientID: clientID)
+        } catch {
+            self.logger.error("could not delete a stored ban", metadata: ["client": "\(clientID)", "error": "\(error)"])
+        }
+        return lifted
     }
 
     /// The ids banned now.
     public var bannedClientIDs: [String] {
+        self.bans.map(\.clientID)
+    }
+
+    /// The bans in force now, by client id.
+    public var bans: [Ban] {
         self.registry.withLock { registry in
             let now = NIODeadline.now()
-            return registry.bans.filter { $0.value > now }.keys.sorted()
+            return registry.bans.values.filter { $0.deadline > now }.map { $0.ban }.sorted { $0.clientID < $1.clientID }
         }
+    }
+
+    // MARK: Control everywhere
+
+    /// Disconnects every connection of `clientID` — on every node when the backplane is a
+    /// ``ClusterControl`` — and records the kick in the audit trail.
+    /// - Throws: ``BrokerError/unknownClient(_:)`` when no connection (on no node) has that id.
+    @discardableResult
+    public func kick(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> ClosedConnections {
+        guard let control = self.backplane as? any ClusterControl else { return try self.kickHere(clientID, origin: origin) }
+        try Validation.validateClientID(clientID)
+        let closed = try await control.kickEverywhere(clientID)
+        guard closed.connections > 0 else { throw .unknownClient(clientID) }
+        self.audit("kick", origin: origin, ["client": clientID, "closed": "\(closed.connections)", "nodes": "\(closed.nodes)"])
+        return closed
+    }
+
+    /// Bans `clientID` as ``ban(_:for:)`` does — on every node, in the cluster's database, when the
+    /// backplane is a ``ClusterControl`` — and records it, with `origin`, in the ban and the audit trail.
+    @discardableResult
+    public func ban(_ clientID: String, for duration: Duration?, origin: ActionOrigin) async throws(BrokerError)
+        -> ClosedConnections
+    {
+        guard let control = self.backplane as? any ClusterControl else {
+            return try self.banHere(clientID, for: duration, origin: origin)
+        }
+        let ban = try self.makeBan(clientID, for: duration, origin: origin)
+        let closed = try await control.banEverywhere(ban)
+        self.audit("ban", origin: origin, Self.banArguments(ban, duration: duration, closed: closed))
+        return closed
+    }
+
+    /// Lifts the ban on `clientID`, on every node with a ``ClusterControl`` backplane.
+    /// - Returns: whether it was banned.
+    @discardableResult
+    public func unban(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> Bool {
+        guard let control = self.backplane as? any ClusterControl else { return try self.unbanHere(clientID, origin: origin) }
+        try Validation.validateClientID(clientID)
+        let lifted = try await control.unbanEverywhere(clientID)
+        _ = self.lift(banOf: clientID)
+        if lifted { self.audit("unban", origin: origin, ["client": clientID]) }
+        return lifted
+    }
+
+    /// What ``kick(_:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously:
+    /// for a caller that must not wait (a console's UI thread, which blocks on nothing stand-alone).
+    @discardableResult
+    public func kickHere(_ clientID: String, origin: ActionOrigin) throws(BrokerError) -> ClosedConnections {
+        try Validation.validateClientID(clientID)
+        let closed = ClosedConnections(connections: try self.close(clientID, reason: .kicked), nodes: 1)
+        self.audit("kick", origin: origin, ["client": clientID, "closed": "\(closed.connections)", "nodes": "\(closed.nodes)"])
+        return closed
+    }
+
+    /// What ``ban(_:for:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously.
+    @discardableResult
+    public func banHere(_ clientID: String, for duration: Duration?, origin: ActionOrigin) throws(BrokerError) -> ClosedConnections {
+        let ban = try self.makeBan(clientID, for: duration, origin: origin)
+        try self.store(ban)
+        let count = self.enforce(ban)
+        let closed = ClosedConnections(connections: count, nodes: count > 0 ? 1 : 0)
+        self.audit("ban", origin: origin, Self.banArguments(ban, duration: duration, closed: closed))
+        return closed
+    }
+
+    /// What ``unban(_:origin:)`` does on a broker without a ``ClusterControl`` backplane, synchronously.
+    @discardableResult
+    public func unbanHere(_ clientID: String, origin: ActionOrigin) throws(BrokerError) -> Bool {
+        try Validation.validateClientID(clientID)
+        let lifted = self.unbanLocally(clientID)
+        if lifted { self.audit("unban", origin: origin, ["client": clientID]) }
+        return lifted
+    }
+
+    /// Keeps bans in `store` from now on, and enforces the ones it holds (expired ones are skipped).
+    /// Stand-alone only: a cluster node's bans are the cluster's. Call it before the server starts.
+    /// - Returns: how many bans in force were loaded.
+    @discardableResult
+    public func useBanStore(_ store: any BanStore) throws -> Int {
+        let now = Date()
+        let stored = try store.loadBans().filter { $0.isActive(at: now) }
+        self.registry.withLock { $0.banStore = store }
+        stored.forEach { self.enforce($0) }
+        return stored.count
+    }
+
+    /// Enforces a ban decided elsewhere (a cluster's store, a ``BanStore``) on this broker only:
+    /// refuses the id from now on and closes its connections here.
+    /// - Returns: how many connections were closed.
+    @discardableResult
+    public func enforce(_ ban: Ban) -> Int {
+        let remaining = ban.until.map { $0.timeIntervalSinceNow } ?? .infinity
+        guard remaining > 0 else { return 0 }
+        let deadline = remaining.isFinite ? NIODeadline.now() + .nanoseconds(Int64(min(remaining, 1e9) * 1e9)) : .distantFuture
+        self.registry.withLock { $0.bans[ban.clientID] = (deadline, ban) }
+        self.logger.notice(
+            "client banned",
+            metadata: ["client": "\(ban.clientID)", "until": "\(ban.until.map { "\($0)" } ?? "unban")", "by": "\(ban.setBy)"]
+        )
+        return (try? self.close(ban.clientID, reason: .banned)) ?? 0
+    }
+
+    /// Lifts a ban on this broker only (not in any store): for a backplane relaying an unban.
+    /// - Returns: whether it was banned.
+    @discardableResult
+    public func lift(banOf clientID: String) -> Bool {
+        self.registry.withLock { $0.bans.removeValue(forKey: clientID) != nil }
+    }
+
+    /// Replaces every ban with `bans` (those in force), closing the connections of newly banned ids:
+    /// for a cluster node reading its cluster's bans when it (re)connects, which may have missed
+    /// bans and unbans meanwhile.
+    public func replaceBans(with bans: [Ban]) {
+        let now = Date()
+        let active = bans.filter { $0.isActive(at: now) }
+        let known = self.registry.withLock { registry in
+            let keep = Set(active.map(\.clientID))
+            registry.bans = registry.bans.filter { keep.contains($0.key) }
+            return registry.bans.mapValues { $0.ban }
+        }
+        for ban in active where known[ban.clientID] != ban {
+            self.enforce(ban)
+        }
+    }
+
+    /// Closes the connections of `clientID` on this broker only, for a backplane relaying a kick
+    /// from another node. - Returns: how many were closed.
+    @discardableResult
+    public func kickLocally(_ clientID: String) -> Int {
+        (try? self.close(clientID, reason: .kicked)) ?? 0
+    }
+
+    private func makeBan(_ clientID: String, for duration: Duration?, origin: ActionOrigin) throws(BrokerError) -> Ban {
+        try Validation.validateClientID(clientID)
+        let now = Date()
+        let until = duration.map { now.addingTimeInterval(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18) }
+        return Ban(clientID: clientID, until: until, setAt: now, setBy: origin.description)
+    }
+
+    private func store(_ ban: Ban) throws(BrokerError) {
+        guard let store = self.registry.withLock({ $0.banStore }) else { return }
+        do {
+            try store.saveBan(ban)
+        } catch {
+            throw .unavailable("the ban could not be stored (\(error)); nothing was banned")
+        }
+    }
+
+    private static func banArguments(_ ban: Ban, duration: Duration?, closed: ClosedConnections) -> [String: String] {
+        var arguments = ["client": ban.clientID, "closed": "\(closed.connections)", "nodes": "\(closed.nodes)"]
+        arguments["duration"] = duration.map { "\($0.components.seconds)s" } ?? "until unban"
+        if let until = ban.until { arguments["until"] = until.formatted(.iso8601) }
+        return arguments
+    }
+
+    /// Reports an action to the audit sink, if any.
+    func audit(_ action: String, origin: ActionOrigin, _ arguments: [String: String]) {
+        guard let sink = self.auditSink else { return }
+        sink.record(
+            AuditRecord(action: action, origin: origin.name, remoteAddress: origin.remoteAddress, arguments: arguments)
+        )
+    }
+
+    /// Reports a publish that took effect.
+    private func auditPublish(_ event: Event, to target: String?, _ delivery: Delivery) {
+        guard let sink = self.auditSink else { return }
+        var arguments = [
+            "bytes": "\(event.data.readableBytes)", "eventId": "\(delivery.eventID)", "recipients": "\(delivery.recipients)",
+        ]
+        if let type = event.type { arguments["type"] = type }
+        if let target { arguments["client"] = target }
+        sink.record(
+            AuditRecord(
+                action: target == nil ? "broadcast" : "broadcastTo", origin: event.origin.rawValue,
+                remoteAddress: event.publisherAddress, arguments: arguments
+            )
+        )
     }
 
     /// Throws what ``subscribe(clientID:lastEventID:topics:remoteAddress:userAgent:transport:)`` would for

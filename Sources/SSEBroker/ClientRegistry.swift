@@ -18,7 +18,10 @@ struct ClientRegistry {
     var listeners: [UInt64: AsyncStream<Event>.Continuation] = [:]
     var activityListeners: [UInt64: AsyncStream<BrokerActivity>.Continuation] = [:]
     var nextListenerKey: UInt64 = 0
-    var bans: [String: NIODeadline] = [:]
+    /// Bans by client id: the monotonic deadline checked at each connect, and the ban as it is shown and stored.
+    var bans: [String: (deadline: NIODeadline, ban: Ban)] = [:]
+    /// Where bans are kept across a restart, stand-alone (``Broker/useBanStore(_:)``).
+    var banStore: (any BanStore)?
     var recentDisconnections = CircularBuffer<Disconnection>(initialCapacity: 256)
     var isShutDown = false
     /// Set when a backplane is attached: ids come from a log shared by several nodes.
@@ -84,7 +87,7 @@ struct ClientRegistry {
 
     /// Whether `clientID` is banned now; forgets bans that ran out.
     mutating func isBanned(_ clientID: String, now: NIODeadline) -> Bool {
-        guard let until = self.bans[clientID] else { return false }
+        guard let until = self.bans[clientID]?.deadline else { return false }
         if until <= now {
             self.bans[clientID] = nil
             return false

@@ -18,6 +18,9 @@ public struct Event: Sendable, Hashable {
     /// In what ``Broker/listen()`` yields: how many of this broker's connections the event was
     /// handed to (those whose topics match); `nil` for events you create.
     public internal(set) var recipients: Int?
+    /// The peer that published it over HTTP, for the audit trail (``AuditRecord/remoteAddress``).
+    /// Not part of the event's identity: two events differing only here are equal.
+    public var publisherAddress: String?
 
     /// Creates an event whose payload is `data`.
     public init(type: String? = nil, data: ByteBuffer, origin: EventOrigin = .api) {
@@ -38,6 +41,27 @@ public struct Event: Sendable, Hashable {
 
     /// The payload decoded as UTF-8 (invalid sequences repaired).
     public var dataString: String { String(buffer: self.data) }
+
+    /// This event with ``publisherAddress`` set: what a server calls on the event a request made.
+    public func from(_ publisherAddress: String?) -> Event {
+        var event = self
+        event.publisherAddress = publisherAddress
+        return event
+    }
+
+    public static func == (lhs: Event, rhs: Event) -> Bool {
+        lhs.type == rhs.type && lhs.data == rhs.data && lhs.origin == rhs.origin && lhs.id == rhs.id
+            && lhs.target == rhs.target && lhs.recipients == rhs.recipients
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(self.type)
+        hasher.combine(self.data)
+        hasher.combine(self.origin)
+        hasher.combine(self.id)
+        hasher.combine(self.target)
+        hasher.combine(self.recipients)
+    }
 }
 
 /// The producer of an event: the broker API, an HTTP producer, the console, or anything you name.

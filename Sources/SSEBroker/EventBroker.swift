@@ -31,6 +31,41 @@ public protocol EventBroker: Sendable {
 
     /// A snapshot of the open connections.
     var clients: [ClientInfo] { get }
+
+    /// Disconnects every connection of `clientID` — on every node of a cluster — on behalf of
+    /// `origin` (recorded in the audit trail). The default calls ``kick(_:)``.
+    /// - Throws: ``BrokerError/unknownClient(_:)`` when no connection has that id.
+    @discardableResult
+    func kick(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> ClosedConnections
+
+    /// Disconnects `clientID` everywhere and answers its connects with `204 No Content` on every
+    /// node until `duration` has passed (`nil`: until ``unban(_:origin:)``). The default throws
+    /// ``BrokerError/unavailable(_:)``.
+    @discardableResult
+    func ban(_ clientID: String, for duration: Duration?, origin: ActionOrigin) async throws(BrokerError) -> ClosedConnections
+
+    /// Lifts a ban everywhere. - Returns: whether `clientID` was banned. The default returns `false`.
+    @discardableResult
+    func unban(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> Bool
+}
+
+extension EventBroker {
+    @discardableResult
+    public func kick(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> ClosedConnections {
+        ClosedConnections(connections: try self.kick(clientID), nodes: 1)
+    }
+
+    @discardableResult
+    public func ban(_ clientID: String, for duration: Duration?, origin: ActionOrigin) async throws(BrokerError)
+        -> ClosedConnections
+    {
+        throw .unavailable("this broker does not ban")
+    }
+
+    @discardableResult
+    public func unban(_ clientID: String, origin: ActionOrigin) async throws(BrokerError) -> Bool {
+        false
+    }
 }
 
 extension EventBroker {

@@ -38,6 +38,9 @@ public struct ClusterConfiguration: Sendable {
     public var maxBatch: Int
     /// Reconnection backoff: the first delay, doubled up to the maximum, with jitter.
     public var reconnectDelay: ClosedRange<Duration>
+    /// How often a node writes a snapshot of its clients while a console shows every node's
+    /// (``PostgresCluster/requestClientSnapshots()``): the most a row of that table lags. Default 2 s.
+    public var clientSnapshotInterval: Duration
 
     /// - Parameters:
     ///   - url: `postgres://user:password@host:port/database` (also `postgresql://`). Query options:
@@ -57,6 +60,7 @@ public struct ClusterConfiguration: Sendable {
         self.idempotencyWindow = .seconds(24 * 3600)
         self.maxBatch = 256
         self.reconnectDelay = .milliseconds(100) ... .seconds(5)
+        self.clientSnapshotInterval = .seconds(2)
     }
 
     /// Throws ``ClusterConfigurationError`` for a value out of range.
@@ -75,6 +79,7 @@ public struct ClusterConfiguration: Sendable {
         try require(self.retentionCount >= 1, "the retention must keep at least 1 event (got \(self.retentionCount))")
         try require(self.retentionAge > .zero, "the retention age must be positive")
         try require(self.heartbeatInterval > .zero, "the heartbeat interval must be positive")
+        try require(self.clientSnapshotInterval > .zero, "the client snapshot interval must be positive")
         try require(self.nodeTimeout > self.heartbeatInterval, "the node timeout must be longer than the heartbeat interval")
         try require(self.publishTimeout > .zero, "the publish timeout must be positive")
         try require(self.idempotencyWindow > .zero, "the idempotency window must be positive")

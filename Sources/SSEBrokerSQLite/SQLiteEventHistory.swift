@@ -183,6 +183,16 @@ public final class SQLiteEventHistory: EventJournal, Service {
                 table.column("value", .integer).notNull()
             }
         }
+        migrator.registerMigration("v3: bans") { db in
+            // The bans of a stand-alone broker (BanStore), so they survive a restart.
+            try db.create(table: "ban") { table in
+                table.primaryKey("client_id", .text)
+                // Unix time in seconds; NULL: until unban.
+                table.column("until", .double)
+                table.column("set_at", .double).notNull()
+                table.column("set_by", .text).notNull()
+            }
+        }
         return migrator
     }
 

@@ -452,7 +452,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     ) {
         let event: Event
         do throws(BrokerError) {
-            event = try request.event(body: body)
+            event = try request.event(body: body).from(context.channel.remoteAddress.map(Self.describe))
         } catch {
             self.refuse(head, error, context: context, then: .idle)
             return

@@ -47,6 +47,9 @@ struct ConsoleCommand: AsyncParsableCommand {
     @OptionGroup(title: "Cluster")
     var cluster: ClusterOptions
 
+    @OptionGroup(title: "Audit")
+    var audit: AuditOptions
+
     func validate() throws {
         try self.delivery.brokerConfiguration().validate()
         try self.historyFile.validate(historySize: self.delivery.history)
@@ -108,11 +111,20 @@ struct ConsoleCommand: AsyncParsableCommand {
         let configuration = try self.delivery.brokerConfiguration()
         // Opened before the broker, restored before the server accepts connections.
         let history = try self.historyFile.open(historySize: configuration.historySize)
-        let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history)
-        if let history { try HistoryFileOptions.restore(broker, from: history) }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.general.loops ?? BrokerServer.defaultLoopCount)
         let scheme = tls == nil ? "http" : "https"
-        let cluster = try self.cluster.configuration(advertisedURL: "\(scheme)://\(Self.hostForURL(self.general.host)):\(self.general.port)").map {
+        let clusterConfiguration = try self.cluster.configuration(
+            advertisedURL: "\(scheme)://\(Self.hostForURL(self.general.host)):\(self.general.port)")
+        // Always there (the `audit` view lists what happened); it writes a file only with --audit-log.
+        let audit = try AuditLog(path: self.audit.path, node: clusterConfiguration?.nodeName)
+        let broker = try Broker(configuration: configuration, logger: Logger(label: "sse.broker"), journal: history, audit: audit)
+        if let history {
+            try HistoryFileOptions.restore(broker, from: history)
+            // Stand-alone bans live in the history file; a cluster's in its database; else in memory.
+            let bans = try broker.useBanStore(history)
+            if bans > 0 { Logger(label: "sse.history").notice("history: \(bans) bans in force restored from \(history.path)") }
+        }
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: self.general.loops ?? BrokerServer.defaultLoopCount)
+        let cluster = try clusterConfiguration.map {
             try PostgresCluster(configuration: $0, broker: broker, logger: Logger(label: "sse.cluster"))
         }
         let server = BrokerServer(
@@ -149,6 +161,8 @@ struct ConsoleCommand: AsyncParsableCommand {
         var services: [any Service] = []
         if let cluster { services.append(cluster) }
         if let history { services.append(history) }
+        // Closed after the server (reverse order): every action the server took is written.
+        services.append(audit)
         services.append(
             ConsoleServer(
                 server: server, cluster: cluster, clusterStartupWait: milliseconds(self.cluster.startupWait),
@@ -170,7 +184,7 @@ struct ConsoleCommand: AsyncParsableCommand {
             terminal = TerminalConsoleService(listening: listening) { url in
                 TerminalConsole(
                     broker: broker, listenURL: url, feed: feed, noColor: noColor, ascii: ascii, flags: flags,
-                    cluster: cluster.map { ClusterSampler(cluster: $0, listenURL: url) }
+                    cluster: cluster.map { ClusterSampler(cluster: $0, listenURL: url) }, audit: audit, backplane: cluster
                 )
             }
             services.append(terminal!)
@@ -183,7 +197,11 @@ struct ConsoleCommand: AsyncParsableCommand {
                     return sampler.sample(now: Date().timeIntervalSince1970, connections: broker.connectionCount)
                 }
             }
-            services.append(HeadlessConsole(broker: broker, listening: listening, readCommands: true, cluster: clusterView))
+            services.append(
+                HeadlessConsole(
+                    broker: broker, listening: listening, readCommands: true, cluster: clusterView, audit: audit, backplane: cluster
+                )
+            )
         }
         let serviceGroup = ServiceGroup(
             configuration: ServiceGroupConfiguration(

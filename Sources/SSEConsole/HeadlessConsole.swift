@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import SSEBroker
+import SSEBrokerPostgres
 import SSEConsoleCore
 import ServiceLifecycle
 
@@ -19,6 +20,10 @@ struct HeadlessConsole: Service {
     let readCommands: Bool
     /// On a cluster node: samples the cluster for `nodes` (given the listening URL).
     var cluster: (@Sendable (String) -> ClusterView)? = nil
+    /// The audit trail, for `audit`.
+    var audit: AuditLog? = nil
+    /// On a cluster node, for `clients all`.
+    var backplane: PostgresCluster? = nil
 
     func run() async {
         guard let url = await self.listening.first(where: { _ in true }) else { return }
@@ -31,7 +36,7 @@ struct HeadlessConsole: Service {
             // `nodes` samples on the stdin thread, when asked: a fresh sampler each time is enough there.
             var nodes: (@Sendable () -> ClusterView)?
             if let sample = self.cluster { nodes = { sample(url) } }
-            let executor = CommandExecutor(broker: self.broker, cluster: nodes)
+            let executor = CommandExecutor(broker: self.broker, cluster: nodes, audit: self.audit, backplane: self.backplane)
             let thread = Thread {
                 while let line = readLine(strippingNewline: true) {
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }

@@ -1,5 +1,6 @@
 import Foundation
 import SSEBroker
+import SSEBrokerPostgres
 import SSEBrokerServer
 import SSEConsoleCore
 import Synchronization
@@ -21,9 +22,21 @@ final class TerminalConsole: Sendable {
     private let quitRequested = Atomic<Bool>(false)
     /// On a cluster node: how the UI thread samples the cluster (it gets its own copy).
     private let clusterSampler: ClusterSampler?
+    /// The audit trail, for the audit view.
+    private let audit: AuditLog?
+    /// On a cluster node: where every node's clients come from (the all-nodes table).
+    private let backplane: PostgresCluster?
+    /// The other nodes' latest snapshots, fetched off the UI thread while the all-nodes table is shown.
+    private let remoteClients = Mutex<[NodeClients]>([])
+    private let wantsAllNodes = Atomic<Bool>(false)
 
-    init(broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, ascii: Bool = false, flags: String? = nil, cluster: ClusterSampler? = nil) {
+    init(
+        broker: Broker, listenURL: String, feed: ConsoleFeed, noColor: Bool, ascii: Bool = false, flags: String? = nil,
+        cluster: ClusterSampler? = nil, audit: AuditLog? = nil, backplane: PostgresCluster? = nil
+    ) {
         self.ascii = ascii
+        self.audit = audit
+        self.backplane = backplane
         self.flags = flags
         self.clusterSampler = cluster
         self.broker = broker
@@ -54,13 +67,58 @@ final class TerminalConsole: Sendable {
 
     /// Runs the UI on its own thread until the user quits.
     func run() async -> Report {
-        await withCheckedContinuation { (done: CheckedContinuation<Report, Never>) in
+        let poller = self.backplane.map { backplane in
+            Task { await self.pollOtherNodes(backplane) }
+        }
+        defer { poller?.cancel() }
+        return await withCheckedContinuation { (done: CheckedContinuation<Report, Never>) in
             let thread = Thread { [self] in
                 done.resume(returning: self.uiLoop())
             }
             thread.name = "sse-console-ui"
             thread.start()
         }
+    }
+
+    /// While the all-nodes table is shown: asks the nodes for snapshots and reads them, once a
+    /// second, off the UI thread (a query never stalls a frame). Nothing while it is not shown.
+    private func pollOtherNodes(_ backplane: PostgresCluster) async {
+        while !Task.isCancelled {
+            try? await Task.sleep(for: .seconds(1))
+            guard self.wantsAllNodes.load(ordering: .relaxed) else {
+                self.remoteClients.withLock { $0 = [] }
+                continue
+            }
+            do {
+                try await backplane.requestClientSnapshots()
+                let snapshots = try await backplane.clientSnapshots()
+                self.remoteClients.withLock { $0 = snapshots }
+            } catch {
+                // Offline: the header says so; the rows keep their last snapshot until it is back.
+            }
+        }
+    }
+
+    /// The rows of the all-nodes table: this node's live, the others' from their snapshots. A remote
+    /// row's key mixes the node into the connection id (ids are per node), so the selection follows it.
+    static func allNodesRows(local: [ClientRow], node: String, remote: [NodeClients]) -> [ClientRow] {
+        var rows = local.map { row in
+            var row = row
+            row.node = node
+            return row
+        }
+        for snapshot in remote {
+            for client in snapshot.clients {
+                var row = ConsoleFeed.row(for: client)
+                var hasher = Hasher()
+                hasher.combine(snapshot.node)
+                hasher.combine(client.connectionID)
+                row.connectionID = UInt64(bitPattern: Int64(hasher.finalize()))
+                row.node = snapshot.node
+                rows.append(row)
+            }
+        }
+        return rows
     }
 
     private static func threadCPUSeconds() -> Double {
@@ -74,7 +132,7 @@ final class TerminalConsole: Sendable {
         let loopStarted = Date().timeIntervalSince1970
         let screen = Screen(noColor: self.noColor, ascii: self.ascii)
         defer { screen.end() }
-        let executor = CommandExecutor(broker: self.broker)
+        let executor = CommandExecutor(broker: self.broker, audit: self.audit, backplane: self.backplane)
         var state = ConsoleState()
         var clusterSampler = self.clusterSampler
         var rates = RateMeter()
@@ -142,8 +200,19 @@ final class TerminalConsole: Sendable {
             let now = Date().timeIntervalSince1970
             if now - lastSnapshot >= 0.25 || !drained.departures.isEmpty {
                 let clients = self.broker.clients
-                let rows = clients.map(ConsoleFeed.row(for:)) + drained.departures
+                var rows = clients.map(ConsoleFeed.row(for:)) + drained.departures
+                let allNodes = state.clientScope == .allNodes
+                self.wantsAllNodes.store(allNodes, ordering: .relaxed)
+                if allNodes, let backplane = self.backplane {
+                    rows = Self.allNodesRows(
+                        local: rows, node: backplane.configuration.nodeName, remote: self.remoteClients.withLock { $0 })
+                }
                 state.updateClients(rows, now: now)
+                switch state.opsPanel {
+                case .bans: state.updateBans(self.broker.bans.map(BanRow.init))
+                case .audit: state.updateAudit((self.audit?.recent ?? []).map(AuditRow.init))
+                case nil: break
+                }
                 if state.isTopicsViewVisible {
                     let topics = TopicTable.rows(clients.lazy.map { ($0.clientID, $0.topics) })
                     state.updateTopics(self.feed.topicActivity.enrich(topics, now: now))
@@ -254,6 +323,7 @@ final class TerminalConsole: Sendable {
         case .kick(let id): (kind, target) = (.kick, id)
         case .ban(let id, _): (kind, target) = (.ban, id)
         case .unban(let id): (kind, target) = (.info, id)
+        case .bans, .audit, .clientScope: return
         default: return
         }
         self.feed.post(LogEntry(time: Date().timeIntervalSince1970, source: .console, kind: kind, target: target, message: result))

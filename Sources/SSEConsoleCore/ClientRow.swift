@@ -45,6 +45,8 @@ public struct ClientRow: Sendable, Hashable {
     public var topics: [String]
     /// Set for a connection that just disconnected: drawn dimmed, then removed.
     public var departure: Departure?
+    /// The cluster node it is connected to, in the all-nodes table; `nil` for this node's live rows.
+    public var node: String? = nil
 
     public init(
         connectionID: UInt64, id: String, remoteAddress: String, connectedAt: Double,

@@ -1,7 +1,7 @@
 /// Renders the clients pane: title, column header and the visible rows only.
 enum ClientsPane {
     enum Field: Sendable {
-        case id, address, age, events, errors, totalErrors, backlog, sent, topics
+        case id, node, address, age, events, errors, totalErrors, backlog, sent, topics
     }
 
     struct Column: Sendable {
@@ -35,8 +35,17 @@ enum ClientsPane {
 
     /// Columns that fit `width`, with positions. Least important columns go first; the id column
     /// takes the slack up to its maximum, then the address.
-    static func columns(forWidth width: Int) -> [Column] {
+    static func columns(forWidth width: Int, showsNode: Bool = false) -> [Column] {
         var columns = allColumns
+        if showsNode {
+            // Every node's connections: which node is as important as the id, and the topics matter
+            // more than the bytes sent (a snapshot's byte count is seconds old anyway).
+            columns.removeAll { $0.field == .sent }
+            // Narrow: the address (which client is it?) outlives the backlog.
+            for index in columns.indices where columns[index].field == .address { columns[index].dropRank = 6 }
+            for index in columns.indices where columns[index].field == .backlog { columns[index].dropRank = 3 }
+            columns.insert(Column(field: .node, title: "NODE", width: 10, alignRight: false, sort: nil, dropRank: 0), at: 1)
+        }
         func needed() -> Int {
             gutter + columns.reduce(0) { $0 + $1.width } + spacing * (columns.count - 1)
         }
@@ -44,6 +53,12 @@ enum ClientsPane {
             columns.removeAll { $0.field == victim.field }
         }
         var slack = max(0, width - needed())
+        var topics: Column?
+        if showsNode && slack >= spacing + topicsWidths.min {
+            let width = min(slack - spacing, topicsWidths.max)
+            topics = Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0)
+            slack -= width + spacing
+        }
         let idGrowth = min(slack, idWidths.max - idWidths.min)
         columns[0].width += idGrowth
         slack -= idGrowth
@@ -53,7 +68,9 @@ enum ClientsPane {
             slack -= growth
         }
         // The connection's topics, on screens wide enough for everything else (truncated to fit).
-        if slack >= spacing + topicsWidths.min {
+        if let topics {
+            columns.append(topics)
+        } else if slack >= spacing + topicsWidths.min {
             let width = min(slack - spacing, topicsWidths.max)
             columns.append(Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0))
         }
@@ -77,6 +94,7 @@ enum ClientsPane {
         var segments: [(text: String, style: CellStyle)] = []
         let connected = table.connectedCount
         var count = "Clients \(Format.thousands(connected))"
+        if state.clientScope == .allNodes { count += " · all nodes" }
         if table.count > connected { count += " (\(Format.thousands(table.count - connected)) leaving)" }
         segments.append((count, theme.style(focused ? .cyan : .default, bold: true)))
         segments.append(("sort: \(table.sortColumn.title) \(table.sortAscending ? "▲" : "▼")", theme.style()))
@@ -85,7 +103,7 @@ enum ClientsPane {
         }
         PaneTitle.draw(&canvas, row: geometry.clientsTitleRow, segments: segments, focused: focused, theme: theme)
 
-        let columns = columns(forWidth: canvas.width)
+        let columns = columns(forWidth: canvas.width, showsNode: state.clientScope == .allNodes)
         let headerStyle = theme.style(bold: true)
         for column in columns {
             var title = column.title
@@ -126,6 +144,7 @@ enum ClientsPane {
             let text: String
             switch column.field {
             case .id: text = Format.oneLine(client.id, maxCharacters: 160)
+            case .node: text = Format.oneLine(client.node ?? "-", maxCharacters: 80)
             case .address: text = Format.oneLine(client.remoteAddress, maxCharacters: 160)
             case .age: text = client.departure?.reason.label ?? Format.duration(now - client.connectedAt)
             case .events: text = Format.thousands(client.eventsSent)

@@ -15,6 +15,12 @@ public enum Command: Sendable, Hashable {
     case topics(String?)
     /// List (headless) or show and focus (TUI) the nodes of the cluster.
     case nodes
+    /// `clients all` / `clients here`: the clients table shows every node's connections or this node's.
+    case clientScope(ClientScope)
+    /// List (headless) or show (TUI) the bans in force.
+    case bans
+    /// List (headless) or show (TUI) the audit trail's recent records.
+    case audit
     /// Set the log filter; `nil` clears it.
     case filter(String?)
     /// Clear the log.
@@ -43,6 +49,9 @@ extension Command: CustomStringConvertible {
         case .clients: "clients"
         case let .topics(topic): topic.map { "topics \(Self.token($0))" } ?? "topics"
         case .nodes: "nodes"
+        case let .clientScope(scope): "clients \(scope.rawValue)"
+        case .bans: "bans"
+        case .audit: "audit"
         case let .filter(text): text.map { "filter \($0)" } ?? "filter"
         case .clear: "clear"
         case let .save(path): "save \(Self.token(path))"

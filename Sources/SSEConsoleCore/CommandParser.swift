@@ -37,7 +37,8 @@ public struct CommandSpec: Sendable, Hashable {
 ///   filter.
 /// - `topics [topic]` takes one optional token, a topic or pattern (the rules of a type).
 /// - `save <file>` takes one token, a path (quote it if it has spaces).
-/// - `kick`, `unban`, `clients`, `nodes`, `clear`, `help`, `quit` accept no extra arguments.
+/// - `clients [all|here]`: with `all`, the clients table shows every node's connections.
+/// - `kick`, `unban`, `nodes`, `bans`, `audit`, `clear`, `help`, `quit` accept no extra arguments.
 public enum CommandParser {
     /// Maximum UTF-8 length of an event type or a client id.
     public static let maxTokenBytes = 128
@@ -54,12 +55,16 @@ public enum CommandParser {
                     summary: "kick and refuse reconnects", takesClientID: true),
         CommandSpec(name: "unban", aliases: [], arguments: "<id>",
                     summary: "lift a ban", takesClientID: true),
-        CommandSpec(name: "clients", aliases: [], arguments: "",
-                    summary: "list the connected clients", takesClientID: false),
+        CommandSpec(name: "clients", aliases: [], arguments: "[all|here]",
+                    summary: "list the clients (all nodes)", takesClientID: false),
         CommandSpec(name: "topics", aliases: [], arguments: "[topic]",
                     summary: "list the subscribed topics", takesClientID: false),
         CommandSpec(name: "nodes", aliases: ["cluster"], arguments: "",
                     summary: "list the cluster's nodes", takesClientID: false),
+        CommandSpec(name: "bans", aliases: [], arguments: "",
+                    summary: "list the bans (u unbans)", takesClientID: false),
+        CommandSpec(name: "audit", aliases: [], arguments: "",
+                    summary: "show the audit trail", takesClientID: false),
         CommandSpec(name: "filter", aliases: [], arguments: "[text]",
                     summary: "filter the log (empty: all)", takesClientID: false),
         CommandSpec(name: "clear", aliases: [], arguments: "",
@@ -125,8 +130,18 @@ public enum CommandParser {
             let text = scanner.rest().trimmingSpaces()
             return .filter(text.isEmpty ? nil : text)
         case "clients":
+            guard let scope = try scanner.token(argument: "[all|here]") else { return .clients }
+            guard let parsed = ClientScope(rawValue: scope.lowercased()) else {
+                throw CommandError("clients: unknown scope \"\(scope)\" (use all or here)")
+            }
             try end()
-            return .clients
+            return .clientScope(parsed)
+        case "bans":
+            try end()
+            return .bans
+        case "audit":
+            try end()
+            return .audit
         case "topics":
             let topic = try scanner.token(argument: "[topic]")
             if let topic { try validateType(topic) }

@@ -54,6 +54,14 @@ public struct ConsoleState: Sendable {
     public internal(set) var rates: RateHistory?
     /// Whether the rates pane is wanted (`r` toggles it).
     public var isRatesPaneVisible = true
+    /// The bans or audit view, shown in the clients pane's place (`nil`: clients or topics). See ConsoleState+Ops.
+    public internal(set) var opsPanel: OpsPanel?
+    /// The bans view's rows, as of the app's last snapshot (fed only while it is shown).
+    public internal(set) var bans = SelectableList<BanRow>()
+    /// The audit view's rows, newest first (fed only while it is shown).
+    public internal(set) var audit = SelectableList<AuditRow>()
+    /// Whether the clients table shows this node's connections or every node's (`a`, `clients all`).
+    public internal(set) var clientScope: ClientScope = .thisNode
     /// Active Tab cycle: the matches and which one is shown.
     private var completionCycle: (candidates: [String], index: Int, start: Int)?
 
@@ -76,6 +84,7 @@ public struct ConsoleState: Sendable {
     /// `t`: the topics view in the clients pane's place, or the clients again.
     public mutating func toggleTopicsView() {
         isTopicsViewVisible.toggle()
+        opsPanel = nil
         focus = .clients
         setMessage(
             isTopicsViewVisible ? "topics view (t: back to the clients · s sort · S reverse)" : "clients view (t: topics)",
@@ -131,6 +140,7 @@ public struct ConsoleState: Sendable {
     /// Applies the commands that only change the UI (`clear`, `filter`, `help`, `clients`) and
     /// returns `true`; returns `false` for commands the app must carry out with the broker.
     public mutating func applyLocal(_ command: Command) -> Bool {
+        if applyOps(command) { return true }
         switch command {
         case .clear:
             log.clear()
@@ -152,6 +162,7 @@ public struct ConsoleState: Sendable {
         case .clients:
             detail = nil
             isTopicsViewVisible = false
+            opsPanel = nil
             focus = .clients
             setMessage("\(Format.thousands(clients.connectedCount)) clients connected", severity: .info)
         case .nodes:
@@ -296,6 +307,7 @@ public struct ConsoleState: Sendable {
         let clientsHeight = geometry.clientsViewportHeight
         let logHeight = geometry.logViewportHeight
         if focus == .cluster && !geometry.showsCluster { focus = .clients }
+        if let actions = handleOpsKey(key, geometry: geometry) { return actions }
         switch key {
         case .up, .down, .pageUp, .pageDown, .home, .end:
             if focus == .cluster {

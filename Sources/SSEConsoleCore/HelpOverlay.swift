@@ -2,7 +2,9 @@
 /// from the parser), data escapes, and keys.
 enum HelpOverlay {
     static func lines() -> [(text: String, heading: Bool)] {
-        var lines: [(String, Bool)] = [("Commands", true)]
+        // No "Commands" heading, and the keys' heading shares its line: that is what keeps every
+        // command and key line inside a 24-row terminal.
+        var lines: [(String, Bool)] = []
         let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
         let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
         // `help` is this box: its line would only push the last key line out of a 24-row terminal.
@@ -13,11 +15,10 @@ enum HelpOverlay {
             lines.append(("  \(usage)  \(aliases)  \(spec.summary)", false))
         }
         lines.append(("  data: rest of line; \\n \\r \\t \\\\ \\\" \\u{1F600}; quote tokens \"like this\"", false))
-        lines.append(("Keys", true))
-        lines.append(("  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Esc navigate", false))
-        lines.append(("  navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back", false))
-        lines.append(("  k kick  B ban  m send to it  s sort  S reverse  / filter  G live log", false))
-        lines.append(("  n nodes  t topics  r rates  c clear  : command  q or Ctrl-C quit", false))
+        lines.append(("Keys  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  : command", true))
+        lines.append(("  Esc navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back", false))
+        lines.append(("  k kick  B ban  m send to it  s sort  S reverse  / filter  G live  q quit", false))
+        lines.append(("  a all nodes  b bans  A audit  n nodes  t topics  r rates  c clear", false))
         return lines
     }
 

@@ -56,7 +56,9 @@ public enum Layout {
             }
         } else {
             ClusterPane.draw(&canvas, state: state, geometry: geometry, theme: theme)
-            if state.isTopicsViewVisible {
+            if let panel = state.opsPanel {
+                OpsPane.draw(&canvas, state: state, panel: panel, geometry: geometry, now: now, theme: theme, utcOffset: utcOffset)
+            } else if state.isTopicsViewVisible {
                 TopicsPane.draw(&canvas, state: state, geometry: geometry, now: now, theme: theme)
             } else {
                 ClientsPane.draw(&canvas, state: state, geometry: geometry, tolerance: header.tolerance, now: now, theme: theme)

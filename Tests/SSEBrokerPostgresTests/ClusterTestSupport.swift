@@ -30,6 +30,7 @@ enum TestDatabase {
     static func drop(prefix: String, url: String) async {
         try? await withClient(url) { client in
             for statement in [
+                "DROP TABLE IF EXISTS \(prefix)_client_snapshots, \(prefix)_snapshot_demand, \(prefix)_bans",
                 "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events, \(prefix)_idempotency_keys",
                 "DROP SEQUENCE IF EXISTS \(prefix)_event_ids",
             ] {
@@ -94,6 +95,7 @@ final class TestNode: Sendable {
         // included) does not make a live node look dead.
         configuration.nodeTimeout = .seconds(3)
         configuration.reconnectDelay = .milliseconds(50) ... .milliseconds(500)
+        configuration.clientSnapshotInterval = .milliseconds(300)
         let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: quietLogger)
         let server = BrokerServer(
             broker: broker,

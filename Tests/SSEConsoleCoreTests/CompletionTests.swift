@@ -11,7 +11,7 @@ private func complete(_ text: String, ids: [String] = ["alpha-1", "alpha-2", "al
         let unique = complete("ki")
         #expect(unique.replacement == "kick" && unique.isUnique && unique.wordRange == 0..<2)
         let several = complete("b")
-        #expect(several.candidates == ["ban", "broadcast", "broadcastTo"])
+        #expect(several.candidates == ["ban", "bans", "broadcast", "broadcastTo"])
         #expect(several.replacement == "b")
         let prefix = complete("BRO")
         #expect(prefix.candidates == ["broadcast", "broadcastTo"] && prefix.replacement == "broadcast")

@@ -101,24 +101,24 @@ broadcast greeting → 4 clients
         expectScreen(canvas, #"""
  127.0.0.1:8080 cl 4 in 12.0/s out 9.9k/s drop 3 kick 1 ref 2 to 3s tol 3
  ┌───────────────────────────── sse-console help ─────────────────────────────┐
- │ Commands                                                                   │
  │   broadcast <type> [data...]         b        send an event to all clients │
  │   broadcastTo <id> <type> [data...]  to       send an event to one id      │
  │   kick <id>                                   disconnect a client          │
  │   ban <id> [30s|5m|2h|1d]                     kick and refuse reconnects   │
  │   unban <id>                                  lift a ban                   │
- │   clients                                     list the connected clients   │
+ │   clients [all|here]                          list the clients (all nodes) │
  │   topics [topic]                              list the subscribed topics   │
  │   nodes                              cluster  list the cluster's nodes     │
+ │   bans                                        list the bans (u unbans)     │
+ │   audit                                       show the audit trail         │
  │   filter [text]                               filter the log (empty: all)  │
  │   clear                                       clear the log                │
  │   save <file>                                 save the log as JSON lines   │
  │   data: rest of line; \n \r \t \\ \" \u{1F600}; quote tokens "like this"   │
- │ Keys                                                                       │
- │   Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  Esc navigate   │
- │   navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back        │
- │   k kick  B ban  m send to it  s sort  S reverse  / filter  G live log     │
- │   n nodes  t topics  r rates  c clear  : command  q or Ctrl-C quit         │
+ │ Keys  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  : command  │
+ │   Esc navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back    │
+ │   k kick  B ban  m send to it  s sort  S reverse  / filter  G live  q quit │
+ │   a all nodes  b bans  A audit  n nodes  t topics  r rates  c clear        │
  │                           press any key to close                           │
  └────────────────────────────────────────────────────────────────────────────┘
 broadcast greeting → 4 clients

@@ -25,7 +25,7 @@ import Testing
 
     @Test func ban_andUnban() {
         let executor = CommandExecutor(broker: self.broker)
-        #expect(executor.execute(.ban(clientID: "mallory", duration: .seconds(300))) == .ok("banned mallory for 5m (0 connections closed); it gets 204 No Content"))
+        #expect(executor.execute(.ban(clientID: "mallory", duration: .seconds(300))) == .ok("banned mallory for 5m (0 connections on 0 nodes closed); it gets 204 No Content"))
         #expect(self.broker.bannedClientIDs == ["mallory"])
         #expect(executor.execute(.unban(clientID: "mallory")) == .ok("unbanned mallory"))
         #expect(executor.execute(.unban(clientID: "mallory")) == .error("unban: mallory is not banned"))

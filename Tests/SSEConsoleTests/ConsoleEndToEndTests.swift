@@ -65,7 +65,7 @@ struct ConsoleEndToEndTests {
         try tmux.type("kick bob")
         try tmux.press("Enter")
         for await _ in bob.messages {}
-        try await tmux.waitForScreen("bob kicked") { $0.contains("Clients 1") && $0.contains("kicked bob (1 connection)") }
+        try await tmux.waitForScreen("bob kicked") { $0.contains("Clients 1") && $0.contains("kicked bob (1 connection on 1 node)") }
 
         // A resize to 80x24 reflows every pane.
         try tmux.run("resize-window", "-t", tmux.session, "-x", "80", "-y", "24")

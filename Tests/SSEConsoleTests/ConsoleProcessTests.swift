@@ -135,7 +135,7 @@ struct ConsoleProcessTests {
             #expect(paragraphLines.dropLast().allSatisfy { $0.count >= 60 }, "\(paragraphLines)")
         }
         let sections = lines.filter { $0.hasSuffix(":") && $0.uppercased() == $0 }.map(String.init)
-        #expect(sections == ["GENERAL:", "DELIVERY:", "ACCESS CONTROL AND LIMITS:", "TLS:", "HTTP/2:", "DURABLE HISTORY:", "CLUSTER:", "OPTIONS:"])
+        #expect(sections == ["GENERAL:", "DELIVERY:", "ACCESS CONTROL AND LIMITS:", "TLS:", "HTTP/2:", "DURABLE HISTORY:", "CLUSTER:", "AUDIT:", "OPTIONS:"])
         // Values are named for what they are, not after their option (`--port <port>` aside).
         #expect(!help.contains("<publish-token-file>") && !help.contains("<cluster-startup-wait>"))
     }

@@ -1,0 +1,170 @@
+import Foundation
+import NIOCore
+import SSEBroker
+import SSEClient
+import SSETestSupport
+import Testing
+
+@testable import SSEBrokerPostgres
+
+/// Kicks and bans on every node, bans kept in the cluster's database, and every node's clients for
+/// the consoles: several real nodes on a real PostgreSQL.
+@Suite(.timeLimit(.minutes(2)))
+struct ClusterControlTests {
+    /// What a client gets when it connects: `200` and a stream, or `204` when banned.
+    func status(connecting clientID: String, to node: TestNode) async throws -> Int {
+        let client = try await SSEClient.connect(host: "127.0.0.1", port: node.port, path: "/connect?id=\(clientID)")
+        defer { Task { await client.close() } }
+        return Int(client.status.code)
+    }
+
+    @Test func kick_closesTheIDsConnectionsOnEveryNode_andCountsThemByNode() async throws {
+        try await withClusterNodes(3) { nodes, url, prefix in
+            let onFirst = try await nodes[0].connect("alice")
+            let onSecond = try await nodes[1].connect("alice")
+            let onSecondToo = try await nodes[1].connect("alice")
+            var bystander = try await nodes[1].connect("bob")
+            try await presenceVisible("alice", url: url, prefix: prefix, connections: 3)
+
+            let closed = try await nodes[2].broker.kick("alice", origin: .console)
+            #expect(closed == ClosedConnections(connections: 3, nodes: 2))
+            #expect(closed.description == "3 connections on 2 nodes")
+            // Each stream ends (a kicked stream is closed by its node; the reader returns at its end).
+            for var reader in [onFirst, onSecond, onSecondToo] {
+                _ = await reader.untilEnd()
+            }
+            // Not banned: alice may come back at once; bob was never touched.
+            #expect(try await self.status(connecting: "alice", to: nodes[1]) == 200)
+            #expect(nodes[1].broker.clients(withID: "bob").count == 1)
+
+            await #expect(throws: BrokerError.unknownClient("nobody")) {
+                try await nodes[0].broker.kick("nobody", origin: .console)
+            }
+            await bystander.client.close()
+            _ = await bystander.untilEnd()
+        }
+    }
+
+    @Test func ban_refusesTheIDOnEveryNode_includingOneStartedLater_untilUnban() async throws {
+        try await withClusterNodes(2) { nodes, url, prefix in
+            var mallory = try await nodes[1].connect("mallory")
+            try await presenceVisible("mallory", url: url, prefix: prefix)
+
+            let closed = try await nodes[0].broker.ban("mallory", for: .seconds(3600), origin: .console)
+            #expect(closed == ClosedConnections(connections: 1, nodes: 1))
+            // Her stream on the other node ends: that node got the ban.
+            _ = await mallory.untilEnd()
+            #expect(try await self.status(connecting: "mallory", to: nodes[0]) == 204)
+            #expect(try await self.status(connecting: "mallory", to: nodes[1]) == 204)
+
+            // A node that starts after the ban reads it from the database before it is online.
+            let late = try await TestNode.start("late", url: url, prefix: prefix)
+            do {
+                #expect(try await self.status(connecting: "mallory", to: late) == 204)
+                let ban = try #require(late.broker.bans.first)
+                #expect(ban.clientID == "mallory" && ban.setBy == "console" && ban.node == "n1")
+                let until = try #require(ban.until)
+                #expect(abs(until.timeIntervalSince(ban.setAt) - 3600) < 1)
+
+                // Unbanned from the late node: every node lets her in again.
+                #expect(try await late.broker.unban("mallory", origin: .console))
+                #expect(try await self.status(connecting: "mallory", to: late) == 200)
+                for node in nodes {
+                    try await eventually("\(node.cluster.configuration.nodeName) got the unban") { node.broker.bans.isEmpty }
+                    #expect(try await self.status(connecting: "mallory", to: node) == 200)
+                }
+                #expect(try await !late.broker.unban("mallory", origin: .console))
+            } catch {
+                await late.stop()
+                throw error
+            }
+            await late.stop()
+        }
+    }
+
+    @Test func ban_survivesARestartOfEveryNode_andExpiresOnItsOwn() async throws {
+        let url = try await TestDatabase.url()
+        let prefix = TestDatabase.prefix()
+        defer { Task { await TestDatabase.drop(prefix: prefix, url: url) } }
+        let first = try await TestNode.start("first", url: url, prefix: prefix)
+        try await first.broker.ban("eve", for: nil, origin: .api)
+        try await first.broker.ban("mallory", for: .seconds(3600), origin: .api)
+        await first.stop()
+
+        let second = try await TestNode.start("second", url: url, prefix: prefix)
+        defer { Task { await second.stop() } }
+        #expect(second.broker.bans.map(\.clientID) == ["eve", "mallory"])
+        #expect(try await self.status(connecting: "eve", to: second) == 204)
+        // A short ban holds, then runs out without an unban (5 s: room for a loaded machine).
+        try await second.broker.ban("brief", for: .seconds(5), origin: .api)
+        #expect(try await self.status(connecting: "brief", to: second) == 204)
+        try await eventually("the short ban ran out", timeout: .seconds(20)) {
+            second.broker.bans.map(\.clientID) == ["eve", "mallory"]
+        }
+        #expect(try await self.status(connecting: "brief", to: second) == 200)
+    }
+
+    @Test func clientSnapshots_listEveryOtherNodesConnections_whileAConsoleAsks() async throws {
+        try await withClusterNodes(3) { nodes, url, prefix in
+            var alice = try await nodes[1].connect("alice", topics: ["news"])
+            var bob = try await nodes[2].connect("bob")
+            var carol = try await nodes[2].connect("carol")
+            try await presenceVisible("carol", url: url, prefix: prefix)
+            // Nobody asked yet: no node has written a snapshot.
+            #expect(try await nodes[0].cluster.clientSnapshots().isEmpty)
+
+            try await nodes[0].cluster.requestClientSnapshots()
+            var snapshots: [NodeClients] = []
+            try await eventually("both other nodes wrote a snapshot") {
+                snapshots = try await nodes[0].cluster.clientSnapshots()
+                return snapshots.map(\.node) == ["n2", "n3"]
+            }
+            #expect(snapshots[0].clients.map(\.clientID) == ["alice"])
+            #expect(snapshots[0].clients.first?.topics == ["news"])
+            #expect(snapshots[0].clients.first?.remoteAddress?.hasPrefix("127.0.0.1:") == true)
+            #expect(Set(snapshots[1].clients.map(\.clientID)) == ["bob", "carol"])
+
+            // Counters move with the next snapshots: one broadcast reaches everyone.
+            #expect(try await nodes[0].post("hello", type: "news").status == .accepted)
+            _ = try await alice.nextEvent()
+            _ = try await bob.nextEvent()
+            _ = try await carol.nextEvent()
+            try await eventually("the snapshots show the event sent") {
+                try await nodes[0].cluster.requestClientSnapshots()
+                let clients = try await nodes[0].cluster.clientSnapshots().flatMap(\.clients)
+                return clients.count == 3 && clients.allSatisfy { $0.eventsSent == 1 }
+            }
+            for var reader in [alice, bob, carol] {
+                await reader.client.close()
+                _ = await reader.untilEnd()
+            }
+        }
+    }
+
+    @Test func controlPayloads_roundTrip_andEventsAreUnchanged() throws {
+        let ban = Ban(
+            clientID: "mallory", until: Date(timeIntervalSince1970: 1_800_000_000.25),
+            setAt: Date(timeIntervalSince1970: 1_700_000_000.5), setBy: "http 10.0.0.7:53012\n", node: "n1"
+        )
+        let encoded = NotificationPayload.encode(.ban(node: "n1", ban))
+        var expected = ban
+        expected.setBy = "http 10.0.0.7:53012"  // control characters dropped
+        #expect(NotificationPayload.decode(encoded) == .control(.ban(node: "n1", expected)))
+        #expect(NotificationPayload.decode(NotificationPayload.encode(.kick(node: "n2", clientID: "bob"))) == .control(.kick(node: "n2", clientID: "bob")))
+        #expect(NotificationPayload.decode(NotificationPayload.encode(.unban(node: "n2", clientID: "bob"))) == .control(.unban(node: "n2", clientID: "bob")))
+        #expect(NotificationPayload.decode("\u{1F}explode\u{1F}n1\u{1F}bob") == nil)
+        let event = LoggedEvent(id: 7, type: "t", data: ByteBuffer(string: "d"), target: nil, origin: .api)
+        #expect(NotificationPayload.decode(NotificationPayload.encode(event)) == .event(event))
+    }
+
+    @Test func clientSnapshot_encodingRoundTrips() {
+        let clients = [
+            ClientInfo(
+                connectionID: 9, clientID: "alice", remoteAddress: "127.0.0.1:5000", connectedAt: Date(timeIntervalSince1970: 1_700_000_000.123),
+                eventsSent: 3, bytesSent: 120, consecutiveErrors: 1, totalErrors: 2, backlogBytes: 64, topics: ["news", "sport.*"]
+            ),
+            ClientInfo(connectionID: 10, clientID: "bob", remoteAddress: nil, connectedAt: Date(timeIntervalSince1970: 1_700_000_001)),
+        ]
+        #expect(ClientSnapshot.decode(ClientSnapshot.encode(clients)) == clients)
+    }
+}
