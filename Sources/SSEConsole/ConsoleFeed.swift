@@ -119,7 +119,7 @@ final class ConsoleFeed: Sendable {
     }
 
     static func row(for client: ClientInfo) -> ClientRow {
-        ClientRow(
+        var row = ClientRow(
             connectionID: client.connectionID,
             id: client.clientID,
             remoteAddress: client.remoteAddress ?? "-",
@@ -132,6 +132,8 @@ final class ConsoleFeed: Sendable {
             topics: client.topics,
             departure: nil
         )
+        row.httpVersion = client.httpVersion
+        return row
     }
 
     private static func source(_ origin: EventOrigin) -> LogSource {

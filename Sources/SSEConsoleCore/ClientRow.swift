@@ -47,6 +47,8 @@ public struct ClientRow: Sendable, Hashable {
     public var departure: Departure?
     /// The cluster node it is connected to, in the all-nodes table; `nil` for this node's live rows.
     public var node: String? = nil
+    /// `HTTP/1.1`, or `h2` for an HTTP/2 stream (`ClientInfo.httpVersion`).
+    public var httpVersion = "HTTP/1.1"
 
     public init(
         connectionID: UInt64, id: String, remoteAddress: String, connectedAt: Double,

@@ -74,8 +74,13 @@ public struct ClientTable: Sendable {
             if now - old.departure!.at < fadeDuration { merged.append(old) }
         }
         rows = merged
+        hasHTTP2 = merged.contains { $0.httpVersion != "HTTP/1.1" }
         resort()
     }
+
+    /// Whether any row is not HTTP/1.1: the table then shows each row's protocol (with one
+    /// protocol throughout, the column would only take room).
+    public private(set) var hasHTTP2 = false
 
     /// Removes departed rows whose fade time is over (for frames without a new snapshot).
     public mutating func prune(now: Double) {

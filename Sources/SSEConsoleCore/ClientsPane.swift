@@ -1,7 +1,7 @@
 /// Renders the clients pane: title, column header and the visible rows only.
 enum ClientsPane {
     enum Field: Sendable {
-        case id, node, address, age, events, errors, totalErrors, backlog, sent, topics
+        case id, node, address, age, events, errors, totalErrors, backlog, sent, topics, httpVersion
     }
 
     struct Column: Sendable {
@@ -35,8 +35,13 @@ enum ClientsPane {
 
     /// Columns that fit `width`, with positions. Least important columns go first; the id column
     /// takes the slack up to its maximum, then the address.
-    static func columns(forWidth width: Int, showsNode: Bool = false) -> [Column] {
+    static func columns(forWidth width: Int, showsNode: Bool = false, showsProtocol: Bool = false) -> [Column] {
         var columns = allColumns
+        if showsProtocol {
+            // Only when protocols are mixed (or all h2): after the address, dropped before it.
+            let after = columns.firstIndex { $0.field == .address } ?? 0
+            columns.insert(Column(field: .httpVersion, title: "PROTO", width: 5, alignRight: false, sort: nil, dropRank: 2), at: after + 1)
+        }
         if showsNode {
             // Every node's connections: which node is as important as the id, and the topics matter
             // more than the bytes sent (a snapshot's byte count is seconds old anyway).
@@ -103,7 +108,7 @@ enum ClientsPane {
         }
         PaneTitle.draw(&canvas, row: geometry.clientsTitleRow, segments: segments, focused: focused, theme: theme)
 
-        let columns = columns(forWidth: canvas.width, showsNode: state.clientScope == .allNodes)
+        let columns = columns(forWidth: canvas.width, showsNode: state.clientScope == .allNodes, showsProtocol: table.hasHTTP2)
         let headerStyle = theme.style(bold: true)
         for column in columns {
             var title = column.title
@@ -156,6 +161,7 @@ enum ClientsPane {
             case .totalErrors: text = Format.thousands(client.totalErrors)
             case .backlog: text = Format.bytes(client.backlogBytes)
             case .sent: text = Format.bytes(client.bytesSent)
+            case .httpVersion: text = client.httpVersion == "HTTP/1.1" ? "1.1" : client.httpVersion
             case .topics:
                 let topics = client.topics.isEmpty ? TopicTable.allTopicsName : client.topics.joined(separator: ",")
                 text = TextFit.truncate(Format.oneLine(topics, maxCharacters: 400), toWidth: column.width)

@@ -51,6 +51,30 @@ import Testing
         }
     }
 
+    @Test func protocolColumn_appearsOnlyWhenAClientIsNotOnHTTP11_onScreensWiderThan80() {
+        let at120 = ClientsPane.columns(forWidth: 120, showsProtocol: true).map(\.title)
+        #expect(at120 == ["ID", "ADDRESS", "PROTO", "AGE", "EVENTS", "ERR", "TOT.ERR", "BACKLOG", "SENT"])
+        // At 80 columns the address outranks it (the client detail shows the protocol too).
+        let at80 = ClientsPane.columns(forWidth: 80, showsProtocol: true).map(\.title)
+        #expect(at80 == ClientsPane.columns(forWidth: 80).map(\.title), "\(at80)")
+
+        var state = Fixtures.state()
+        let http1Only = Fixtures.render(state, cols: 120, rows: 40).plainText
+        #expect(!http1Only.joined().contains("PROTO"))
+        var rows = Fixtures.rows
+        rows[1].httpVersion = "h2"
+        state.updateClients(rows, now: Fixtures.now)
+        #expect(!Fixtures.render(state, cols: 80, rows: 24).plainText.joined().contains("PROTO"))
+        for (cols, lines) in [(120, 40), (100, 30)] {
+            let text = Fixtures.render(state, cols: cols, rows: lines).plainText
+            #expect(text.joined().contains("PROTO"), "\(cols)x\(lines)")
+            let bob = text.first { $0.contains("bob") && $0.contains("10.0.0.7") }
+            #expect(bob?.contains(" h2 ") == true, "\(bob ?? "")")
+            let carol = text.first { $0.contains("carol") && !$0.contains("over tolerance") }
+            #expect(carol?.contains(" 1.1 ") == true, "\(carol ?? "")")
+        }
+    }
+
     @Test func clientColumnsAdaptToTheWidth() {
         let at80 = ClientsPane.columns(forWidth: 80).map(\.title)
         #expect(at80 == ["ID", "ADDRESS", "AGE", "EVENTS", "ERR", "BACKLOG"])

@@ -87,7 +87,7 @@ struct DetailViewsEndToEndTests {
         try tmux.type("k")
         for await _ in bob.messages {}
         try await tmux.waitForScreen("bob kicked") { screen in
-            screen.contains("kicked bob (1 connection)") && screen.contains("gone: kicked")
+            screen.contains("kicked bob (1 connection on 1 node)") && screen.contains("gone: kicked")
         }
         try tmux.press("Escape")
 

@@ -132,7 +132,7 @@ struct OpsEndToEndTests {
         try await tmux.waitForScreen("the unban") { $0.contains("unbanned mallory") && $0.contains("Bans 0") }
         #expect(try await self.connectStatus("mallory", port: port) == 200)
         // What happened in this run is appended to the same file.
-        try tmux.press("Enter")
+        try tmux.type(":")
         try self.command(tmux, "quit")
         try await tmux.waitForScreen("the console to exit") { $0.contains("sse-console: served") }
         let after = try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n")
@@ -188,8 +188,9 @@ struct OpsEndToEndTests {
         try self.command(headless, "quit")
         try await headless.waitForScreen("the headless node to exit") { $0.contains("bye") }
 
-        // kick and ban from this node act on the other.
-        try tmux.press("Enter")
+        // kick and ban from this node act on the other (`:` opens the command line; Enter would open
+        // the selected client's detail).
+        try tmux.type(":")
         try self.command(tmux, "kick carol")
         try await tmux.waitForScreen("the cluster-wide kick") { $0.contains("kicked carol (1 connection on 1 node)") }
         var carolStream = StreamReader(carol)
