@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Renders screenshots/cluster.png from a real three-node cluster: n2 and n3 run headless, n1 runs
+# Renders screenshots/cluster.png (and all-nodes.png: every node's clients, key `a`) from a real three-node cluster: n2 and n3 run headless, n1 runs
 # the console in tmux; all three share one PostgreSQL backplane (a fresh table prefix, dropped at
 # the end). scripts/demo_traffic.py publishes to n1 and subscribes there; curl subscribers sit on
 # n2 and n3, so every node has clients and every node's last event id moves.
@@ -27,7 +27,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   tmux_ kill-server 2>/dev/null || true
   wait 2>/dev/null || true
-  psql "${database%%\?*}" -qc "DROP TABLE IF EXISTS ${prefix}_presence, ${prefix}_nodes, ${prefix}_events; DROP SEQUENCE IF EXISTS ${prefix}_event_ids" || true
+  psql "${database%%\?*}" -qc "DROP TABLE IF EXISTS ${prefix}_presence, ${prefix}_nodes, ${prefix}_events, ${prefix}_bans, ${prefix}_client_snapshots, ${prefix}_snapshot_demand; DROP SEQUENCE IF EXISTS ${prefix}_event_ids" || true
 }
 trap cleanup EXIT
 
@@ -69,5 +69,21 @@ python3 scripts/ansi2png.py "$capture" --cols 120 --rows 32 \
   --title "sse-console — node n1 of a three-node cluster" --out screenshots/cluster.png
 rm -f "$capture"
 echo screenshots/cluster.png
-tmux_ send-keys -t console -l 'quit'
+
+# Every node's clients: navigation mode, `a`, and `n` to give the cluster pane's rows to the table;
+# rows from n2 and n3 arrive with their snapshots.
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console -l 'a'
+wait_for 'all nodes' 10
+tmux_ send-keys -t console -l 'n'
+
+wait_for 'Clients 14 · all nodes' 15
+sleep 1
+capture=$(mktemp)
+tmux_ capture-pane -p -e -t console >"$capture"
+python3 scripts/ansi2png.py "$capture" --cols 120 --rows 32 \
+  --title "sse-console — every node's clients, from node n1" --out screenshots/all-nodes.png
+rm -f "$capture"
+echo screenshots/all-nodes.png
+tmux_ send-keys -t console -l ':quit'
 tmux_ send-keys -t console Enter
