@@ -149,8 +149,6 @@ enum ClientDetailPane {
         guard body.count >= 2 else { return }
         let detail = view.detail
         let all = lines(detail, width: canvas.width, now: now, tolerance: tolerance, theme: theme, utcOffset: utcOffset)
-        let height = body.count - 1
-        let offset = max(0, min(view.scrollOffset, all.count - height))
         var segments: [Segment] = [
             ("Client \(Format.oneLine(detail.id, maxCharacters: 64))", theme.style(.cyan, bold: true)),
             ("connection \(detail.connectionID)", theme.style()),
@@ -159,18 +157,7 @@ enum ClientDetailPane {
             let marker = theme.colors ? "" : "! "
             segments.append(("\(marker)gone: \(departure.reason.label)", theme.style(.red, bold: true)))
         }
-        if all.count > height {
-            segments.append(("\(offset + 1)–\(min(all.count, offset + height)) of \(all.count)", theme.style()))
-        }
-        segments.append(("Esc: back", theme.style(.gray)))
-        PaneTitle.draw(&canvas, row: body.lowerBound, segments: segments, focused: false, theme: theme)
-        for (index, line) in all.dropFirst(offset).prefix(height).enumerated() {
-            var x = 1
-            for segment in line where x < canvas.width {
-                x += canvas.put(segment.text, row: body.lowerBound + 1 + index, col: x, style: segment.style,
-                                maxWidth: canvas.width - x)
-            }
-        }
+        DetailPane.draw(&canvas, body: body, title: segments, lines: all, scrollOffset: view.scrollOffset, theme: theme)
     }
 
     /// How many lines the view has at `width` (for scrolling).

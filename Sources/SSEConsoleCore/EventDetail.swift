@@ -98,25 +98,12 @@ enum EventDetailPane {
         let body = geometry.detailBody
         guard body.count >= 2 else { return }
         let all = lines(view, width: canvas.width, theme: theme, utcOffset: utcOffset)
-        let height = body.count - 1
-        let offset = max(0, min(view.scrollOffset, all.count - height))
         let entry = view.entry
         var segments: [Segment] = [
             ("Event " + (entry.eventID.map { "#\($0)" } ?? "(no id)"), theme.style(.cyan, bold: true)),
         ]
         if let type = entry.type { segments.append((Format.oneLine(type, maxCharacters: 40), theme.style(bold: true))) }
-        if all.count > height {
-            segments.append(("\(offset + 1)–\(min(all.count, offset + height)) of \(all.count)", theme.style()))
-        }
-        segments.append(("Esc: back", theme.style(.gray)))
-        PaneTitle.draw(&canvas, row: body.lowerBound, segments: segments, focused: false, theme: theme)
-        for (index, line) in all.dropFirst(offset).prefix(height).enumerated() {
-            var x = 1
-            for segment in line where x < canvas.width {
-                x += canvas.put(segment.text, row: body.lowerBound + 1 + index, col: x, style: segment.style,
-                                maxWidth: canvas.width - x)
-            }
-        }
+        DetailPane.draw(&canvas, body: body, title: segments, lines: all, scrollOffset: view.scrollOffset, theme: theme)
     }
 
     /// How many lines the view has at `width` (for scrolling).
