@@ -117,7 +117,8 @@ public struct ClusterConfiguration: Sendable {
             database: self.database.database,
             tls: tls
         )
-        configuration.options.connectTimeout = .seconds(3)
+        // The listening connection waits as long as the pool's connections do.
+        configuration.options.connectTimeout = TimeAmount(self.database.options.connectTimeout)
         return configuration
     }
 

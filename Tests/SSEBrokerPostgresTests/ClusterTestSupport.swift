@@ -96,6 +96,9 @@ final class TestNode: Sendable {
         configuration.nodeTimeout = .seconds(3)
         configuration.reconnectDelay = .milliseconds(50) ... .milliseconds(500)
         configuration.clientSnapshotInterval = .milliseconds(300)
+        // SCRAM's key derivation under ThreadSanitizer, with the whole suite running, can take
+        // longer than the default 3 s connect timeout: a node would then never come online.
+        configuration.database.options.connectTimeout = .seconds(20)
         let cluster = try PostgresCluster(configuration: configuration, broker: broker, logger: quietLogger)
         let server = BrokerServer(
             broker: broker,
