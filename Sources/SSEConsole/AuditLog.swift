@@ -38,7 +38,7 @@ final class AuditLog: AuditSink, Service {
         var flushWaiters: [CheckedContinuation<Void, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = Locked(State())
     private let wakeup = DispatchSemaphore(value: 0)
     private let descriptor: Int32
     private let finished = DispatchSemaphore(value: 0)

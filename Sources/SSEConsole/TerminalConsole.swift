@@ -27,7 +27,7 @@ final class TerminalConsole: Sendable {
     /// On a cluster node: where every node's clients come from (the all-nodes table).
     private let backplane: PostgresCluster?
     /// The other nodes' latest snapshots, fetched off the UI thread while the all-nodes table is shown.
-    private let remoteClients = Mutex<[NodeClients]>([])
+    private let remoteClients = Locked<[NodeClients]>([])
     private let wantsAllNodes = Atomic<Bool>(false)
 
     init(
