@@ -11,9 +11,9 @@ source scripts/bench-lib.sh
 
 # What SSEBroker + SSEBrokerServer need (swift-nio and its atomics/collections/system, swift-log,
 # swift-metrics, swift-crypto and its asn1, swift-service-lifecycle and its async-algorithms, and
-# swift-nio-http2 for the server's HTTP/2).
+# swift-nio-http2 for the server's HTTP/2, swift-http-types for the requests and statuses of the core's API).
 # Anything else here is a leak of a trait-guarded dependency into every app that uses the library.
-allowed="swift-asn1 swift-async-algorithms swift-atomics swift-collections swift-crypto swift-log swift-metrics swift-nio swift-nio-http2 swift-service-lifecycle swift-system"
+allowed="swift-asn1 swift-async-algorithms swift-atomics swift-collections swift-crypto swift-http-types swift-log swift-metrics swift-nio swift-nio-http2 swift-service-lifecycle swift-system"
 
 cd Examples/Downstream
 rm -f Package.resolved

@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOEmbedded
@@ -50,8 +51,12 @@ func fuzzOne(_ input: [UInt8]) {
     )
     _ = try? ConnectRequest(head: head)
     _ = try? BroadcastRequest(head: head)
+    var fields = HTTPFields()
+    for name in [HTTPField.Name.authorization, .cookie, .origin] { fields[name] = text }
+    let request = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/connect?" + text, headerFields: fields)
+    _ = try? ConnectRequest(request: request)
     if let query = try? QueryParameters(uri: head.uri) {
-        _ = verifier.credential(in: head, query: query)
+        _ = verifier.credential(in: request, query: query)
     }
     _ = security.cors?.allows(text)
 

@@ -2,7 +2,7 @@ import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
+import HTTPTypes
 import Synchronization
 
 /// The SSE broker: a registry of subscriber connections and the fan-out of events to them.
@@ -913,8 +913,8 @@ public final class Broker: EventBroker {
     /// Counts a refused request in ``BrokerStatistics/refusals`` and the `sse_requests_refused_total`
     /// metric. The servers in this package call it once per refusal (the broker itself never sees
     /// the ones made before a request reaches it: bad tokens, limits); call it from your own server too.
-    public func recordRefusal(status: HTTPResponseStatus) {
-        self.counters.refusals.withLock { $0[status.code, default: 0] += 1 }
+    public func recordRefusal(status: HTTPResponse.Status) {
+        self.counters.refusals.withLock { $0[UInt(status.code), default: 0] += 1 }
     }
 
     /// Counts a refusal for `error`, answered with `error.status`.

@@ -4,37 +4,42 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
-import NIOHTTP1
+import HTTPTypes
 
 /// Builds the HTTP response for a refused request, as the Go original's `ErrorHandler` does.
 ///
+/// The request and status are swift-http-types' (as Hummingbird's), whatever the protocol: the same
+/// handler serves HTTP/1.1 and HTTP/2.
+///
 /// - Parameters:
-///   - request: the head of the refused request; for a request refused before its head could be
-///     parsed (malformed, headers too large, too slow) a placeholder: `GET` with an empty URI.
+///   - request: the refused request (method, path with its query, header fields); for a request
+///     refused before its head could be parsed (malformed, headers too large, too slow) a
+///     placeholder: `GET` with an empty path.
 ///   - status: the status the broker would answer with.
 ///   - error: why the request was refused.
 /// - Returns: the response to send. For `405` the server adds an `Allow` header if you leave it out.
 public typealias HTTPErrorHandler =
-    @Sendable (_ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ error: BrokerError) -> HTTPErrorResponse
+    @Sendable (_ request: HTTPRequest, _ status: HTTPResponse.Status, _ error: BrokerError) -> HTTPErrorResponse
 
 /// A complete, small HTTP response: a refusal built by an ``HTTPErrorHandler``, or the answer of
-/// one of the server's extra routes.
+/// one of the server's extra routes. The server adds what the protocol needs (`Content-Length`, and
+/// `Connection` over HTTP/1.1).
 public struct HTTPErrorResponse: Sendable {
-    public var status: HTTPResponseStatus
-    public var headers: HTTPHeaders
+    public var status: HTTPResponse.Status
+    public var headerFields: HTTPFields
     public var body: ByteBuffer
 
-    public init(status: HTTPResponseStatus, headers: HTTPHeaders = [:], body: ByteBuffer = ByteBuffer()) {
+    public init(status: HTTPResponse.Status, headerFields: HTTPFields = [:], body: ByteBuffer = ByteBuffer()) {
         self.status = status
-        self.headers = headers
+        self.headerFields = headerFields
         self.body = body
     }
 
     /// The default: `text/plain` with the status line and the error's message.
-    public static func plainText(status: HTTPResponseStatus, error: BrokerError) -> HTTPErrorResponse {
+    public static func plainText(status: HTTPResponse.Status, error: BrokerError) -> HTTPErrorResponse {
         HTTPErrorResponse(
             status: status,
-            headers: ["Content-Type": "text/plain; charset=utf-8"],
+            headerFields: [.contentType: "text/plain; charset=utf-8"],
             body: ByteBuffer(string: "\(status.code) \(status.reasonPhrase): \(error)\n")
         )
     }

@@ -1,4 +1,4 @@
-import NIOHTTP1
+import HTTPTypes
 
 /// Everything the broker refuses, with a message a person can act on.
 public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -15,7 +15,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A request body that is not UTF-8 (SSE streams are always UTF-8).
     case invalidUTF8
     /// The path exists but not for this method.
-    case methodNotAllowed(method: HTTPMethod, allowed: [HTTPMethod])
+    case methodNotAllowed(method: HTTPRequest.Method, allowed: [HTTPRequest.Method])
     /// No endpoint at this path.
     case notFound(path: String)
     /// The HTTP request could not be parsed.
@@ -105,12 +105,12 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The HTTP status this error is answered with.
-    public var status: HTTPResponseStatus {
+    public var status: HTTPResponse.Status {
         switch self {
         case .unknownClient, .notFound: return .notFound
         case .invalidEventType, .invalidClientID, .invalidParameter, .invalidUTF8, .malformedRequest:
             return .badRequest
-        case .bodyTooLarge: return .payloadTooLarge
+        case .bodyTooLarge: return .contentTooLarge
         case .methodNotAllowed: return .methodNotAllowed
         case .invalidConfiguration: return .internalServerError
         case .banned: return .noContent
@@ -120,7 +120,7 @@ public enum BrokerError: Error, Sendable, Equatable, CustomStringConvertible {
         case .tooManyConnections: return .tooManyRequests
         case .headersTooLarge: return .requestHeaderFieldsTooLarge
         case .requestTimeout: return .requestTimeout
-        case .idempotencyKeyReused: return .unprocessableEntity
+        case .idempotencyKeyReused: return .unprocessableContent
         }
     }
 }

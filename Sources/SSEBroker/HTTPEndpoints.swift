@@ -1,5 +1,5 @@
+import HTTPTypes
 import NIOCore
-import NIOHTTP1
 
 /// The decoded parameters of a query string, `application/x-www-form-urlencoded` style.
 public struct QueryParameters: Sendable, Equatable {
@@ -99,11 +99,12 @@ public struct ConnectRequest: Sendable, Equatable {
         self.topics = topics
     }
 
-    public init(head: HTTPRequestHead) throws(BrokerError) {
-        try self.init(uri: head.uri, lastEventIDHeader: head.headers.first(name: "last-event-id"))
+    /// Parses `request` (its path with the query, and its `Last-Event-ID` field), of any HTTP version.
+    public init(request: HTTPRequest) throws(BrokerError) {
+        try self.init(uri: request.path ?? "", lastEventIDHeader: request.headerFields[.lastEventID])
     }
 
-    /// Parses a request of a server that does not use NIOHTTP1's types.
+    /// Parses a request given as its target and `Last-Event-ID` header.
     /// - Parameters:
     ///   - uri: the request target, path and query (`/connect?id=alice`).
     ///   - lastEventIDHeader: the `Last-Event-ID` header, if the request has one.
@@ -128,38 +129,17 @@ public struct ConnectRequest: Sendable, Equatable {
         self.topics = try TopicFilter(parsed)
     }
 
-    /// The response head of an event stream, as raw bytes. The body is delimited by the connection's
-    /// close: no chunked framing, so each event is written as it is encoded, shared by every client.
-    /// - Parameters:
-    ///   - clientID: sent back in `X-SSE-Client-ID`.
-    ///   - extraHeaders: more headers, such as CORS ones; names and values must not contain line breaks.
-    public static func responseHead(clientID: String, extraHeaders: HTTPHeaders = [:]) -> ByteBuffer {
-        var head = ByteBuffer()
-        head.writeString("HTTP/1.1 200 OK\r\n")
-        for (index, (name, value)) in Self.responseHeaders(clientID: clientID, extraHeaders: extraHeaders).enumerated() {
-            // After the fixed three: the body ends with the connection.
-            if index == Self.fixedHeaderCount { head.writeString("Connection: close\r\n") }
-            head.writeString("\(name): \(value)\r\n")
-        }
-        head.writeString("\r\n")
-        return head
-    }
-
-    private static let fixedHeaderCount = 3
-
     /// The headers of an event stream's `200` response, whatever the protocol carries them:
     /// content type, no caching or proxy buffering, the extra headers, and `X-SSE-Client-ID`.
-    public static func responseHeaders(clientID: String, extraHeaders: HTTPHeaders = [:]) -> [(name: String, value: String)] {
-        var headers: [(name: String, value: String)] = [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache"),
-            ("X-Accel-Buffering", "no"),
+    public static func responseHeaders(clientID: String, extraHeaders: HTTPFields = [:]) -> HTTPFields {
+        var fields: HTTPFields = [
+            .contentType: "text/event-stream; charset=utf-8",
+            .cacheControl: "no-cache",
+            .xAccelBuffering: "no",
         ]
-        for (name, value) in extraHeaders {
-            headers.append((name, value))
-        }
-        headers.append(("X-SSE-Client-ID", clientID))
-        return headers
+        fields.append(contentsOf: extraHeaders)
+        fields.append(HTTPField(name: .xSSEClientID, value: clientID))
+        return fields
     }
 }
 
@@ -175,12 +155,12 @@ public struct BroadcastRequest: Sendable, Equatable {
         self.clientID = clientID
     }
 
-    public init(head: HTTPRequestHead) throws(BrokerError) {
-        try self.init(uri: head.uri)
+    /// Parses `request`'s path and query, of any HTTP version.
+    public init(request: HTTPRequest) throws(BrokerError) {
+        try self.init(uri: request.path ?? "")
     }
 
-    /// Parses the request target (`/broadcast?type=price&id=alice`) of a server that does not use
-    /// NIOHTTP1's types.
+    /// Parses the request target (`/broadcast?type=price&id=alice`).
     public init(uri: String) throws(BrokerError) {
         let query = try QueryParameters(uri: uri)
         if let type = query["type"], !type.isEmpty {
@@ -238,4 +218,13 @@ public struct BroadcastRequest: Sendable, Equatable {
     public static func responseBody(for delivery: Delivery) -> ByteBuffer {
         ByteBuffer(string: "{\"id\":\"\(delivery.eventID)\",\"delivered\":\(delivery.recipients)}\n")
     }
+}
+
+extension HTTPField.Name {
+    /// `Last-Event-ID`: where a reconnecting `EventSource` resumes.
+    public static let lastEventID = HTTPField.Name("Last-Event-ID")!
+    /// `X-SSE-Client-ID`: the id a subscriber was given, in its stream's response.
+    public static let xSSEClientID = HTTPField.Name("X-SSE-Client-ID")!
+    /// `X-Accel-Buffering: no` keeps nginx from buffering an event stream.
+    public static let xAccelBuffering = HTTPField.Name("X-Accel-Buffering")!
 }

@@ -2,7 +2,6 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import NIOCore
-import NIOHTTP1
 import SSEBroker
 import SSEBrokerServer
 import Synchronization
@@ -103,10 +102,6 @@ extension RouterMethods where Context: BrokerRequestContext {
 
 /// The two handlers, shared by every router the broker is mounted on.
 enum BrokerEndpoints {
-    static let lastEventID = HTTPField.Name("Last-Event-ID")!
-    static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
-    static let clientIDHeader = HTTPField.Name("X-SSE-Client-ID")!
-    static let replayHeader = HTTPField.Name("SSE-Replay")!
 
     static func connect(
         _ request: Request,
@@ -120,9 +115,9 @@ enum BrokerEndpoints {
         let clientID: String
         let token: SubscriberToken?
         do throws(BrokerError) {
-            connect = try ConnectRequest(uri: request.uri.description, lastEventIDHeader: request.headers[Self.lastEventID])
+            connect = try ConnectRequest(request: request.head)
             do {
-                token = try security.authenticateSubscriber(self.head(of: request), request: &connect)
+                token = try security.authenticateSubscriber(request.head, request: &connect)
             } catch {
                 return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge)
             }
@@ -131,23 +126,18 @@ enum BrokerEndpoints {
             try broker.checkAdmission(of: clientID)
             try admission.admit(clientID)
         } catch {
-            return self.refusal(error, request: request, logger: logger, broker: broker, retryAfter: security.limits.retryAfter)
+            return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
         }
         // Given back when the stream ends, or when the connection closes before the body ever runs.
         let slot = AdmissionSlot(admission: admission, clientID: clientID)
         channel.closeFuture.whenComplete { _ in slot.release() }
         let remoteAddress = channel.remoteAddress.map(Self.describe)
         let userAgent = request.headers[.userAgent]
-        var headers: HTTPFields = [
-            .contentType: "text/event-stream; charset=utf-8",
-            .cacheControl: "no-cache",
-            Self.accelBuffering: "no",
-            Self.clientIDHeader: clientID,
-        ]
+        var headers = ConnectRequest.responseHeaders(clientID: clientID)
         // Hummingbird sends the head before the body subscribes, so the header is decided a moment
         // early; the stream's own `sse-gap` event is decided at subscription, under the broker's lock.
         if let replay = broker.replayStatus(after: connect.lastEventID) {
-            headers[Self.replayHeader] = replay.headerValue
+            headers[.sseReplay] = replay.headerValue
         }
         return Response(
             status: .ok,
@@ -178,9 +168,6 @@ enum BrokerEndpoints {
         )
     }
 
-    static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
-    static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
-
     static func broadcast(
         _ request: Request,
         eventLoop: any EventLoop,
@@ -193,46 +180,46 @@ enum BrokerEndpoints {
         let publish: BroadcastRequest
         let grant: PublisherGrant
         do {
-            grant = try security.authenticatePublisher(self.head(of: request).headers)
+            grant = try security.authenticatePublisher(request.headers)
         } catch {
-            return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge)
+            return self.refusal(error.error, request: request, logger: logger, broker: broker, challenge: error.challenge, limits: security.limits)
         }
         let key: String?
         do throws(BrokerError) {
-            publish = try BroadcastRequest(uri: request.uri.description)
+            publish = try BroadcastRequest(request: request.head)
             do {
                 try grant.authorize(type: publish.type)
             } catch {
                 throw error.error
             }
-            let keys = request.headers[values: Self.idempotencyKey]
+            let keys = request.headers[values: .idempotencyKey]
             guard keys.count <= 1 else { throw .invalidParameter("the request has more than one Idempotency-Key header") }
             key = try keys.first.map { value throws(BrokerError) in try IdempotencyStore.validateKey(value) }
             if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
                 throw .bodyTooLarge(limit: limit)  // refused before reading a byte of it
             }
         } catch {
-            return self.refusal(error, request: request, logger: logger, broker: broker)
+            return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
         }
         let body: ByteBuffer
         do {
             body = try await request.body.collect(upTo: limit)
         } catch is NIOTooManyBytesError {
-            return self.refusal(.bodyTooLarge(limit: limit), request: request, logger: logger, broker: broker)
+            return self.refusal(.bodyTooLarge(limit: limit), request: request, logger: logger, broker: broker, limits: security.limits)
         } catch {
-            return self.refusal(.malformedRequest("\(error)"), request: request, logger: logger, broker: broker)
+            return self.refusal(.malformedRequest("\(error)"), request: request, logger: logger, broker: broker, limits: security.limits)
         }
         let event: Event
         do throws(BrokerError) {
             event = try publish.event(body: body)
         } catch {
-            return self.refusal(error, request: request, logger: logger, broker: broker)
+            return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
         }
         guard let key else {
             do throws(BrokerError) {
                 return self.accepted(try await broker.publish(event, to: publish.clientID), replayed: false)
             } catch {
-                return self.refusal(error, request: request, logger: logger, broker: broker)
+                return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
             }
         }
         // As on the embedded server: a retry gets the first answer, one in flight waits for it.
@@ -258,44 +245,30 @@ enum BrokerEndpoints {
         }
         switch result {
         case .success(let delivery): return self.accepted(delivery, replayed: replayed)
-        case .failure(let error): return self.refusal(error, request: request, logger: logger, broker: broker)
+        case .failure(let error): return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
         }
     }
 
     /// `202` with the delivery; `Idempotent-Replayed: true` when it is an earlier request's.
     static func accepted(_ delivery: Delivery, replayed: Bool) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
-        if replayed { headers[Self.idempotentReplayed] = "true" }
+        if replayed { headers[.idempotentReplayed] = "true" }
         return Response(
             status: .accepted, headers: headers, body: ResponseBody(byteBuffer: BroadcastRequest.responseBody(for: delivery))
-        )
-    }
-
-    /// The request as NIOHTTP1 spells it, for ``ServerSecurity`` and the broker's error handler.
-    static func head(of request: Request) -> HTTPRequestHead {
-        var headers = HTTPHeaders()
-        for field in request.headers {
-            headers.add(name: field.name.rawName, value: field.value)
-        }
-        return HTTPRequestHead(
-            version: .http1_1,
-            method: HTTPMethod(rawValue: request.method.rawValue),
-            uri: request.uri.description,
-            headers: headers
         )
     }
 
     /// A refusal through the broker's error handler, exactly as ``SSEBrokerServer`` answers it.
     /// - Parameters:
     ///   - challenge: the `WWW-Authenticate` of a `401`.
-    ///   - retryAfter: the `Retry-After` of a `503` or `429`.
+    ///   - limits: where the `Retry-After` of a `503` or `429` comes from.
     static func refusal(
         _ error: BrokerError,
         request: Request,
         logger: Logger,
         broker: Broker,
-        challenge: String = #"Bearer realm="sse-broker""#,
-        retryAfter: Duration = .seconds(5)
+        challenge: String = SecurityRefusal.realm,
+        limits: ServerLimits = ServerLimits()
     ) -> Response {
         broker.recordRefusal(error)
         logger.info(
@@ -304,34 +277,10 @@ enum BrokerEndpoints {
                 "method": "\(request.method)", "uri": "\(request.uri)", "status": "\(error.status.code)", "error": "\(error)",
             ]
         )
-        if case .banned = error {
-            return Response(status: .noContent)
-        }
-        let head = self.head(of: request)
-        var response =
-            broker.configuration.errorHandler?(head, error.status, error)
-            ?? HTTPErrorResponse.plainText(status: error.status, error: error)
-        if case .methodNotAllowed(_, let allowed) = error, !response.headers.contains(name: "allow") {
-            response.headers.add(name: "Allow", value: allowed.map(\.rawValue).joined(separator: ", "))
-        }
-        if error.status == .unauthorized, !response.headers.contains(name: "www-authenticate") {
-            response.headers.add(name: "WWW-Authenticate", value: challenge)
-        }
-        if error.status == .serviceUnavailable || error.status == .tooManyRequests,
-            !response.headers.contains(name: "retry-after")
-        {
-            let (seconds, attoseconds) = retryAfter.components
-            response.headers.add(name: "Retry-After", value: String(seconds + (attoseconds > 0 ? 1 : 0)))
-        }
-        var fields = HTTPFields()
-        for (name, value) in response.headers {
-            if let name = HTTPField.Name(name) { fields.append(HTTPField(name: name, value: value)) }
-        }
-        return Response(
-            status: HTTPResponse.Status(code: Int(response.status.code), reasonPhrase: response.status.reasonPhrase),
-            headers: fields,
-            body: ResponseBody(byteBuffer: response.body)
+        let response = HTTPErrorResponse.refusal(
+            error, to: request.head, errorHandler: broker.configuration.errorHandler, challenge: challenge, limits: limits
         )
+        return Response(status: response.status, headers: response.headerFields, body: ResponseBody(byteBuffer: response.body))
     }
 
     private static func describe(_ address: SocketAddress) -> String {

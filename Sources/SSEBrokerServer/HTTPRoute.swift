@@ -1,5 +1,5 @@
+import HTTPTypes
 import NIOCore
-import NIOHTTP1
 import SSEBroker
 
 /// One more route for ``BrokerServer`` (or ``BrokerHTTPHandler``) beside the broker's endpoints: a
@@ -18,11 +18,11 @@ import SSEBroker
 /// and dropped. The same path with another method gets `405` with `Allow`; an unknown path `404`,
 /// both through the broker's error handler.
 public struct HTTPRoute: Sendable {
-    /// Answers one request.
-    public typealias Handler = @Sendable (_ request: HTTPRequestHead) -> HTTPErrorResponse
+    /// Answers one request (of either protocol: its method, path with the query, and header fields).
+    public typealias Handler = @Sendable (_ request: HTTPRequest) -> HTTPErrorResponse
 
     /// The method served; the same path may have a route per method.
-    public var method: HTTPMethod
+    public var method: HTTPRequest.Method
     /// The path, matched exactly (the query string is not part of it).
     public var path: String
     /// Builds the response, on the connection's event loop.
@@ -32,7 +32,7 @@ public struct HTTPRoute: Sendable {
     ///   - method: the method served.
     ///   - path: the exact path.
     ///   - handler: builds the response; it must not block.
-    public init(_ method: HTTPMethod, _ path: String, handler: @escaping Handler) {
+    public init(_ method: HTTPRequest.Method, _ path: String, handler: @escaping Handler) {
         self.method = method
         self.path = path
         self.handler = handler
@@ -40,7 +40,7 @@ public struct HTTPRoute: Sendable {
 
     /// A `GET` route.
     public static func get(_ path: String, handler: @escaping Handler) -> HTTPRoute {
-        HTTPRoute(.GET, path, handler: handler)
+        HTTPRoute(.get, path, handler: handler)
     }
 
     /// The embedded browser page (``BrowserPage``): an `EventSource` subscriber and a publish form
@@ -50,7 +50,7 @@ public struct HTTPRoute: Sendable {
         return .get(path) { _ in
             HTTPErrorResponse(
                 status: .ok,
-                headers: ["Content-Type": "text/html; charset=utf-8", "Cache-Control": "no-cache"],
+                headerFields: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-cache"],
                 body: page
             )
         }
@@ -70,14 +70,14 @@ public struct HTTPRoute: Sendable {
 
 extension HTTPErrorResponse {
     /// A `text/plain` response.
-    public static func text(_ text: String, status: HTTPResponseStatus = .ok, contentType: String = "text/plain; charset=utf-8")
+    public static func text(_ text: String, status: HTTPResponse.Status = .ok, contentType: String = "text/plain; charset=utf-8")
         -> HTTPErrorResponse
     {
-        HTTPErrorResponse(status: status, headers: ["Content-Type": contentType], body: ByteBuffer(string: text))
+        HTTPErrorResponse(status: status, headerFields: [.contentType: contentType], body: ByteBuffer(string: text))
     }
 
     /// An `application/json` response (the text is sent as it is).
-    public static func json(_ json: String, status: HTTPResponseStatus = .ok) -> HTTPErrorResponse {
-        HTTPErrorResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: json))
+    public static func json(_ json: String, status: HTTPResponse.Status = .ok) -> HTTPErrorResponse {
+        HTTPErrorResponse(status: status, headerFields: [.contentType: "application/json"], body: ByteBuffer(string: json))
     }
 }

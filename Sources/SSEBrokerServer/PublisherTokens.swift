@@ -1,5 +1,5 @@
 import Foundation
-import NIOHTTP1
+
 import SSEBroker
 
 /// A verified publisher token.

@@ -1,4 +1,4 @@
-import NIOHTTP1
+import HTTPTypes
 import SSEBroker
 
 /// A request refused by ``ServerSecurity``'s credential checks: the error to answer, and the
@@ -9,7 +9,8 @@ public struct SecurityRefusal: Error, Sendable {
     /// The `WWW-Authenticate` value; `error="invalid_token"` when a credential was presented but refused.
     public var challenge: String
 
-    static let realm = #"Bearer realm="sse-broker""#
+    /// The challenge of a request that presented no credential.
+    public static let realm = #"Bearer realm="sse-broker""#
     static let invalidToken = #"Bearer realm="sse-broker", error="invalid_token""#
 }
 
@@ -19,7 +20,7 @@ extension ServerSecurity {
     /// passes when neither is set. Used by ``BrokerHTTPHandler`` and by the Hummingbird adapter,
     /// before the request's parameters are even parsed.
     /// - Returns: what the credentials allow; check the event's type with ``PublisherGrant/authorize(type:)``.
-    public func authenticatePublisher(_ headers: HTTPHeaders) throws(SecurityRefusal) -> PublisherGrant {
+    public func authenticatePublisher(_ headers: HTTPFields) throws(SecurityRefusal) -> PublisherGrant {
         guard self.publishToken != nil || self.publisherTokens != nil else { return .anything }
         guard let presented = bearerToken(in: headers) else {
             throw SecurityRefusal(
@@ -45,13 +46,13 @@ extension ServerSecurity {
     /// With ``subscriberTokens`` on, a `GET /connect` needs a valid token, `?id=` (if given) must be
     /// its subject, and the subject becomes the request's client id.
     /// - Returns: the verified token; `nil` when subscriber tokens are off.
-    public func authenticateSubscriber(_ head: HTTPRequestHead, request: inout ConnectRequest) throws(SecurityRefusal)
+    public func authenticateSubscriber(_ head: HTTPRequest, request: inout ConnectRequest) throws(SecurityRefusal)
         -> SubscriberToken?
     {
         guard let verifier = self.subscriberTokens else { return nil }
         let query: QueryParameters
         do {
-            query = try QueryParameters(uri: head.uri)
+            query = try QueryParameters(uri: head.path ?? "")
         } catch {
             throw SecurityRefusal(error: error, challenge: SecurityRefusal.realm)
         }

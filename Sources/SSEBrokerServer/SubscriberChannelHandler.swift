@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
-import NIOHTTP1
+import HTTPTypes
 import SSEBroker
 
 /// The NIO side of one subscriber: a ``SubscriberTransport`` over a channel whose HTTP codecs have
@@ -22,7 +22,7 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
     /// Closes the stream when the subscriber's token expires.
     private var expiry: Scheduled<Void>?
     /// The response head, written when the broker says how the resume went.
-    private var head: (clientID: String, extraHeaders: HTTPHeaders)?
+    private var head: (clientID: String, extraHeaders: HTTPFields)?
     /// Set once the channel is inactive: it may go while the broker registers it (a reset that
     /// fails the first flush closes it inside `subscribe`, before ``subscription`` is set).
     private var isInactive = false
@@ -60,7 +60,7 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
         request: ConnectRequest,
         remoteAddress: String?,
         userAgent: String?,
-        extraHeaders: HTTPHeaders = [:],
+        extraHeaders: HTTPFields = [:],
         token: SubscriberToken? = nil
     ) throws(BrokerError) {
         self.head = (clientID, extraHeaders)
@@ -131,7 +131,7 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
         self.head = nil
         var headers = head.extraHeaders
         if let replay {
-            headers.add(name: "SSE-Replay", value: replay.headerValue)
+            headers.append(HTTPField(name: .sseReplay, value: replay.headerValue))
         }
         self.context?.write(self.wrapOutboundOut(Framing.head(clientID: head.clientID, headers: headers)), promise: nil)
     }
@@ -205,4 +205,9 @@ enum SubscriberBacklog {
     /// A backlog over any limit, yet far enough below `Int.max` that adding an event's size to it
     /// (as `TolerancePolicy.mayQueue` does) cannot overflow.
     static let unknownBacklog = Int.max / 2
+}
+
+extension HTTPField.Name {
+    /// `SSE-Replay`: how much of what a resuming subscriber missed is replayed (``ReplayStatus``).
+    public static let sseReplay = HTTPField.Name("SSE-Replay")!
 }

@@ -1,6 +1,6 @@
+import HTTPTypes
 import NIOCore
 import NIOHPACK
-import NIOHTTP1
 import NIOHTTP2
 import SSEBroker
 
@@ -19,7 +19,7 @@ protocol SubscriberFraming {
     /// shared buffers go out as they are, gathered by the socket's vector write.
     static var coalescesWrites: Bool { get }
     /// The `200` response head.
-    static func head(clientID: String, headers: HTTPHeaders) -> OutboundOut
+    static func head(clientID: String, headers: HTTPFields) -> OutboundOut
     /// Event bytes, shared by every subscriber: wrapped, never copied.
     static func body(_ buffer: ByteBuffer) -> OutboundOut
 }
@@ -33,8 +33,16 @@ enum HTTP1Framing: SubscriberFraming {
     static var channelKnowsBacklog: Bool { true }
     static var coalescesWrites: Bool { false }
 
-    static func head(clientID: String, headers: HTTPHeaders) -> ByteBuffer {
-        ConnectRequest.responseHead(clientID: clientID, extraHeaders: headers)
+    /// The response head as raw bytes. The body is delimited by the connection's close: no chunked
+    /// framing, so each event is written as it is encoded, shared by every client.
+    static func head(clientID: String, headers: HTTPFields) -> ByteBuffer {
+        var head = ByteBuffer()
+        head.writeString("HTTP/1.1 200 OK\r\n")
+        for field in ConnectRequest.responseHeaders(clientID: clientID, extraHeaders: headers) {
+            head.writeString("\(field.name.rawName): \(field.value)\r\n")
+        }
+        head.writeString("Connection: close\r\n\r\n")
+        return head
     }
 
     static func body(_ buffer: ByteBuffer) -> ByteBuffer { buffer }
@@ -51,10 +59,10 @@ enum HTTP2Framing: SubscriberFraming {
     static var channelKnowsBacklog: Bool { false }
     static var coalescesWrites: Bool { true }
 
-    static func head(clientID: String, headers: HTTPHeaders) -> HTTP2Frame.FramePayload {
+    static func head(clientID: String, headers: HTTPFields) -> HTTP2Frame.FramePayload {
         var fields = HPACKHeaders([(":status", "200")])
-        for (name, value) in ConnectRequest.responseHeaders(clientID: clientID, extraHeaders: headers) {
-            fields.add(name: name.lowercased(), value: value)
+        for field in ConnectRequest.responseHeaders(clientID: clientID, extraHeaders: headers) {
+            fields.add(name: field.name.canonicalName, value: field.value)
         }
         return .headers(.init(headers: fields))
     }

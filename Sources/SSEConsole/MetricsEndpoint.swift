@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import Prometheus
 import SSEBroker
@@ -15,7 +16,7 @@ extension HTTPRoute {
             registry.emit(into: &output)
             return HTTPErrorResponse(
                 status: .ok,
-                headers: ["Content-Type": "text/plain; version=0.0.4; charset=utf-8"],
+                headerFields: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: ByteBuffer(bytes: output)
             )
         }

@@ -103,7 +103,7 @@ struct HummingbirdTests {
     @Test func refusals_goThroughTheBrokersErrorHandler() async throws {
         let configuration = BrokerConfiguration(
             errorHandler: { _, status, error in
-                HTTPErrorResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: #"{"error":"\#(error)"}"#))
+                HTTPErrorResponse(status: status, headerFields: [.contentType: "application/json"], body: ByteBuffer(string: #"{"error":"\#(error)"}"#))
             },
             maxBodyBytes: 16
         )

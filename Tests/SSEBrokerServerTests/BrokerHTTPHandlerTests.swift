@@ -62,7 +62,7 @@ import Testing
         #expect(
             try self.written(channel)
                 == "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n"
-                + "X-Accel-Buffering: no\r\nConnection: close\r\nX-SSE-Client-ID: x\r\n\r\n: connected x\nretry: 3000\n\n"
+                + "X-Accel-Buffering: no\r\nX-SSE-Client-ID: x\r\nConnection: close\r\n\r\n: connected x\nretry: 3000\n\n"
         )
         #expect(broker.clients.first?.userAgent == "probe")
         try broker.broadcast(Event(type: "t", data: "d"))

@@ -145,7 +145,7 @@ struct HTTPContractTests {
             let response = try await connection.post("/broadcast", body: String(repeating: "x", count: 17))
             #expect(response.status == .payloadTooLarge)
             #expect(response.headers.first(name: "connection") == "close")
-            #expect(response.text == "413 Payload Too Large: request body is larger than the limit of 16 bytes\n")
+            #expect(response.text == "413 Content Too Large: request body is larger than the limit of 16 bytes\n")
             #expect(server.broker.lastEventID == 0)
             try await connection.closeFutureForTesting.get()
         }
@@ -205,8 +205,8 @@ struct HTTPContractTests {
         let configuration = BrokerConfiguration(errorHandler: { request, status, error in
             HTTPErrorResponse(
                 status: status,
-                headers: ["Content-Type": "application/json"],
-                body: ByteBuffer(string: "{\"status\":\(status.code),\"path\":\"\(request.uri)\",\"error\":\"\(error)\"}")
+                headerFields: [.contentType: "application/json"],
+                body: ByteBuffer(string: "{\"status\":\(status.code),\"path\":\"\(request.path ?? "")\",\"error\":\"\(error)\"}")
             )
         })
         try await TestServer.with(configuration) { server in

@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import NIOHTTP1
 import SSEBroker
@@ -10,8 +11,8 @@ import Testing
 struct HTTPRouteTests {
     @Test func extraRoutes_areServed_onKeepAliveConnections_besideTheBrokersEndpoints() async throws {
         let routes: [HTTPRoute] = [
-            .get("/version") { request in .text("1.0 \(request.uri)\n") },
-            HTTPRoute(.DELETE, "/version") { _ in HTTPErrorResponse(status: .noContent) },
+            .get("/version") { request in .text("1.0 \(request.path ?? "")\n") },
+            HTTPRoute(.delete, "/version") { _ in HTTPErrorResponse(status: .noContent) },
             .get("/connect") { _ in .text("never: the broker's paths take precedence") },
         ]
         try await TestServer.with(extraRoutes: routes) { server in
@@ -33,7 +34,7 @@ struct HTTPRouteTests {
 
     @Test func unknownPaths_stillGet404_throughTheErrorHandler_andAreCounted() async throws {
         let configuration = BrokerConfiguration(errorHandler: { _, status, error in
-            HTTPErrorResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: #"{"error":"\#(error)"}"#))
+            HTTPErrorResponse(status: status, headerFields: [.contentType: "application/json"], body: ByteBuffer(string: #"{"error":"\#(error)"}"#))
         })
         try await TestServer.with(configuration, extraRoutes: [.browserPage("/")]) { server in
             let response = try await server.request(.GET, "/nope")
@@ -46,7 +47,7 @@ struct HTTPRouteTests {
     @Test func health_isOK_thenServiceUnavailableOnceShuttingDown() async throws {
         let broker = try Broker(configuration: .predictable, logger: quietLogger)
         let route = HTTPRoute.health("/healthz", broker: broker)
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: "/healthz")
+        let head = HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/healthz")
         let ok = route.handler(head)
         #expect(ok.status == .ok)
         #expect(String(buffer: ok.body) == #"{"status":"ok","clients":0,"lastEventId":"0"}"# + "\n")
@@ -56,7 +57,7 @@ struct HTTPRouteTests {
 
     @Test func browserPage_isSelfContained_withTheConfiguredPaths() {
         let route = HTTPRoute.browserPage("/ui", routes: BrokerRoutes(connect: "/sse/</script>", broadcast: "/pub"))
-        let page = String(buffer: route.handler(HTTPRequestHead(version: .http1_1, method: .GET, uri: "/ui")).body)
+        let page = String(buffer: route.handler(HTTPRequest(method: .get, scheme: nil, authority: nil, path: "/ui")).body)
         #expect(page.contains(#"const CONNECT_PATH = "/sse/\u003c/script\u003e";"#))
         #expect(page.contains(#"const BROADCAST_PATH = "/pub";"#))
         #expect(page.contains("new EventSource("))

@@ -135,7 +135,7 @@ struct LimitsTests {
 
     @Test func refusals_areCountedByStatus_andGoThroughTheErrorHandler() async throws {
         let configuration = BrokerConfiguration(errorHandler: { request, status, error in
-            HTTPErrorResponse(status: status, headers: ["Content-Type": "application/json"], body: ByteBuffer(string: "{\"error\":\"\(error)\"}"))
+            HTTPErrorResponse(status: status, headerFields: [.contentType: "application/json"], body: ByteBuffer(string: "{\"error\":\"\(error)\"}"))
         })
         let security = ServerSecurity(publishToken: try PublishToken("t0ken"), limits: ServerLimits(maxClients: 1))
         try await TestServer.with(configuration, security: security) { server in

@@ -1,5 +1,5 @@
+import HTTPTypes
 import NIOCore
-import NIOHTTP1
 import SSEBroker
 import Synchronization
 import Testing
@@ -59,34 +59,34 @@ final class MockBroker: EventBroker {
     /// body and calls the right broker method with the right arguments.
     @Test func broadcastRequest_callsBroadcastTo_withTheDecodedQuery() throws {
         let mock = MockBroker(connected: ["alice"])
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/broadcast?type=price%20tick&id=alice")
-        let delivery = try BroadcastRequest(head: head).publish(body: ByteBuffer(string: "101"), on: mock)
+        let head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/broadcast?type=price%20tick&id=alice")
+        let delivery = try BroadcastRequest(request: head).publish(body: ByteBuffer(string: "101"), on: mock)
         #expect(delivery == Delivery(eventID: 1, recipients: 1))
         #expect(mock.calls == [.broadcastTo(id: "alice", type: "price tick", data: "101")])
     }
 
     @Test func broadcastRequest_withoutID_broadcasts() throws {
         let mock = MockBroker(connected: ["alice", "bob"])
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/broadcast")
-        let delivery = try BroadcastRequest(head: head).publish(body: ByteBuffer(), on: mock)
+        let head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/broadcast")
+        let delivery = try BroadcastRequest(request: head).publish(body: ByteBuffer(), on: mock)
         #expect(delivery.recipients == 2)
         #expect(mock.calls == [.broadcast(type: nil, data: "")])
     }
 
     @Test func broadcastRequest_surfacesTheBrokersError() throws {
         let mock = MockBroker(connected: [])
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/broadcast?id=ghost")
+        let head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/broadcast?id=ghost")
         #expect(throws: BrokerError.unknownClient("ghost")) {
-            try BroadcastRequest(head: head).publish(body: ByteBuffer(string: "x"), on: mock)
+            try BroadcastRequest(request: head).publish(body: ByteBuffer(string: "x"), on: mock)
         }
         #expect(BrokerError.unknownClient("ghost").status == .notFound)
     }
 
     @Test func broadcastRequest_refusesABodyThatIsNotUTF8_beforeCallingTheBroker() throws {
         let mock = MockBroker(connected: ["alice"])
-        let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: "/broadcast")
+        let head = HTTPRequest(method: .post, scheme: nil, authority: nil, path: "/broadcast")
         #expect(throws: BrokerError.invalidUTF8) {
-            try BroadcastRequest(head: head).publish(body: ByteBuffer(bytes: [0xFF, 0xFE]), on: mock)
+            try BroadcastRequest(request: head).publish(body: ByteBuffer(bytes: [0xFF, 0xFE]), on: mock)
         }
         #expect(mock.calls.isEmpty)
     }
