@@ -181,6 +181,8 @@ public final class BrokerServer: Service, Sendable {
                     #if TLS
                     if let tls {
                         try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+                        // One TLS record per flush, not one per write (HTTP/2 writes two per frame).
+                        try pipeline.addHandler(WriteCoalescingHandler())
                         if setup.http2.overTLS {
                             try pipeline.addHandler(ProtocolSelectionHandler(mode: .alpn, setup: setup))
                             return
