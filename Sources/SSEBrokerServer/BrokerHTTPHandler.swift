@@ -40,8 +40,13 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     private let logger: Logger
     private let framing: Framing
     private var machine: BrokerRequestStateMachine
-    /// The header or body deadline in force.
-    private var deadline: Scheduled<Void>?
+    /// When the header or body deadline in force passes; `nil`: none.
+    private var deadline: NIODeadline?
+    /// The connection's one timer, and when it fires. A request moves ``deadline`` without touching
+    /// the timer (a `scheduleTask` and a `cancel` per deadline were a measurable share of a
+    /// one-event publish); a timer that fires before the deadline waits again for what is left.
+    private var timer: (task: Scheduled<Void>, at: NIODeadline)?
+    private var started = false
     /// The HTTP version of the request being served, for its responses.
     private var version = HTTPVersion.http1_1
 
@@ -107,25 +112,27 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        if context.channel.isActive, self.deadline == nil {
-            self.perform(self.machine.connectionStarted(), context: context)
-        }
+        if context.channel.isActive { self.start(context: context) }
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancelDeadline()
+        self.stopTimer()
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        if self.deadline == nil {
-            self.perform(self.machine.connectionStarted(), context: context)
-        }
+        self.start(context: context)
         context.fireChannelActive()
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
-        self.cancelDeadline()
+        self.stopTimer()
         context.fireChannelInactive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard !self.started else { return }
+        self.started = true
+        self.perform(self.machine.connectionStarted(), context: context)
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -210,15 +217,41 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     }
 
     private func arm(_ timeout: Duration, context: ChannelHandlerContext) {
-        self.deadline?.cancel()
-        self.deadline = context.eventLoop.assumeIsolated().scheduleTask(in: TimeAmount(timeout)) {
-            self.deadline = nil
-            self.perform(self.machine.deadlinePassed(), context: context)
+        let deadline = context.eventLoop.now + TimeAmount(timeout)
+        self.deadline = deadline
+        if let timer = self.timer {
+            if timer.at <= deadline { return }  // it fires first, and waits again
+            timer.task.cancel()
         }
+        self.schedule(at: deadline, context: context)
     }
 
+    private func schedule(at deadline: NIODeadline, context: ChannelHandlerContext) {
+        let task = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) {
+            self.timerFired(context: context)
+        }
+        self.timer = (task, deadline)
+    }
+
+    private func timerFired(context: ChannelHandlerContext) {
+        self.timer = nil
+        guard let deadline = self.deadline else { return }
+        if deadline > context.eventLoop.now {
+            self.schedule(at: deadline, context: context)
+            return
+        }
+        self.deadline = nil
+        self.perform(self.machine.deadlinePassed(), context: context)
+    }
+
+    /// No deadline in force; a timer still scheduled finds none when it fires.
     private func cancelDeadline() {
-        self.deadline?.cancel()
+        self.deadline = nil
+    }
+
+    private func stopTimer() {
+        self.timer?.task.cancel()
+        self.timer = nil
         self.deadline = nil
     }
 
@@ -427,10 +460,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         if response.body.readableBytes > 0 {
             target.write(self.wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let written = target.writeAndFlush(self.wrapOutboundOut(.end(nil)))
-        if !response.keepAlive {
+        if response.keepAlive {
+            target.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        } else {
             let channel = context.channel
-            written.whenComplete { _ in channel.close(promise: nil) }
+            target.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
     }
 

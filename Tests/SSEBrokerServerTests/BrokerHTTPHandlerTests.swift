@@ -105,6 +105,21 @@ import Testing
         #expect(!channel.isActive)
     }
 
+    @Test func eachRequest_movesTheDeadline_theIdleTimeCountsFromTheLastResponse() throws {
+        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(1)))
+        let (channel, _) = try self.makePipelinedChannel(security)
+        let publish = "POST /broadcast HTTP/1.1\r\nContent-Length: 1\r\n\r\nx"
+        try channel.writeInbound(ByteBuffer(string: publish))
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(800))
+        try channel.writeInbound(ByteBuffer(string: publish))  // its answer moves the idle deadline to 1.8 s
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(700))  // 1.5 s: past the first deadline
+        #expect(channel.isActive)
+        #expect(try self.written(channel).matches(of: /HTTP\/1\.1 202/).count == 2)
+        channel.embeddedEventLoop.advanceTime(by: .milliseconds(300))  // 1.8 s: idle for the whole timeout
+        #expect(!channel.isActive)
+        #expect(try self.written(channel).isEmpty, "an idle keep-alive connection is closed without a response")
+    }
+
     @Test func pipelinedRequestsBehindAConnect_areNeverProcessed() throws {
         let (channel, broker) = try self.makePipelinedChannel()
         try channel.writeInbound(
