@@ -25,6 +25,9 @@ public final class Broker: EventBroker {
     private let heartbeat = EventEncoder.comment("heartbeat")
     private let journal: (any EventJournal)?
     private let auditSink: (any AuditSink)?
+    /// Whether a backplane was attached: read on every HTTP publish (``backplane``), which would
+    /// otherwise take the registry lock just to find none. Set once, under the lock, never cleared.
+    private let hasBackplane = Atomic<Bool>(false)
     /// Publishers waiting for the loops to catch up (``BrokerConfiguration/maxQueuedEvents``).
     let roomWaiters = RoomWaiters()
 
@@ -168,7 +171,8 @@ public final class Broker: EventBroker {
 
     /// The backplane publishes go through; `nil` for a stand-alone broker.
     public var backplane: (any EventBackplane)? {
-        self.registry.withLock { $0.backplane }
+        guard self.hasBackplane.load(ordering: .acquiring) else { return nil }
+        return self.registry.withLock { $0.backplane }
     }
 
     /// Routes every ``publish(_:to:)`` through `backplane` from now on. The synchronous
@@ -178,6 +182,7 @@ public final class Broker: EventBroker {
     public func attach(_ backplane: any EventBackplane) {
         self.registry.withLock { registry in
             registry.backplane = backplane
+            self.hasBackplane.store(true, ordering: .releasing)
             if registry.history.count == 0 {
                 registry.nextEventID = 0
                 registry.history.restart(from: [], floor: 0)
@@ -204,13 +209,21 @@ public final class Broker: EventBroker {
             guard registry.backplane == nil else {
                 throw .unavailable("this broker is a cluster node: publish with publish(_:to:), which gets the id from the shared log")
             }
-            if let target, registry.byClientID[target] == nil { throw .unknownClient(target) }
+            // Looked up once: the fan-out is handed the target's connections.
+            var connections: [Subscription]?
+            if let target {
+                guard let found = registry.byClientID[target] else { throw .unknownClient(target) }
+                connections = found
+            }
             guard !registry.isOverloaded else { throw .overloaded(Self.overloadMessage(self.configuration)) }
             registry.nextEventID += 1
             let id = registry.nextEventID
             EventEncoder.appendID(id, to: &encoded)
             let logged = LoggedEvent(id: id, type: event.type, data: event.data, target: target, origin: event.origin)
-            return Delivery(eventID: id, recipients: self.fanOut(logged, encoded: encoded, publishedAt: publishedAt, in: &registry))
+            let recipients = self.fanOut(
+                logged, encoded: encoded, publishedAt: publishedAt, to: connections, in: &registry
+            )
+            return Delivery(eventID: id, recipients: recipients)
         }
         self.counters.published.add(1, ordering: .relaxed)
         self.auditPublish(event, to: target, delivery)
@@ -282,15 +295,24 @@ public final class Broker: EventBroker {
     /// Under the registry lock: hands `encoded` to every loop with a recipient (a connection whose
     /// topics match the event's type), keeps it for replay, journals it and tells the listeners.
     /// Queued under the lock so every loop receives events in id order.
+    /// - Parameter connections: a targeted event's recipients, when the caller looked them up
+    ///   already (`nil`: looked up here).
     /// - Returns: the number of connections it was handed to.
-    private func fanOut(_ event: LoggedEvent, encoded: ByteBuffer, publishedAt: UInt64, in registry: inout ClientRegistry) -> Int {
+    private func fanOut(
+        _ event: LoggedEvent,
+        encoded: ByteBuffer,
+        publishedAt: UInt64,
+        to connections: [Subscription]? = nil,
+        in registry: inout ClientRegistry
+    ) -> Int {
         let type = TopicFilter.normalize(event.type)
         registry.history.append(id: event.id, type: type, target: event.target, encoded: encoded)
         self.journal?.record(event)
         var recipients = 0
         if let target = event.target {
             // O(connections of the target): usually one.
-            for subscription in registry.byClientID[target] ?? [] where subscription.topics.matches(normalized: type) {
+            let connections = connections ?? registry.byClientID[target] ?? []
+            for subscription in connections where subscription.topics.matches(normalized: type) {
                 subscription.fanout.enqueue(encoded, eventID: event.id, to: subscription, publishedAt: publishedAt)
                 recipients += 1
             }
@@ -756,18 +778,15 @@ public final class Broker: EventBroker {
         )
     }
 
-    /// Reports a publish that took effect.
+    /// Reports a publish that took effect: a record of values, formatted only by whoever reads it
+    /// (see ``AuditRecord``), since this runs on the publisher's loop for every event.
+    @inline(__always)
     private func auditPublish(_ event: Event, to target: String?, _ delivery: Delivery) {
         guard let sink = self.auditSink else { return }
-        var arguments = [
-            "bytes": "\(event.data.readableBytes)", "eventId": "\(delivery.eventID)", "recipients": "\(delivery.recipients)",
-        ]
-        if let type = event.type { arguments["type"] = type }
-        if let target { arguments["client"] = target }
         sink.record(
             AuditRecord(
-                action: target == nil ? "broadcast" : "broadcastTo", origin: event.origin.rawValue,
-                remoteAddress: event.publisherAddress, arguments: arguments
+                publishOfType: event.type, to: target, bytes: event.data.readableBytes, eventID: delivery.eventID,
+                recipients: delivery.recipients, origin: event.origin.rawValue, remoteAddress: event.publisherAddress
             )
         )
     }
