@@ -3,34 +3,56 @@ import NIOCore
 
 /// The decoded parameters of a query string, `application/x-www-form-urlencoded` style.
 public struct QueryParameters: Sendable, Equatable {
-    private var values: [String: [String]] = [:]
+    /// In the order given. A list, not a dictionary: a query has a handful of parameters, and this
+    /// is parsed on every publish (the dictionary and its arrays were 5% of a one-event publish).
+    private var pairs: [Pair] = []
+
+    private struct Pair: Sendable, Equatable {
+        var name: String
+        var value: String
+    }
 
     /// The parameters that may be given more than once: `topic` (a subscriber's several topics).
     public static let repeatable: Set<String> = ["topic"]
 
+    /// The most parameters a query may have: ``Topic/maxPerConnection`` topics and then some.
+    /// Beyond it the query is refused, which also bounds the duplicate check.
+    public static let maxParameters = 2 * Topic.maxPerConnection
+
     /// Parses the query of `uri` (everything after the first `?`). `%XX` escapes and `+` are decoded;
-    /// a malformed escape, a value that is not UTF-8, or a repeated parameter (other than the
-    /// ``repeatable`` ones) is an error — guessing which of two ids a producer meant is how events
-    /// reach the wrong client.
+    /// a malformed escape, a value that is not UTF-8, a repeated parameter (other than the
+    /// ``repeatable`` ones) or more than ``maxParameters`` is an error — guessing which of two ids a
+    /// producer meant is how events reach the wrong client.
     public init(uri: String) throws(BrokerError) {
         guard let questionMark = uri.firstIndex(of: "?") else { return }
         let query = uri[uri.index(after: questionMark)...]
         for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+            guard self.pairs.count < Self.maxParameters else {
+                throw .invalidParameter("the query string has more than \(Self.maxParameters) parameters")
+            }
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try Self.decode(parts[0])
             let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
-            if self.values[name] != nil, !Self.repeatable.contains(name) {
+            if !Self.repeatable.contains(name), self.pairs.contains(where: { $0.name == name }) {
                 throw .invalidParameter("query parameter \"\(name)\" is given more than once")
             }
-            self.values[name, default: []].append(value)
+            self.pairs.append(Pair(name: name, value: value))
         }
     }
 
+    /// The same parameters with the same values, whatever the order of different names.
+    public static func == (lhs: QueryParameters, rhs: QueryParameters) -> Bool {
+        func grouped(_ query: QueryParameters) -> [String: [String]] {
+            Dictionary(grouping: query.pairs, by: \.name).mapValues { $0.map(\.value) }
+        }
+        return grouped(lhs) == grouped(rhs)
+    }
+
     /// The value of `name` (the first, for a ``repeatable`` one).
-    public subscript(name: String) -> String? { self.values[name]?.first }
+    public subscript(name: String) -> String? { self.pairs.first { $0.name == name }?.value }
 
     /// Every value of `name`, in the order given.
-    public func values(of name: String) -> [String] { self.values[name] ?? [] }
+    public func values(of name: String) -> [String] { self.pairs.filter { $0.name == name }.map(\.value) }
 
     static func decode(_ component: Substring) throws(BrokerError) -> String {
         // Most names and values need no decoding (and a Substring of a String is valid UTF-8).

@@ -122,6 +122,17 @@ import Testing
             try QueryParameters(uri: "/b?id=a&id=b")
         }
     }
+
+    @Test func repeatableTopics_keepTheirOrder_andTooManyParameters_areRefused() throws {
+        let query = try QueryParameters(uri: "/c?topic=b&id=x&topic=a")
+        #expect(query.values(of: "topic") == ["b", "a"] && query["topic"] == "b" && query["id"] == "x")
+        #expect(query == (try QueryParameters(uri: "/c?id=x&topic=b&topic=a")))
+        #expect(query != (try QueryParameters(uri: "/c?id=x&topic=a&topic=b")))
+        let many = (0...QueryParameters.maxParameters).map { "p\($0)=1" }.joined(separator: "&")
+        #expect(throws: BrokerError.invalidParameter("the query string has more than 128 parameters")) {
+            try QueryParameters(uri: "/c?" + many)
+        }
+    }
 }
 
 @Suite struct BrokerConfigurationTests {
