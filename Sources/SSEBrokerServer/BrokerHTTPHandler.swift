@@ -47,6 +47,8 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
     /// one-event publish); a timer that fires before the deadline waits again for what is left.
     private var timer: (task: Scheduled<Void>, at: NIODeadline)?
     private var started = false
+    /// Socket reads since the last response (for the log of a connection closed as idle).
+    private var readsSinceResponse = 0
     /// The peer's address as events show it, formatted on first use (an outer `nil`: not yet).
     private var describedRemoteAddress: String??
     /// The HTTP version of the request being served, for its responses.
@@ -153,6 +155,11 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
         }
     }
 
+    public func channelReadComplete(context: ChannelHandlerContext) {
+        self.readsSinceResponse &+= 1
+        context.fireChannelReadComplete()
+    }
+
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if self.machine.isDone { return }
         if let parserError = error as? HTTPParserError {
@@ -246,7 +253,18 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
             return
         }
         self.deadline = nil
-        self.perform(self.machine.deadlinePassed(), context: context)
+        let action = self.machine.deadlinePassed()
+        if case .close = action.effect {
+            // An idle keep-alive connection (or a refused request trickling in) closed quietly.
+            self.logger.debug(
+                "connection closed: no request within the header timeout",
+                metadata: [
+                    "remote": "\(self.remoteAddress(context: context) ?? "-")",
+                    "readsSinceLastResponse": "\(self.readsSinceResponse)",
+                ]
+            )
+        }
+        self.perform(action, context: context)
     }
 
     /// No deadline in force; a timer still scheduled finds none when it fires.
@@ -465,6 +483,7 @@ public final class BrokerHTTPHandler: ChannelInboundHandler, RemovableChannelHan
                 ]
             )
         }
+        self.readsSinceResponse = 0
         let target =
             response.unsolicited
             ? ((try? context.pipeline.syncOperations.context(handlerType: HTTPServerPipelineHandler.self)) ?? context)
