@@ -135,4 +135,31 @@ import Testing
             #expect(server.broker.lastEventID == 2)
         }
     }
+
+    /// Publishes that answer later (as a cluster node's or an overloaded broker's do), each after a
+    /// moment, with ids in order.
+    final class SlowBackplane: EventBackplane {
+        private let next = Locked<UInt64>(0)
+
+        func publish(_ event: Event, to target: String?) async throws(BrokerError) -> Delivery {
+            try? await Task.sleep(for: .milliseconds(2))
+            return Delivery(eventID: self.next.withLock { $0 += 1; return $0 }, recipients: 0)
+        }
+    }
+
+    @Test func sixteenPipelined_answeredLaterAndAtOnceInTurn_areAllAnswered() async throws {
+        // A producer's pipeline where asynchronous answers (the publishes) alternate with ones
+        // written at once from inside the previous response's write (the health checks): every
+        // request is answered, none is left unread in the socket.
+        let security = ServerSecurity(limits: ServerLimits(headerTimeout: .seconds(3)))
+        try await TestServer.with(extraRoutes: [.health("/healthz", broker: try Broker(logger: quietLogger))], security: security) {
+            server in
+            server.broker.attach(SlowBackplane())
+            for _ in 0..<5 {
+                let requests = (0..<8).map { Self.post("e\($0)") + Self.health }.joined()
+                let text = try await Self.exchange(server, requests)
+                #expect(Self.statuses(text) == Array(repeating: ["202", "200"], count: 8).flatMap { $0 } + ["200"])
+            }
+        }
+    }
 }
