@@ -18,9 +18,6 @@ cd "$(dirname "$0")/.."
 
 REPS=${REPS:-3}
 OUT=${OUT:-BENCHMARKS.md}
-SCRATCH=${SCRATCH:-.build-bench}
-BROKER_CPU=${BROKER_CPU:-0}
-BENCH_CPU=${BENCH_CPU:-1}
 
 build_release
 need_nchan
@@ -87,9 +84,7 @@ run_one() {
 for rep in $(seq 1 "$REPS"); do
   for entry in "${WORKLOADS[@]}"; do
     [[ "${entry%%|*}" =~ ^(${ONLY:-.*})$ ]] || continue
-    # Alternate which broker goes first.
-    if [ $((rep % 2)) = 1 ]; then order="console nchan"; else order="nchan console"; fi
-    for broker in $order; do
+    for broker in $(alternating_order "$rep" console nchan); do
       label=$([ "$broker" = console ] && echo ours || echo nchan)
       run_one "$broker" "$label" "$entry" "$rep"
     done

@@ -14,9 +14,6 @@ cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
 REPS=${REPS:-3}
-SCRATCH=${SCRATCH:-.build-bench}
-BROKER_CPU=${BROKER_CPU:-0}
-BENCH_CPU=${BENCH_CPU:-1}
 
 build_release
 bench_workdir history

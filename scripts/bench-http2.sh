@@ -14,9 +14,6 @@ cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
 REPS=${REPS:-3}
-SCRATCH=${SCRATCH:-.build-bench}
-BROKER_CPU=${BROKER_CPU:-0}
-BENCH_CPU=${BENCH_CPU:-1}
 
 build_release
 need_nchan
@@ -61,8 +58,7 @@ run_one() {
 
 brokers=(ours nchan)
 for rep in $(seq 1 "$REPS"); do
-  order=("${brokers[@]}")
-  [ $((rep % 2)) = 0 ] && order=($(printf '%s\n' "${brokers[@]}" | tac))
+  mapfile -t order < <(alternating_order "$rep" "${brokers[@]}")
   for broker in "${order[@]}"; do
     for entry in "${WORKLOADS[@]}"; do
       run_one "$broker" "$entry" "$rep"

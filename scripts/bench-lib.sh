@@ -3,6 +3,19 @@
 # and NOFILE; the starters set PORT, BROKER_PID (whose /proc sse-bench reads), STOP_PID (what to
 # stop afterwards) and FD_OPEN (fd 3 holds a headless console's stdin open).
 
+# Where release builds go, and the CPUs the broker and sse-bench are pinned to, unless set.
+: "${SCRATCH:=.build-bench}"
+: "${BROKER_CPU:=0}"
+: "${BENCH_CPU:=1}"
+
+# alternating_order REP BROKER…: the brokers in the order given on odd repetitions, reversed on
+# even ones, one per line (so that neither always runs on a machine the other has just warmed).
+alternating_order() {
+  local rep=$1
+  shift
+  if [ $((rep % 2)) = 0 ]; then printf '%s\n' "$@" | tac; else printf '%s\n' "$@"; fi
+}
+
 # Stops the broker under test and closes its stdin.
 stop_process() {
   if [ -n "$STOP_PID" ]; then

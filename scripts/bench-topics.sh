@@ -15,9 +15,6 @@ cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
 REPS=${REPS:-3}
-SCRATCH=${SCRATCH:-.build-bench}
-BROKER_CPU=${BROKER_CPU:-0}
-BENCH_CPU=${BENCH_CPU:-1}
 BEFORE_BIN=${BEFORE_BIN:-}
 
 build_release
@@ -57,8 +54,7 @@ brokers=(after nchan)
 [ -n "$BEFORE_BIN" ] && brokers=(before after nchan)
 for rep in $(seq 1 "$REPS"); do
   # Alternate the order of the brokers from one repetition to the next.
-  order=("${brokers[@]}")
-  [ $((rep % 2)) = 0 ] && order=($(printf '%s\n' "${brokers[@]}" | tac))
+  mapfile -t order < <(alternating_order "$rep" "${brokers[@]}")
   for broker in "${order[@]}"; do
     if [ "$broker" = nchan ]; then
       run_one nchan "$TOPICS_10K" "$rep"

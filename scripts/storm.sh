@@ -28,10 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
-SCRATCH=${SCRATCH:-.build-bench}
 OUT=${OUT:-$SCRATCH/storm-results.md}
-BROKER_CPU=${BROKER_CPU:-0}
-BENCH_CPU=${BENCH_CPU:-1}
 N=${N:-10000}
 READERS=${READERS:-10000 3000}
 DURATION=${DURATION:-10}
