@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOEmbedded
+import NIOPosix
 import SSETestSupport
 import Testing
 
@@ -254,50 +255,6 @@ extension Broker {
         #expect(broker.recentDisconnections.last?.client.backlogBytes == 95)
     }
 
-    @Test func listen_seesBroadcastsAndTargetedEvents_inOrder() async throws {
-        let broker = try Broker()
-        let stream = broker.listen()
-        _ = try self.subscribe(broker, "alice")
-        try broker.broadcast(Event(type: "a", data: "1"))
-        try broker.broadcast(Event(type: "b", data: "2"), to: "alice")
-        broker.shutdown()
-        var received: [Event] = []
-        for await event in stream { received.append(event) }
-        #expect(received.map(\.dataString) == ["1", "2"])
-        #expect(received.map(\.id) == [1, 2])
-        #expect(received.map(\.target) == [nil, "alice"])
-    }
-
-    @Test func listenerThatDoesNotRead_dropsAndCounts_neverBlocks() async throws {
-        let broker = try Broker(configuration: BrokerConfiguration(listenerBufferSize: 2))
-        let stream = broker.listen()
-        for index in 1...5 {
-            try broker.broadcast(Event(data: "\(index)"))
-        }
-        broker.shutdown()
-        var received: [String] = []
-        for await event in stream { received.append(event.dataString) }
-        #expect(received == ["4", "5"])
-        #expect(broker.statistics.listenerDrops == 3)
-    }
-
-    @Test func activity_reportsConnectsAndDisconnectsWithReason() async throws {
-        let broker = try Broker()
-        let activity = broker.activity()
-        let client = try self.subscribe(broker, "alice")
-        try broker.kick("alice")
-        self.loop.run()
-        #expect(client.closed)
-        broker.shutdown()
-        var seen: [String] = []
-        for await item in activity {
-            switch item {
-            case .connected(let info): seen.append("connected \(info.clientID)")
-            case .disconnected(let info, let reason): seen.append("disconnected \(info.clientID) \(reason)")
-            }
-        }
-        #expect(seen == ["connected alice", "disconnected alice kicked"])
-    }
 
     @Test func shutdown_closesClientsWithAFarewell_andRefusesNewWork() throws {
         let broker = try Broker()
@@ -316,5 +273,67 @@ extension Broker {
         self.loop.advanceTime(by: .seconds(15))
         #expect(client.text.hasSuffix(": heartbeat\n\n"))
         #expect(broker.clients.first?.eventsSent == 0)
+    }
+}
+
+extension BrokerTests {
+    /// The tests that wait for the broker's streams: on a real loop, since an `EmbeddedEventLoop`
+    /// may only be used (and freed) on the thread that made it, and an `await` can change threads.
+    @Suite struct Streams {
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+
+        func subscribe(_ broker: Broker, _ id: String) async throws -> CountingTransport {
+            let transport = CountingTransport(eventLoop: self.loop)
+            try await self.loop.submit {
+                transport.subscription = try broker.subscribe(
+                    clientID: id, lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
+            }.get()
+            return transport
+        }
+
+        @Test func listen_seesBroadcastsAndTargetedEvents_inOrder() async throws {
+            let broker = try Broker()
+            let stream = broker.listen()
+            _ = try await self.subscribe(broker, "alice")
+            try broker.broadcast(Event(type: "a", data: "1"))
+            try broker.broadcast(Event(type: "b", data: "2"), to: "alice")
+            broker.shutdown()
+            var received: [Event] = []
+            for await event in stream { received.append(event) }
+            #expect(received.map(\.dataString) == ["1", "2"])
+            #expect(received.map(\.id) == [1, 2])
+            #expect(received.map(\.target) == [nil, "alice"])
+        }
+
+        @Test func listenerThatDoesNotRead_dropsAndCounts_neverBlocks() async throws {
+            let broker = try Broker(configuration: BrokerConfiguration(listenerBufferSize: 2))
+            let stream = broker.listen()
+            for index in 1...5 {
+                try broker.broadcast(Event(data: "\(index)"))
+            }
+            broker.shutdown()
+            var received: [String] = []
+            for await event in stream { received.append(event.dataString) }
+            #expect(received == ["4", "5"])
+            #expect(broker.statistics.listenerDrops == 3)
+        }
+
+        @Test func activity_reportsConnectsAndDisconnectsWithReason() async throws {
+            let broker = try Broker()
+            let activity = broker.activity()
+            let client = try await self.subscribe(broker, "alice")
+            try broker.kick("alice")
+            try await self.loop.submit {}.get()
+            #expect(client.closed)
+            broker.shutdown()
+            var seen: [String] = []
+            for await item in activity {
+                switch item {
+                case .connected(let info): seen.append("connected \(info.clientID)")
+                case .disconnected(let info, let reason): seen.append("disconnected \(info.clientID) \(reason)")
+                }
+            }
+            #expect(seen == ["connected alice", "disconnected alice kicked"])
+        }
     }
 }

@@ -154,62 +154,6 @@ import Testing
         #expect(throws: BrokerError.self) { try broker.broadcast(Event(data: "c"), to: "c") }
     }
 
-    @Test func overload_asyncPublishWaitsForRoom_thenPublishes() async throws {
-        try await Self.withHeldLoop(BrokerConfiguration(eventIDSeed: .after(0), maxQueuedEvents: 2)) { broker, transport, release in
-            #expect(throws: BrokerError.self) { try broker.broadcast(Event(data: "refused")) }
-            let publish = Task { try await broker.publish(Event(data: "3"), to: nil) }
-            while broker.roomWaiters.count == 0 { await Task.yield() }
-            release()
-            let delivery = try await publish.value
-            #expect(delivery.eventID == 3)
-            try await transport.eventLoop.submit {}.get()
-            try await transport.eventLoop.submit {}.get()
-            #expect(transport.events == 3)
-        }
-    }
-
-    @Test func overload_asyncPublishGivesUpAfterOverloadWait() async throws {
-        let configuration = BrokerConfiguration(maxQueuedEvents: 2, overloadWait: .milliseconds(20))
-        try await Self.withHeldLoop(configuration) { broker, _, release in
-            let last = broker.lastEventID
-            await #expect(throws: BrokerError.self) { try await broker.publish(Event(data: "late"), to: nil) }
-            #expect(broker.lastEventID == last)
-            release()
-        }
-    }
-
-    /// A broker with one subscriber on a real loop, held busy after two broadcasts (so nothing
-    /// drains) until `body` calls `release`.
-    static func withHeldLoop(
-        _ configuration: BrokerConfiguration,
-        _ body: (Broker, CountingTransport, _ release: @escaping @Sendable () -> Void) async throws -> Void
-    ) async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        let broker = try Broker(configuration: configuration)
-        let transport = CountingTransport(eventLoop: loop)
-        try await loop.submit {
-            transport.subscription = try broker.subscribe(
-                clientID: "c", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
-        }.get()
-        let held = DispatchSemaphore(value: 0)
-        let filled = DispatchSemaphore(value: 0)
-        loop.execute {
-            _ = try? broker.broadcast(Event(data: "1"))
-            _ = try? broker.broadcast(Event(data: "2"))
-            filled.signal()
-            held.wait()
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                filled.wait()
-                continuation.resume()
-            }
-        }
-        try await body(broker, transport, { held.signal() })
-        try await group.shutdownGracefully()
-    }
-
     // MARK: Reconnect storms
 
     @Test func retryHint_isJitteredPerConnection_withinTheConfiguredRange() throws {
@@ -271,6 +215,68 @@ import Testing
         self.loop.run()
         for (index, client) in clients.enumerated() {
             #expect(client.dataLines == (index % 2 == 0 ? [] : ["x", "y"]))
+        }
+    }
+}
+
+extension ResilienceTests {
+    /// Publishes that wait for a held loop to drain: on a real loop, not the suite's
+    /// `EmbeddedEventLoop` (usable only on the thread that made it; an `await` can change threads).
+    @Suite struct Overload {
+        @Test func overload_asyncPublishWaitsForRoom_thenPublishes() async throws {
+            try await Self.withHeldLoop(BrokerConfiguration(eventIDSeed: .after(0), maxQueuedEvents: 2)) { broker, transport, release in
+                #expect(throws: BrokerError.self) { try broker.broadcast(Event(data: "refused")) }
+                let publish = Task { try await broker.publish(Event(data: "3"), to: nil) }
+                while broker.roomWaiters.count == 0 { await Task.yield() }
+                release()
+                let delivery = try await publish.value
+                #expect(delivery.eventID == 3)
+                try await transport.eventLoop.submit {}.get()
+                try await transport.eventLoop.submit {}.get()
+                #expect(transport.events == 3)
+            }
+        }
+
+        @Test func overload_asyncPublishGivesUpAfterOverloadWait() async throws {
+            let configuration = BrokerConfiguration(maxQueuedEvents: 2, overloadWait: .milliseconds(20))
+            try await Self.withHeldLoop(configuration) { broker, _, release in
+                let last = broker.lastEventID
+                await #expect(throws: BrokerError.self) { try await broker.publish(Event(data: "late"), to: nil) }
+                #expect(broker.lastEventID == last)
+                release()
+            }
+        }
+
+        /// A broker with one subscriber on a real loop, held busy after two broadcasts (so nothing
+        /// drains) until `body` calls `release`.
+        static func withHeldLoop(
+            _ configuration: BrokerConfiguration,
+            _ body: (Broker, CountingTransport, _ release: @escaping @Sendable () -> Void) async throws -> Void
+        ) async throws {
+            let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+            let loop = group.next()
+            let broker = try Broker(configuration: configuration)
+            let transport = CountingTransport(eventLoop: loop)
+            try await loop.submit {
+                transport.subscription = try broker.subscribe(
+                    clientID: "c", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
+            }.get()
+            let held = DispatchSemaphore(value: 0)
+            let filled = DispatchSemaphore(value: 0)
+            loop.execute {
+                _ = try? broker.broadcast(Event(data: "1"))
+                _ = try? broker.broadcast(Event(data: "2"))
+                filled.signal()
+                held.wait()
+            }
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    filled.wait()
+                    continuation.resume()
+                }
+            }
+            try await body(broker, transport, { held.signal() })
+            try await group.shutdownGracefully()
         }
     }
 }
