@@ -24,16 +24,25 @@ public struct QueryParameters: Sendable, Equatable {
     /// ``repeatable`` ones) or more than ``maxParameters`` is an error — guessing which of two ids a
     /// producer meant is how events reach the wrong client.
     public init(uri: String) throws(BrokerError) {
-        guard let questionMark = uri.firstIndex(of: "?") else { return }
-        let query = uri[uri.index(after: questionMark)...]
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
+        // On the UTF-8 view: searching and splitting by `Character` (grapheme breaking) made this
+        // 4% of a one-event publish.
+        let bytes = uri.utf8
+        guard let questionMark = bytes.firstIndex(of: UInt8(ascii: "?")) else { return }
+        var start = bytes.index(after: questionMark)
+        while start < bytes.endIndex {
+            let end = bytes[start...].firstIndex(of: UInt8(ascii: "&")) ?? bytes.endIndex
+            defer { start = end < bytes.endIndex ? bytes.index(after: end) : end }
+            guard start < end else { continue }  // an empty pair (`&&`, a trailing `&`)
             guard self.pairs.count < Self.maxParameters else {
                 throw .invalidParameter("the query string has more than \(Self.maxParameters) parameters")
             }
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            let name = try Self.decode(parts[0])
-            let value = parts.count > 1 ? try Self.decode(parts[1]) : ""
-            if !Self.repeatable.contains(name), self.pairs.contains(where: { $0.name == name }) {
+            let pair = bytes[start..<end]
+            let equals = pair.firstIndex(of: UInt8(ascii: "="))
+            let name = try Self.decode(Substring(pair[..<(equals ?? end)]))
+            let value = try equals.map { equals throws(BrokerError) in
+                try Self.decode(Substring(pair[bytes.index(after: equals)...]))
+            } ?? ""
+            if self.pairs.contains(where: { $0.name == name }), !Self.repeatable.contains(name) {
                 throw .invalidParameter("query parameter \"\(name)\" is given more than once")
             }
             self.pairs.append(Pair(name: name, value: value))
@@ -238,7 +247,15 @@ public struct BroadcastRequest: Sendable, Equatable {
 
     /// The `202 Accepted` body: `{"id":"<event id>","delivered":N}`.
     public static func responseBody(for delivery: Delivery) -> ByteBuffer {
-        ByteBuffer(string: "{\"id\":\"\(delivery.eventID)\",\"delivered\":\(delivery.recipients)}\n")
+        // Written piece by piece: an interpolated `String` first was 1.7% of a one-event publish.
+        var body = ByteBuffer()
+        body.reserveCapacity(64)
+        body.writeStaticString("{\"id\":\"")
+        body.writeString(String(delivery.eventID))
+        body.writeStaticString("\",\"delivered\":")
+        body.writeString(String(delivery.recipients))
+        body.writeStaticString("}\n")
+        return body
     }
 }
 

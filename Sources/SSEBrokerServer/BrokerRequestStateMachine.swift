@@ -193,7 +193,10 @@ struct BrokerRequestStateMachine {
                 // Refused before a byte of it is read.
                 return self.refuse(request, .bodyTooLarge(limit: limit), then: .close)
             }
-            self.state = .readingBody(request, broadcast, ByteBuffer(), idempotencyKey: idempotencyKey)
+            // Room for the announced body, so that its chunks are copied in once; a chunked one grows.
+            var body = ByteBuffer()
+            if let length, length > 0 { body.reserveCapacity(length) }
+            self.state = .readingBody(request, broadcast, body, idempotencyKey: idempotencyKey)
             let expectsContinue = head.headerFields[.expect]?.lowercased() == "100-continue"
             return Action(deadline: .body(security.limits.bodyTimeout), effect: expectsContinue ? .sendContinue : .none)
         } catch {
@@ -203,11 +206,6 @@ struct BrokerRequestStateMachine {
         }
     }
 
-    /// The capacity worth reserving for a body announced with `Content-Length`.
-    static func bodyCapacity(of head: HTTPRequest, limit: Int) -> Int {
-        min(head.headerFields[.contentLength].flatMap(Int.init) ?? 0, limit)
-    }
-
     mutating func receivedBody(_ chunk: ByteBuffer) -> Action {
         guard case .readingBody(let request, let broadcast, var body, let key) = self.state else { return .none }
         let limit = self.configuration.maxBodyBytes
@@ -215,9 +213,6 @@ struct BrokerRequestStateMachine {
             return self.refuse(request, .bodyTooLarge(limit: limit), then: .close)
         }
         self.state = .modifying  // drop the state's reference, so the append does not copy
-        if body.capacity == 0 {
-            body.reserveCapacity(Self.bodyCapacity(of: request.head, limit: limit))
-        }
         var chunk = chunk
         body.writeBuffer(&chunk)
         self.state = .readingBody(request, broadcast, body, idempotencyKey: key)
@@ -399,8 +394,9 @@ struct BrokerRequestStateMachine {
     /// The path without the query.
     static func path(of head: HTTPRequest) -> String {
         let target = head.path ?? ""
-        guard let query = target.firstIndex(of: "?") else { return target }
-        return String(target[..<query])
+        // On the UTF-8 view: a `Character` search is several times slower.
+        guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
+        return String(Substring(target.utf8[..<query]))
     }
 
     /// The request's `Idempotency-Key`, validated; `nil` without one. Several are ambiguous: refused.
