@@ -1,7 +1,11 @@
+# shellcheck shell=bash
 # Shared by the benchmark scripts (sourced, not run): starting and stopping the broker under test,
 # and loopback ports. The caller sets WORK (a scratch directory), BROKER_CPU, and for nchan MODULE
 # and NOFILE; the starters set PORT, BROKER_PID (whose /proc sse-bench reads), STOP_PID (what to
 # stop afterwards) and FD_OPEN (fd 3 holds a headless console's stdin open).
+
+# This file's folder (scripts/), for the Python helpers beside it.
+BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # Where release builds go, and the CPUs the broker and sse-bench are pinned to, unless set.
 : "${SCRATCH:=.build-bench}"
@@ -96,13 +100,18 @@ start_nchan() {
 
 # run_bench LABEL NAME REP ARGS…: sse-bench ($BIN, pinned to $BENCH_CPU, at most 180 s) with ARGS
 # against the broker started last ($PORT, $BROKER_PID); appends its JSON report, tagged with the
-# broker's label, the workload's name and the repetition, to $RESULTS.
+# broker's label, the workload's name, the repetition, the time (UTC) and the machine
+# (scripts/bench_summary.py), to $RESULTS.
 run_bench() {
   local label=$1 name=$2 rep=$3 json
   shift 3
   if json=$(timeout 180 taskset -c "$BENCH_CPU" "$BIN/sse-bench" "$@" --port "$PORT" --pid "$BROKER_PID" --json); then
-    python3 -c 'import json,sys; r=json.loads(sys.argv[1]); r.update(broker=sys.argv[2], name=sys.argv[3], rep=int(sys.argv[4])); print(json.dumps(r))' \
-      "$json" "$label" "$name" "$rep" >>"$RESULTS"
+    python3 -c 'import json, sys, time
+sys.path.insert(0, sys.argv[5])
+from bench_summary import machine
+r = json.loads(sys.argv[1])
+r.update(broker=sys.argv[2], name=sys.argv[3], rep=int(sys.argv[4]), at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), machine=machine())
+print(json.dumps(r))' "$json" "$label" "$name" "$rep" "$BENCH_LIB_DIR" >>"$RESULTS"
   else
     echo "   sse-bench failed for $name on $label" >&2
   fi
@@ -141,4 +150,34 @@ bench_workdir() {
   STOP_PID=""     # the process to stop afterwards
   FD_OPEN=0
   trap 'stop_process; rm -rf "$WORK"' EXIT
+}
+
+# Where scripts/bench-compare.sh writes, besides the report $OUT: a full run (no $ONLY) to
+# BENCHMARKS.md writes benchmarks/results.jsonl and benchmarks/chart.png, any other run its results
+# and chart beside OUT (OUT without .md, then .results.jsonl and .chart.png). Sets JSONL and CHART,
+# and REFUSED, where the raw results of a refused run go.
+# shellcheck disable=SC2034  # CHART is for the caller (bench-compare.sh)
+compare_paths() {
+  if [ "$OUT" = BENCHMARKS.md ] && [ -z "${ONLY:-}" ]; then
+    JSONL=benchmarks/results.jsonl
+    CHART=benchmarks/chart.png
+  else
+    JSONL="${OUT%.md}.results.jsonl"
+    CHART="${OUT%.md}.chart.png"
+  fi
+  REFUSED="${JSONL%.jsonl}.refused.jsonl"
+}
+
+# compare_workloads REGEX: scripts/bench-compare.sh on the workloads REGEX matches (ONLY), its
+# report to $OUT; sets COMPARE_STATUS (its exit status) and COMPARE_RESULTS (its results, or a
+# refused run's) and copies them to $OUT_JSONL if set. Exits with its status if it left none.
+compare_workloads() {
+  local ONLY=$1
+  COMPARE_STATUS=0
+  ONLY=$ONLY OUT=$OUT scripts/bench-compare.sh || COMPARE_STATUS=$?
+  compare_paths
+  COMPARE_RESULTS=$JSONL
+  if [ "$COMPARE_STATUS" != 0 ]; then COMPARE_RESULTS=$REFUSED; fi
+  [ -f "$COMPARE_RESULTS" ] || exit "$COMPARE_STATUS"
+  if [ -n "${OUT_JSONL:-}" ]; then cp "$COMPARE_RESULTS" "$OUT_JSONL"; fi
 }
