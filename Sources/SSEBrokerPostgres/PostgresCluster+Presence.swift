@@ -164,27 +164,21 @@ extension PostgresCluster {
 
     /// Deletes this node's row (and with it its presence) so `broadcastTo` stops counting its clients at once.
     ///
-    /// It runs when ``run()`` has been cancelled, pool included: so on a connection of its own, in a
-    /// task that is not cancelled. It gets the pool's connect timeout plus 3 s for the statement: on a
-    /// loaded database host a fixed 3 s was sometimes all spent on the connect (SCRAM), and a node
-    /// that does not leave keeps counting its clients for ``ClusterConfiguration/nodeTimeout``.
+    /// It runs when ``run()``'s workers have stopped, on the pool (which ``run()`` stops after it),
+    /// in a task that is not cancelled, within the pool's connect timeout plus 3 s. A node that does
+    /// not leave keeps counting its clients for ``ClusterConfiguration/nodeTimeout``.
     func leave() async {
         let n = self.names
         let name = self.configuration.nodeName
         let logger = self.quietLogger
-        let configuration = self.configuration
-        let budget = configuration.database.options.connectTimeout + .seconds(3)
+        let client = self.client
+        let budget = self.configuration.database.options.connectTimeout + .seconds(3)
+        // On the pool's open connections: a loaded database is not also asked for a new one (on a
+        // connection of its own, the start (SCRAM) could take the whole budget under load).
         let outcome = await Task { () -> (any Error)? in
             do {
                 _ = try await withTimeout(budget) {
-                    let connection = try await PostgresConnection.connect(
-                        on: MultiThreadedEventLoopGroup.singleton.any(),
-                        configuration: configuration.listenConnectionConfiguration(),
-                        id: 0,
-                        logger: logger
-                    ).get()
-                    defer { Task { try? await connection.close() } }
-                    try await connection.query("DELETE FROM \(unescaped: n.nodes) WHERE node_id = \(name)", logger: logger)
+                    try await client.query("DELETE FROM \(unescaped: n.nodes) WHERE node_id = \(name)", logger: logger)
                 }
                 return nil
             } catch {

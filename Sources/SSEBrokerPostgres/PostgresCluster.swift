@@ -123,30 +123,34 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
     /// this node's rows) and closes the connections. Put it before the server in the group: a
     /// group shuts its services down in reverse order, so the node leaves once the server is done.
     public func run() async {
-        await withDiscardingTaskGroup { group in
-            group.addTask { await self.client.run() }
-            await withDiscardingTaskGroup { workers in
-                workers.addTask { await self.runListener() }
-                workers.addTask { await self.runPublisher() }
-                workers.addTask { await self.runHeartbeat() }
-                workers.addTask { await self.runPresence() }
-                workers.addTask { await self.runSnapshots() }
-                workers.addTask {
-                    for await _ in self.broker.activity() {
-                        self.presenceWakeups.yield()
-                    }
+        // The pool runs in a task of its own, detached (a child, or a task inheriting the service
+        // group's task-locals, would stop with the workers on cancellation or graceful shutdown):
+        // it must stay up until the node has left (a statement on one of its open connections),
+        // and is stopped after that.
+        let client = self.client
+        let pool = Task.detached { await client.run() }
+        await withDiscardingTaskGroup { workers in
+            workers.addTask { await self.runListener() }
+            workers.addTask { await self.runPublisher() }
+            workers.addTask { await self.runHeartbeat() }
+            workers.addTask { await self.runPresence() }
+            workers.addTask { await self.runSnapshots() }
+            workers.addTask {
+                for await _ in self.broker.activity() {
+                    self.presenceWakeups.yield()
                 }
-                // Park until a graceful shutdown or cancellation, then stop the workers (their
-                // loops check cancellation).
-                try? await gracefulShutdown()
-                workers.cancelAll()
             }
-            if !self.shared.withLockedValue({ $0.abandon }) {
-                await self.leave()
-            }
-            self.failQueued(with: .shuttingDown)
-            group.cancelAll()
+            // Park until a graceful shutdown or cancellation, then stop the workers (their
+            // loops check cancellation).
+            try? await gracefulShutdown()
+            workers.cancelAll()
         }
+        if !self.shared.withLockedValue({ $0.abandon }) {
+            await self.leave()
+        }
+        self.failQueued(with: .shuttingDown)
+        pool.cancel()
+        await pool.value
     }
 
     /// The URL this node serves, shown to the other nodes; initially
