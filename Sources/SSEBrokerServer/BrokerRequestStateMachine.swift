@@ -186,9 +186,9 @@ struct BrokerRequestStateMachine {
                 request.challenge = error.challenge
                 throw error.error
             }
-            let idempotencyKey = try Self.idempotencyKey(in: head)
+            let fields = try PublishFields(head.headerFields)
             let limit = self.configuration.maxBodyBytes
-            let length = head.headerFields[.contentLength].flatMap(Int.init)
+            let length = fields.contentLength
             if let length, length > limit {
                 // Refused before a byte of it is read.
                 return self.refuse(request, .bodyTooLarge(limit: limit), then: .close)
@@ -196,9 +196,8 @@ struct BrokerRequestStateMachine {
             // Room for the announced body, so that its chunks are copied in once; a chunked one grows.
             var body = ByteBuffer()
             if let length, length > 0 { body.reserveCapacity(length) }
-            self.state = .readingBody(request, broadcast, body, idempotencyKey: idempotencyKey)
-            let expectsContinue = head.headerFields[.expect]?.lowercased() == "100-continue"
-            return Action(deadline: .body(security.limits.bodyTimeout), effect: expectsContinue ? .sendContinue : .none)
+            self.state = .readingBody(request, broadcast, body, idempotencyKey: fields.idempotencyKey)
+            return Action(deadline: .body(security.limits.bodyTimeout), effect: fields.expectsContinue ? .sendContinue : .none)
         } catch {
             // An unauthenticated producer's body is not worth reading.
             let close = head.method == .post && (error.status == .unauthorized || error.status == .forbidden)
@@ -397,14 +396,6 @@ struct BrokerRequestStateMachine {
         // On the UTF-8 view: a `Character` search is several times slower.
         guard let query = target.utf8.firstIndex(of: UInt8(ascii: "?")) else { return target }
         return String(Substring(target.utf8[..<query]))
-    }
-
-    /// The request's `Idempotency-Key`, validated; `nil` without one. Several are ambiguous: refused.
-    private static func idempotencyKey(in head: HTTPRequest) throws(BrokerError) -> String? {
-        let values = head.headerFields[values: .idempotencyKey]
-        guard let value = values.first else { return nil }
-        guard values.count == 1 else { throw .invalidParameter("the request has more than one Idempotency-Key header") }
-        return try IdempotencyStore.validateKey(value)
     }
 
     static func describe(_ duration: Duration) -> String {

@@ -145,6 +145,24 @@ import Testing
         }
     }
 
+    @Test func idempotencyKey_isPassedOn_butTwoAre400_andAnInvalidOneIs400() throws {
+        var machine = Self.machine()
+        _ = machine.receivedHead(Self.request(.post, "/broadcast", [.idempotencyKey: "k-1"]), keepAlive: true)
+        guard case .publish(_, _, _, let key) = machine.receivedEnd().effect else {
+            Issue.record("expected a publish")
+            return
+        }
+        #expect(key == "k-1")
+        var fields: HTTPFields = [.idempotencyKey: "a"]
+        fields.append(HTTPField(name: .idempotencyKey, value: "b"))
+        machine = Self.machine()
+        let twice = try #require(Self.response(machine.receivedHead(Self.request(.post, "/broadcast", fields), keepAlive: true)))
+        #expect(twice.head.status == .badRequest && Self.text(twice).contains("more than one Idempotency-Key"))
+        machine = Self.machine()
+        let invalid = Self.request(.post, "/broadcast", [.idempotencyKey: String(repeating: "k", count: 1000)])
+        #expect(try #require(Self.response(machine.receivedHead(invalid, keepAlive: true))).head.status == .badRequest)
+    }
+
     @Test func bodyGrowingPastTheLimit_is413AndCloses() throws {
         var machine = Self.machine()
         _ = machine.receivedHead(Self.request(.post, "/broadcast"), keepAlive: true)
