@@ -113,6 +113,25 @@ extension Broker {
         #expect(client.flushCount == flushesBefore + 1)
     }
 
+    @Test func eachConnection_isFlushedRightAfterItsLastWriteOfTheTurn_stillOnce() throws {
+        // The first subscriber is not kept waiting while the event is buffered for the others:
+        // a's flush comes before b's write. Events queued together still make one flush each.
+        let broker = try Broker()
+        let log = Locked<[String]>([])
+        let a = try OrderedTransport.subscribed(to: broker, "a", on: self.loop, log: log)
+        let b = try OrderedTransport.subscribed(to: broker, "b", on: self.loop, log: log)
+        log.withLock { $0 = [] }
+        try broker.broadcast(Event(data: "1"))
+        self.loop.run()
+        #expect(log.withLock { $0 } == ["write a", "flush a", "write b", "flush b"])
+        log.withLock { $0 = [] }
+        try broker.broadcast(Event(data: "2"))
+        try broker.broadcast(Event(data: "3"))
+        self.loop.run()
+        #expect(log.withLock { $0 } == ["write a", "write b", "write a", "flush a", "write b", "flush b"])
+        _ = (a, b)
+    }
+
     @Test func broadcastTo_reachesEveryConnectionOfThatID_only() throws {
         let broker = try Broker()
         let tab1 = try self.subscribe(broker, "alice")
@@ -335,5 +354,33 @@ extension BrokerTests {
             }
             #expect(seen == ["connected alice", "disconnected alice kicked"])
         }
+    }
+}
+
+/// A transport that logs its writes and flushes, in the order the broker makes them, across
+/// connections.
+final class OrderedTransport: SubscriberTransport {
+    let loop: EmbeddedEventLoop
+    var eventLoop: any EventLoop { self.loop }
+    let name: String
+    let log: Locked<[String]>
+    var subscription: Subscription?
+    var bufferedBytes: Int { 0 }
+
+    init(name: String, loop: EmbeddedEventLoop, log: Locked<[String]>) {
+        self.name = name
+        self.loop = loop
+        self.log = log
+    }
+
+    func write(_ buffer: ByteBuffer) { self.log.withLock { $0.append("write \(self.name)") } }
+    func flush() { self.log.withLock { $0.append("flush \(self.name)") } }
+    func close() { self.subscription?.transportClosed() }
+
+    static func subscribed(to broker: Broker, _ id: String, on loop: EmbeddedEventLoop, log: Locked<[String]>) throws -> OrderedTransport {
+        let transport = OrderedTransport(name: id, loop: loop, log: log)
+        transport.subscription = try broker.subscribe(
+            clientID: id, lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
+        return transport
     }
 }
