@@ -13,7 +13,7 @@ import Testing
 /// The HTTP side of a cluster node: pipelined requests while publishes wait for the shared log, and
 /// `Idempotency-Key`s honoured by every node.
 @Suite struct ClusterHTTPTests {
-    func withNodes(_ count: Int, publishTimeout: Duration = .seconds(5), _ body: ([TestNode], String, String) async throws -> Void)
+    func withNodes(_ count: Int, publishTimeout: Duration = TestNode.publishTimeout, _ body: ([TestNode], String, String) async throws -> Void)
         async throws
     {
         try await withClusterNodes(count, publishTimeout: publishTimeout, body)
