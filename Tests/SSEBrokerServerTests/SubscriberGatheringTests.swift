@@ -46,11 +46,11 @@ import Testing
 
     @Test func gathering_stopsAtItsBound_andStartsAgain() throws {
         let (broker, channel) = try self.subscribed()
-        let data = String(repeating: "x", count: 5000)
+        let data = String(repeating: "x", count: 1200)
         for _ in 0..<5 { try broker.broadcast(Event(data: data)) }
         channel.embeddedEventLoop.run()
         let writes = try self.outbound(channel)
-        // Three events fit in the bound (16 KiB), the fourth does not: 3 + 2.
+        // Three events fit in the bound (4 KiB), the fourth does not: 3 + 2.
         #expect(writes.map { $0.components(separatedBy: "data: ").count - 1 } == [3, 2])
         #expect(writes.allSatisfy { $0.utf8.count <= SubscriberChannelHandler<HTTP1Framing>.gatherLimit })
         #expect(broker.statistics.delivered == 5)
