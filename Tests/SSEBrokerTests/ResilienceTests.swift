@@ -261,21 +261,11 @@ extension ResilienceTests {
                 transport.subscription = try broker.subscribe(
                     clientID: "c", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport)
             }.get()
-            let held = DispatchSemaphore(value: 0)
-            let filled = DispatchSemaphore(value: 0)
-            loop.execute {
+            let release = await hold(loop) {
                 _ = try? broker.broadcast(Event(data: "1"))
                 _ = try? broker.broadcast(Event(data: "2"))
-                filled.signal()
-                held.wait()
             }
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    filled.wait()
-                    continuation.resume()
-                }
-            }
-            try await body(broker, transport, { held.signal() })
+            try await body(broker, transport, release)
             try await group.shutdownGracefully()
         }
     }
@@ -299,6 +289,25 @@ final class CountingTransport: SubscriberTransport, @unchecked Sendable {
         self.subscription?.transportClosed()
     }
     var bufferedBytes: Int { 0 }
+}
+
+/// Runs `first` on `loop`, then keeps the loop busy (nothing else runs on it) until the returned
+/// function is called; returns once the loop is held.
+func hold(_ loop: any EventLoop, after first: @escaping @Sendable () -> Void = {}) async -> @Sendable () -> Void {
+    let held = DispatchSemaphore(value: 0)
+    let holding = DispatchSemaphore(value: 0)
+    loop.execute {
+        first()
+        holding.signal()
+        held.wait()
+    }
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async {
+            holding.wait()
+            continuation.resume()
+        }
+    }
+    return { held.signal() }
 }
 
 /// A backplane that is never asked for anything in these tests.

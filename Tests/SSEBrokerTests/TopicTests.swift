@@ -264,18 +264,7 @@ extension TopicTests {
             }.get()
             let fanout = try #require(transports[0].subscription?.fanout)
             // Nothing drains while the loop is held.
-            let held = DispatchSemaphore(value: 0)
-            let holding = DispatchSemaphore(value: 0)
-            loop.execute {
-                holding.signal()
-                held.wait()
-            }
-            await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
-                    holding.wait()
-                    continuation.resume()
-                }
-            }
+            let release = await hold(loop)
             // 40 KiB for one connection is under the 64 KiB bound; counted for all 101 it would be far over.
             let kilobyte = String(repeating: "x", count: 1024)
             for _ in 0..<40 {
@@ -285,7 +274,7 @@ extension TopicTests {
             #expect(try broker.broadcast(Event(type: "other", data: kilobyte)).recipients == 101)
             #expect(fanout.isOverloaded)
             #expect(throws: BrokerError.self) { try broker.broadcast(Event(type: "rare", data: kilobyte)) }
-            held.signal()
+            release()
             try await loop.submit {}.get()
             try await loop.submit {}.get()
             #expect(broker.clients(withID: "c0").first?.eventsSent == 41)
