@@ -255,6 +255,7 @@ let package = Package(
                 "SSETestSupport",
                 "SSEConsoleCore",
                 "SSEBroker",
+                "SSEBrokerServer",
                 "SSEClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

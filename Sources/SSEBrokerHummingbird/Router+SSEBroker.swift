@@ -78,7 +78,7 @@ extension RouterMethods where Context: BrokerRequestContext {
         }
         self.post(broadcast) { request, context in
             await BrokerEndpoints.broadcast(
-                request, eventLoop: context.channel.eventLoop, logger: context.logger, broker: broker, security: security,
+                request, channel: context.channel, logger: context.logger, broker: broker, security: security,
                 idempotency: idempotency
             )
         }
@@ -170,13 +170,14 @@ enum BrokerEndpoints {
 
     static func broadcast(
         _ request: Request,
-        eventLoop: any EventLoop,
+        channel: any Channel,
         logger: Logger,
         broker: Broker,
         security: ServerSecurity,
         idempotency: IdempotencyStore
     ) async -> Response {
         let limit = broker.configuration.maxBodyBytes
+        let eventLoop = channel.eventLoop
         let publish: BroadcastRequest
         let grant: PublisherGrant
         do {
@@ -211,7 +212,8 @@ enum BrokerEndpoints {
         }
         let event: Event
         do throws(BrokerError) {
-            event = try publish.event(body: body)
+            // The audit trail names the producer (`http` + its address), as on the embedded server.
+            event = try publish.event(body: body).from(channel.remoteAddress.map(Self.describe))
         } catch {
             return self.refusal(error, request: request, logger: logger, broker: broker, limits: security.limits)
         }

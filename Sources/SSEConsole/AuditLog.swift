@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import SSEBroker
 import SSEConsoleCore
 import ServiceLifecycle
@@ -16,6 +17,9 @@ import Synchronization
 /// that long) new records are not queued: they are counted, and the next batch starts with a
 /// `{"action":"audit-dropped","count":N}` line, so the gap is visible in the file. The broker is
 /// never slowed down by its audit trail. The in-memory list keeps every record either way.
+///
+/// A batch the file refuses (disk full, I/O error) is lost from the file, not retried: it is logged
+/// with the reason, counted in ``counts``, and added to the next `audit-dropped` line.
 final class AuditLog: AuditSink, Service {
     /// The file, or `nil` for the in-memory list only.
     let path: String?
@@ -25,6 +29,7 @@ final class AuditLog: AuditSink, Service {
     let capacity: Int
     /// How many records the `audit` view keeps.
     static let recentLimit = 1000
+    private let logger: Logger
 
     private struct State {
         var queue: [AuditRecord] = []
@@ -34,6 +39,8 @@ final class AuditLog: AuditSink, Service {
         var dropped = 0
         var written = 0
         var batches = 0
+        /// Records in batches the file refused (write or fsync failed).
+        var failed = 0
         var closed = false
         var flushWaiters: [CheckedContinuation<Void, Never>] = []
     }
@@ -46,10 +53,14 @@ final class AuditLog: AuditSink, Service {
     /// Opens (or creates, mode 0600) `path` for appending and starts the writer thread (unless
     /// `startWriting` is false: a test then fills the queue and calls ``startWriter()``).
     /// - Throws: ``AuditLogError`` with the reason when the file cannot be opened for writing.
-    init(path: String?, node: String?, capacity: Int = 10_000, startWriting: Bool = true) throws(AuditLogError) {
+    init(
+        path: String?, node: String?, capacity: Int = 10_000, startWriting: Bool = true,
+        logger: Logger = Logger(label: "sse.audit")
+    ) throws(AuditLogError) {
         self.path = path
         self.node = node
         self.capacity = capacity
+        self.logger = logger
         if let path {
             let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else {
@@ -96,9 +107,10 @@ final class AuditLog: AuditSink, Service {
         }
     }
 
-    /// Records written to the file, batches (one fsync each) and records dropped because the queue was full.
-    var counts: (written: Int, batches: Int, dropped: Int) {
-        self.state.withLock { ($0.written, $0.batches, $0.dropped) }
+    /// Records written to the file, batches (one fsync each), records dropped because the queue was
+    /// full (not yet reported in the file), and records in batches the file refused.
+    var counts: (written: Int, batches: Int, dropped: Int, failed: Int) {
+        self.state.withLock { ($0.written, $0.batches, $0.dropped, $0.failed) }
     }
 
     /// Returns once everything queued before the call is written and synced.
@@ -159,19 +171,21 @@ final class AuditLog: AuditSink, Service {
                 if let line = try? encoder.encode(record) { bytes.append(line + [0x0A]) }
             }
             if !bytes.isEmpty {
-                bytes.withUnsafeBytes { buffer in
-                    var offset = 0
-                    while offset < buffer.count {
-                        let n = write(self.descriptor, buffer.baseAddress! + offset, buffer.count - offset)
-                        if n < 0 && errno == EINTR { continue }
-                        guard n > 0 else { break }  // disk full, I/O error: the batch is lost, the next one is tried
-                        offset += n
+                let failure = self.writeAndSync(bytes)
+                self.state.withLock { state in
+                    if failure == nil {
+                        state.written += batch.count
+                        state.batches += 1
+                    } else {
+                        // Lost from the file: the next batch's marker counts them (with any dropped meanwhile).
+                        state.failed += batch.count
+                        state.dropped += batch.count + dropped
                     }
                 }
-                fsync(self.descriptor)
-                self.state.withLock { state in
-                    state.written += batch.count
-                    state.batches += 1
+                if let failure {
+                    self.logger.error(
+                        "audit log: \(batch.count) records not written",
+                        metadata: ["path": "\(self.path ?? "-")", "error": "\(failure)"])
                 }
             }
             waiters.forEach { $0.resume() }
@@ -182,6 +196,24 @@ final class AuditLog: AuditSink, Service {
                 return
             }
         }
+    }
+}
+
+extension AuditLog {
+    /// Appends `bytes` and syncs them; the reason when the file refused either.
+    private func writeAndSync(_ bytes: Data) -> String? {
+        let failure: String? = bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let n = write(self.descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { return n < 0 ? String(cString: strerror(errno)) : "nothing written" }
+                offset += n
+            }
+            return nil
+        }
+        if let failure { return failure }
+        return fsync(self.descriptor) == 0 ? nil : String(cString: strerror(errno))
     }
 }
 

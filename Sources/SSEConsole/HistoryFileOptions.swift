@@ -9,7 +9,7 @@ struct HistoryFileOptions: ParsableArguments {
     @Option(
         name: .customLong("history-file"),
         help: ArgumentHelp(
-            "SQLite file keeping the event history across restarts (created if missing; off by default).",
+            "SQLite file keeping the event history and the bans across restarts (created if missing; off by default).",
             valueName: "path")
     )
     var path: String?

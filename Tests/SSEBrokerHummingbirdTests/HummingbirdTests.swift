@@ -23,9 +23,10 @@ struct MountedBroker {
         _ configuration: BrokerConfiguration = .predictable,
         security: ServerSecurity = ServerSecurity(),
         admission: AdmissionControl? = nil,
+        audit: (any AuditSink)? = nil,
         _ body: @Sendable (MountedBroker) async throws -> Void
     ) async throws {
-        let broker = try Broker(configuration: configuration, logger: quietLogger)
+        let broker = try Broker(configuration: configuration, logger: quietLogger, audit: audit)
         let router = Router(context: BasicBrokerRequestContext.self)
         router.get("/hello") { _, _ in "the app's own route\n" }
         router.addSSEBroker(broker, connect: "/events", broadcast: "/publish", security: security, admission: admission)
@@ -82,6 +83,26 @@ struct HummingbirdTests {
             #expect(String(buffer: page.body).contains(#"const CONNECT_PATH = "/events";"#))
             await alice.client.close()
         }
+    }
+
+    /// What the audit trail needs from a mounted route: the publish is recorded as `http` with the
+    /// producer's address, as the embedded server records it.
+    @Test func publish_isAuditedAsHTTP_withTheProducersAddress() async throws {
+        final class CollectingSink: AuditSink, Sendable {
+            let records = Locked<[AuditRecord]>([])
+            func record(_ record: AuditRecord) { self.records.withLock { $0.append(record) } }
+        }
+        let sink = CollectingSink()
+        try await MountedBroker.with(audit: sink) { app in
+            let response = try await app.publish("/publish?type=news", "hello")
+            #expect(response.status == .accepted)
+        }
+        let records = sink.records.withLock { $0 }
+        try #require(records.count == 1)
+        #expect(records[0].action == "broadcast")
+        #expect(records[0].origin == "http")
+        #expect(records[0].remoteAddress?.hasPrefix("127.0.0.1:") == true, "\(records[0].remoteAddress ?? "nil")")
+        #expect(records[0].arguments["type"] == "news")
     }
 
     @Test func broadcastTo_reachesOnlyThatClientsConnections() async throws {

@@ -71,9 +71,43 @@ struct AuditLogTests {
         #expect(records.map { $0["action"] as? String } == ["audit-dropped", "kick", "kick", "kick"])
         #expect((records[0]["arguments"] as? [String: String])?["count"] == "7")
         #expect(records.dropFirst().map { ($0["arguments"] as? [String: String])?["client"] } == ["c0", "c1", "c2"])
+        // What had gathered is one batch: one write and one fsync, not one per record.
+        #expect(audit.counts.written == 3 && audit.counts.batches == 1)
         // The console's list keeps every record either way.
         #expect(audit.recent.count == 10)
         audit.close()
+    }
+
+    /// A file that refuses a batch (here /dev/full: every write fails with ENOSPC) loses it from the
+    /// file, says why in the log, and counts it: it is neither reported as written nor retried forever.
+    @Test func aBatchTheFileRefuses_isLoggedAndCounted_notWritten() async throws {
+        let messages = Locked<[String]>([])
+        let logger = Logger(label: "audit") { _ in CollectingLogHandler(messages: messages) }
+        let audit = try AuditLog(path: "/dev/full", node: nil, startWriting: false, logger: logger)
+        audit.record(AuditRecord(action: "kick", origin: "api", arguments: ["client": "a"]))
+        audit.record(AuditRecord(action: "kick", origin: "api", arguments: ["client": "b"]))
+        audit.startWriter()
+        await audit.flush()
+        let counts = audit.counts
+        #expect(counts.written == 0 && counts.batches == 0 && counts.failed == 2)
+        #expect(counts.dropped == 2, "the next batch's audit-dropped line counts them")
+        let logged = messages.withLock { $0 }
+        #expect(logged.count == 1 && logged[0].contains("2 records not written") && logged[0].contains("No space left on device"), "\(logged)")
+        #expect(audit.recent.count == 2)
+        audit.close()
+    }
+
+    struct CollectingLogHandler: LogHandler {
+        let messages: Locked<[String]>
+        var metadata: Logger.Metadata = [:]
+        var logLevel: Logger.Level = .trace
+        subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+            get { self.metadata[key] }
+            set { self.metadata[key] = newValue }
+        }
+        func log(event: LogEvent) {
+            self.messages.withLock { $0.append("\(event.message) \(event.metadata ?? [:])") }
+        }
     }
 
     @Test func unwritablePath_isAClearError() {

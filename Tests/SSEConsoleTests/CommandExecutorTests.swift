@@ -31,6 +31,13 @@ import Testing
         #expect(executor.execute(.unban(clientID: "mallory")) == .error("unban: mallory is not banned"))
     }
 
+    /// Headless has no log pane: the terminal's log commands say so instead of doing nothing.
+    @Test func logPaneCommands_headless_sayOnlyTheTerminalHasALogPane() {
+        let executor = CommandExecutor(broker: self.broker)
+        #expect(executor.execute(.save(path: "/tmp/log.jsonl")) == .error("save: only the terminal console has a log pane"))
+        #expect(executor.execute(.clear) == .error("clear: only the terminal console has a log pane"))
+    }
+
     @Test func quit() {
         #expect(CommandExecutor(broker: self.broker).execute(.quit) == .quit)
     }

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOHTTP1
+import SSEBrokerServer
 import SSEClient
 import Testing
 
@@ -9,11 +10,11 @@ import Testing
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct DetailViewsEndToEndTests {
     /// Starts the console in a fresh tmux session and returns its port.
-    private func start(_ tmux: Tmux, cols: Int, rows: Int, environment: String = "") async throws -> Int {
+    private func start(_ tmux: Tmux, cols: Int, rows: Int, environment: String = "", arguments: String = "") async throws -> Int {
         let binary = try consoleBinary()
         try tmux.run(
             "new-session", "-d", "-s", tmux.session, "-x", "\(cols)", "-y", "\(rows)",
-            "TERM=xterm-256color \(environment) \(binary) --port 0 --heartbeat 60; exec sleep 600"
+            "TERM=xterm-256color \(environment) \(binary) --port 0 --heartbeat 60 \(arguments); exec sleep 600"
         )
         try tmux.run("set-option", "-t", tmux.session, "status", "off")
         let first = try await tmux.waitForScreen("the listen URL") { $0.contains("127.0.0.1:") }
@@ -51,8 +52,10 @@ struct DetailViewsEndToEndTests {
         try tmux.press("Down")
         try await tmux.waitForScreen("bob selected") { screen in self.lines(screen).contains { $0.hasPrefix("> bob") } }
         try tmux.press("Enter")
+        // The first frame comes from the table's row; the connection's own record follows within a refresh.
         let detail = try await tmux.waitForScreen("bob's detail") { screen in
-            screen.contains("Client bob") && screen.contains("e2e-agent/1.0") && screen.contains("replay")
+            screen.contains("Client bob") && screen.contains("e2e-agent/1.0")
+                && self.lines(screen).contains { $0.contains(second.lastEventID) && $0.contains("price") && $0.contains("replay") }
         }
         #expect(detail.contains("Last-Event-ID \(first.lastEventID) · 1 replayed"))
         #expect(detail.contains("HTTP/1.1"))
@@ -105,6 +108,61 @@ struct DetailViewsEndToEndTests {
         await refused.close()
         await producer.close()
         await alice.close()
+    }
+
+    /// What the server records at connect and the broker on a miss reaches the detail: a token's
+    /// subject and expiry, and a slow client's misses with their reasons.
+    @Test func clientDetail_showsTheTokenAndTheMissesWithTheirReasons() async throws {
+        let secret = String(repeating: "k", count: 32)
+        let verifier = try SubscriberTokenVerifier(secret: secret)
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        let port = try await self.start(
+            tmux, cols: 120, rows: 40,
+            arguments: "--subscriber-secret \(secret) --write-timeout 0.2 --tolerance 1000 --max-backlog 65536")
+
+        let daveToken = try verifier.makeToken(subject: "dave", expiresAt: Date().addingTimeInterval(2 * 3600))
+        let dave = try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?id=dave&token=\(daveToken)")
+        #expect(dave.status == .ok)
+        // A subscriber that never reads, with a small receive buffer: its socket fills up.
+        let slowToken = try verifier.makeToken(subject: "slow")
+        let slow = try await SSEClient.connect(
+            host: "127.0.0.1", port: port, path: "/connect?id=slow&token=\(slowToken)", receiveBufferSize: 4096, autoRead: false)
+        #expect(slow.status == .ok)
+        try await tmux.waitForScreen("two clients") { $0.contains("Clients 2") }
+
+        // Open dave (sorted by id: dave, slow): the token's subject and its expiry.
+        try tmux.press("Escape")
+        try await tmux.waitForScreen("dave selected") { screen in self.lines(screen).contains { $0.hasPrefix("> dave") } }
+        try tmux.press("Enter")
+        // The first frame comes from the table's row; the connection's own record follows within a refresh.
+        try await tmux.waitForScreen("dave's token: its subject and expiry") { screen in
+            screen.contains("Client dave") && self.lines(screen).contains { $0.contains("token") && $0.contains("dave · expires in ") }
+        }
+        try tmux.press("Escape")
+
+        // Open slow, then publish 4 KiB events until its detail shows misses (bounded: 2,000 events).
+        try tmux.press("End")
+        try await tmux.waitForScreen("slow selected") { screen in self.lines(screen).contains { $0.hasPrefix("> slow") } }
+        try tmux.press("Enter")
+        try await tmux.waitForScreen("slow's detail") { $0.contains("Client slow") }
+        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+        let payload = String(repeating: "x", count: 4096)
+        var published = 0
+        while published < 2_000 {
+            #expect(try await producer.post("/broadcast?type=bulk", body: payload).status == .accepted)
+            published += 1
+            if published % 10 == 0, try tmux.screen().contains("socket not writable for") { break }
+        }
+        let slowDetail = try await tmux.waitForScreen("slow's misses with their reasons") { screen in
+            screen.contains("Client slow") && screen.contains("socket not writable for") && screen.contains("event dropped")
+        }
+        #expect(self.lines(slowDetail).contains { $0.contains("errors") && $0.contains("in a row") && !$0.contains("0/1,000 in a row · 0 in all") })
+        #expect(self.lines(slowDetail).contains { $0.contains("token") && $0.contains("slow · no expiry") })
+
+        await producer.close()
+        await slow.close()
+        await dave.close()
     }
 
     @Test func eventDetail_prettyPrintsJSON_scrolls_andSurvivesAResize_withNoColorAt80x24() async throws {
