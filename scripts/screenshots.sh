@@ -65,12 +65,29 @@ traffic_pid=$!
 wait_for '^. *stalled-laptop .* [4-7]/8 ' 30
 shot tolerance "sse-console — a stalled client nearing its tolerance"
 
-# 2. The steady state a few seconds later: events flowing, the stalled client gone (over tolerance).
+# 2. Its client detail while it is still connected: facts, its misses with their reasons, and
+# what it was sent (Enter on its row; the table is sorted by id).
+tmux_ send-keys -t console Escape
+tmux_ send-keys -t console Home
+for _ in $(seq 1 20); do
+  tmux_ capture-pane -p -t console | grep -Eq '^> stalled-laptop' && break
+  tmux_ send-keys -t console Down
+  sleep 0.1
+done
+tmux_ send-keys -t console Enter
+wait_for 'Client stalled-laptop' 10
+wait_for 'socket not writable for' 20
+shot client-detail "sse-console — client detail (Enter on a client): a client missing events, and why"
+tmux_ send-keys -t console Escape
+wait_for 'Clients [0-9]' 10
+tmux_ send-keys -t console -l ':'
+
+# 3. The steady state a few seconds later: events flowing, the stalled client gone (over tolerance).
 wait_for 'over-tol' 20
 sleep 3
 shot console "sse-console — live clients and events"
 
-# 3. The command line: Tab completes a client id; the last result shows inline.
+# 4. The command line: Tab completes a client id; the last result shows inline.
 tmux_ send-keys -t console -l 'broadcastTo ca'
 tmux_ send-keys -t console Tab
 tmux_ send-keys -t console -l 'greeting hello from the console'
@@ -79,13 +96,13 @@ shot command-line "sse-console — typing a command (Tab completed the id)"
 tmux_ send-keys -t console Enter
 wait_for 'broadcastTo carol' 10
 
-# 4. The help overlay.
+# 5. The help overlay.
 tmux_ send-keys -t console F1
 wait_for 'sse-console help' 10
 shot help "sse-console — help (F1 or ?)"
 tmux_ send-keys -t console Escape
 
-# 5. The topics view: subscribers and traffic per topic; then back to the clients.
+# 6. The topics view: subscribers and traffic per topic; then back to the clients.
 tmux_ send-keys -t console -l 'topics'
 tmux_ send-keys -t console Enter
 wait_for 'Topics [0-9]' 10
@@ -93,18 +110,6 @@ sleep 2
 shot topics "sse-console — the topics view (topics, or t)"
 tmux_ send-keys -t console Escape
 tmux_ send-keys -t console -l 't'
-wait_for 'Clients [0-9]' 10
-
-# 6. The client detail: Enter on a client (carol), with her facts, misses and last deliveries.
-tmux_ send-keys -t console Escape
-tmux_ send-keys -t console Home
-for _ in 1 2; do tmux_ send-keys -t console Down; done
-tmux_ send-keys -t console Enter
-wait_for 'Client [a-z]' 10
-wait_for 'Last 20 deliveries' 10
-sleep 2
-shot client-detail "sse-console — client detail (Enter on a client)"
-tmux_ send-keys -t console Escape
 wait_for 'Clients [0-9]' 10
 
 # 7. The event detail: Enter on a log entry (the newest price, filtered to); JSON is pretty-printed.
