@@ -83,25 +83,29 @@ struct ClusterControlTests {
     }
 
     @Test func ban_survivesARestartOfEveryNode_andExpiresOnItsOwn() async throws {
-        let url = try await TestDatabase.url()
-        let prefix = TestDatabase.prefix()
-        defer { Task { await TestDatabase.drop(prefix: prefix, url: url) } }
-        let first = try await TestNode.start("first", url: url, prefix: prefix)
-        try await first.broker.ban("eve", for: nil, origin: .api)
-        try await first.broker.ban("mallory", for: .seconds(3600), origin: .api)
-        await first.stop()
+        try await withClusterPrefix { url, prefix in
+            let first = try await TestNode.start("first", url: url, prefix: prefix)
+            try await first.broker.ban("eve", for: nil, origin: .api)
+            try await first.broker.ban("mallory", for: .seconds(3600), origin: .api)
+            await first.stop()
 
-        let second = try await TestNode.start("second", url: url, prefix: prefix)
-        defer { Task { await second.stop() } }
-        #expect(second.broker.bans.map(\.clientID) == ["eve", "mallory"])
-        #expect(try await self.status(connecting: "eve", to: second) == 204)
-        // A short ban holds, then runs out without an unban (5 s: room for a loaded machine).
-        try await second.broker.ban("brief", for: .seconds(5), origin: .api)
-        #expect(try await self.status(connecting: "brief", to: second) == 204)
-        try await eventually("the short ban ran out", timeout: .seconds(20)) {
-            second.broker.bans.map(\.clientID) == ["eve", "mallory"]
+            let second = try await TestNode.start("second", url: url, prefix: prefix)
+            do {
+                #expect(second.broker.bans.map(\.clientID) == ["eve", "mallory"])
+                #expect(try await self.status(connecting: "eve", to: second) == 204)
+                // A short ban holds, then runs out without an unban (5 s: room for a loaded machine).
+                try await second.broker.ban("brief", for: .seconds(5), origin: .api)
+                #expect(try await self.status(connecting: "brief", to: second) == 204)
+                try await eventually("the short ban ran out", timeout: .seconds(20)) {
+                    second.broker.bans.map(\.clientID) == ["eve", "mallory"]
+                }
+                #expect(try await self.status(connecting: "brief", to: second) == 200)
+            } catch {
+                await second.stop()
+                throw error
+            }
+            await second.stop()
         }
-        #expect(try await self.status(connecting: "brief", to: second) == 200)
     }
 
     @Test func clientSnapshots_listEveryOtherNodesConnections_whileAConsoleAsks() async throws {
