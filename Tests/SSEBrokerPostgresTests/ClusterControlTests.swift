@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import PostgresNIO
 import SSEBroker
 import SSEClient
 import SSETestSupport
@@ -161,14 +162,90 @@ struct ClusterControlTests {
         #expect(NotificationPayload.decode(NotificationPayload.encode(event)) == .event(event))
     }
 
-    @Test func clientSnapshot_encodingRoundTrips() {
-        let clients = [
-            ClientInfo(
-                connectionID: 9, clientID: "alice", remoteAddress: "127.0.0.1:5000", connectedAt: Date(timeIntervalSince1970: 1_700_000_000.123),
-                eventsSent: 3, bytesSent: 120, consecutiveErrors: 1, totalErrors: 2, backlogBytes: 64, topics: ["news", "sport.*"]
-            ),
-            ClientInfo(connectionID: 10, clientID: "bob", remoteAddress: nil, connectedAt: Date(timeIntervalSince1970: 1_700_000_001)),
-        ]
-        #expect(ClientSnapshot.decode(ClientSnapshot.encode(clients)) == clients)
+    /// Writes a snapshot row the way a node does (the tests that use it have no demand, so no node
+    /// writes one of its own).
+    func writeSnapshot(_ node: String, at takenAt: String, _ clients: [String], url: String, prefix: String) async throws {
+        let body = ClientSnapshot.encode(clients.enumerated().map { ClientInfo(connectionID: UInt64($0.offset + 1), clientID: $0.1) })
+        try await TestDatabase.withClient(url) { client in
+            _ = try await client.query(
+                """
+                INSERT INTO \(unescaped: prefix)_client_snapshots (node_id, taken_at, clients, body)
+                VALUES (\(node), \(unescaped: takenAt), \(clients.count), \(body))
+                ON CONFLICT (node_id) DO UPDATE SET taken_at = excluded.taken_at, clients = excluded.clients, body = excluded.body
+                """
+            )
+        }
+    }
+
+    @Test func clientSnapshots_olderThanTwoAndAHalfIntervals_areNotShown() async throws {
+        try await withClusterNodes(3) { nodes, url, prefix in
+            // n3's row is old: a row outlives its demand window and its node's restart, and a node
+            // whose writes fail keeps its last one. n2's is ahead of the clock, so that it stays
+            // within the bound (0.75 s here) however slow the machine is.
+            try await self.writeSnapshot("n2", at: "now() + interval '1 minute'", ["alice"], url: url, prefix: prefix)
+            try await self.writeSnapshot("n3", at: "now() - interval '1 hour'", ["bob"], url: url, prefix: prefix)
+            let snapshots = try await nodes[0].cluster.clientSnapshots()
+            #expect(snapshots.map(\.node) == ["n2"])
+            #expect(snapshots.first?.clients.map(\.clientID) == ["alice"])
+            // A row just past the bound is out too.
+            try await self.writeSnapshot("n3", at: "now() - interval '0.8 seconds'", ["bob"], url: url, prefix: prefix)
+            #expect(try await nodes[0].cluster.clientSnapshots().map(\.node) == ["n2"])
+        }
+    }
+
+    @Test func clientSnapshots_reusingThePreviousRead_fetchOnlyTheBodiesThatChanged() async throws {
+        try await withClusterNodes(3) { nodes, url, prefix in
+            let watcher = nodes[0].cluster
+            func decoded() -> Int { watcher.shared.withLockedValue { $0.snapshotBodiesDecoded } }
+            // Ahead of the clock: within the age bound however slow the machine is.
+            try await self.writeSnapshot("n2", at: "now() + interval '1 minute'", ["alice"], url: url, prefix: prefix)
+            try await self.writeSnapshot("n3", at: "now() + interval '1 minute'", ["bob"], url: url, prefix: prefix)
+            let first = try await watcher.clientSnapshots()
+            #expect(first.map { $0.clients.map(\.clientID) } == [["alice"], ["bob"]])
+            #expect(decoded() == 2)
+
+            // n2's body changes under the same taken_at (no node does that: it shows whether the body
+            // is fetched at all); n3 takes a new snapshot.
+            try await TestDatabase.withClient(url) { client in
+                let carol = ClientSnapshot.encode([ClientInfo(connectionID: 1, clientID: "carol")])
+                try await client.query("UPDATE \(unescaped: prefix)_client_snapshots SET body = \(carol) WHERE node_id = 'n2'")
+            }
+            try await self.writeSnapshot("n3", at: "now() + interval '2 minutes'", ["dave"], url: url, prefix: prefix)
+            let second = try await watcher.clientSnapshots(reusing: first)
+            #expect(second.map { $0.clients.map(\.clientID) } == [["alice"], ["dave"]])
+            #expect(second.first == first.first)
+            #expect(decoded() == 3)
+            // Without the previous read, every body is fetched.
+            #expect(try await watcher.clientSnapshots().map { $0.clients.map(\.clientID) } == [["carol"], ["dave"]])
+            #expect(decoded() == 5)
+        }
+    }
+
+    @Test func requestClientSnapshots_theOtherNodesWriteThem_theAskingNodeNone() async throws {
+        try await withClusterNodes(2) { nodes, url, prefix in
+            /// Each node's snapshot row, as the microseconds of its `taken_at`.
+            func written() async throws -> [String: Int64] {
+                try await TestDatabase.withClient(url) { client in
+                    let rows = try await client.query(
+                        "SELECT node_id, (EXTRACT(EPOCH FROM taken_at) * 1000000)::int8 FROM \(unescaped: prefix)_client_snapshots")
+                    var written: [String: Int64] = [:]
+                    for try await (node, version) in rows.decode((String, Int64).self) { written[node] = version }
+                    return written
+                }
+            }
+            try await nodes[0].cluster.requestClientSnapshots()
+            var first: Int64 = 0
+            try await eventually("n2 wrote a snapshot") {
+                first = try await written()["n2"] ?? 0
+                return first != 0
+            }
+            // By n2's second snapshot n1, whose heartbeats see the same demand row, would have written.
+            try await eventually("n2 wrote another snapshot") { (try await written()["n2"] ?? 0) > first }
+            #expect(try await written()["n1"] == nil)
+
+            // Once n2's console asks too, n1 writes for it.
+            try await nodes[1].cluster.requestClientSnapshots()
+            try await eventually("n1 wrote a snapshot for n2") { try await written()["n1"] != nil }
+        }
     }
 }
