@@ -248,4 +248,48 @@ struct ClusterControlTests {
             try await eventually("n1 wrote a snapshot for n2") { try await written()["n1"] != nil }
         }
     }
+
+    final class CollectingSink: AuditSink, Sendable {
+        let records = Locked<[AuditRecord]>([])
+        func record(_ record: AuditRecord) { self.records.withLock { $0.append(record) } }
+        var all: [AuditRecord] { self.records.withLock { $0 } }
+    }
+
+    @Test func clusterActions_areAuditedOnce_onTheNodeThatTookThem() async throws {
+        let sinks = [CollectingSink(), CollectingSink()]
+        try await withClusterNodes(2, audit: { sinks[$0 - 1] }) { nodes, url, prefix in
+            var alice = try await nodes[1].connect("alice")
+            var mallory = try await nodes[1].connect("mallory")
+            try await presenceVisible("alice", url: url, prefix: prefix)
+            try await presenceVisible("mallory", url: url, prefix: prefix)
+
+            let delivery = try await nodes[0].broker.publish(Event(type: "news", data: "hello", origin: .console), to: nil)
+            _ = try await alice.nextEvent()
+            _ = try await mallory.nextEvent()
+            #expect(try await nodes[0].broker.kick("alice", origin: .console) == ClosedConnections(connections: 1, nodes: 1))
+            _ = await alice.untilEnd()
+            let origin = ActionOrigin.http("10.0.0.7:53012")
+            let banned = try await nodes[0].broker.ban("mallory", for: .seconds(3600), origin: origin)
+            #expect(banned == ClosedConnections(connections: 1, nodes: 1))
+            _ = await mallory.untilEnd()
+            #expect(try await nodes[0].broker.unban("mallory", origin: .api))
+
+            let records = sinks[0].all
+            #expect(records.map(\.action) == ["broadcast", "kick", "ban", "unban"])
+            #expect(records.map(\.origin) == ["console", "console", "http", "api"])
+            #expect(records.map(\.remoteAddress) == [nil, nil, "10.0.0.7:53012", nil])
+            // A broadcast's recipients on the other nodes are as their heartbeats counted them: what
+            // the publish answered is what is recorded.
+            #expect(
+                records.first?.arguments
+                    == ["type": "news", "bytes": "5", "eventId": "\(delivery.eventID)", "recipients": "\(delivery.recipients)"])
+            #expect(records.dropFirst().first?.arguments == ["client": "alice", "closed": "1", "nodes": "1"])
+            let ban = try #require(records.dropFirst(2).first?.arguments)
+            #expect(ban["client"] == "mallory" && ban["closed"] == "1" && ban["nodes"] == "1" && ban["duration"] == "3600s")
+            #expect(ban["until"] != nil)
+            #expect(records.last?.arguments == ["client": "mallory"])
+            // n2 delivered the event and closed the connections for n1: it records none of it.
+            #expect(sinks[1].all.isEmpty)
+        }
+    }
 }

@@ -7,8 +7,9 @@ import SSETestSupport
 import Testing
 
 /// Two real `sse-console` nodes of one cluster on a real PostgreSQL (`PostgresServer.testDatabaseURL()`:
-/// `SSE_TEST_POSTGRES_URL`, else a private server), one of them in a real terminal (tmux):
-/// its header and cluster pane show both nodes and the clients connected to the other one.
+/// `SSE_TEST_POSTGRES_URL`, else a private server): one in a real terminal (tmux), whose header and
+/// cluster pane show both nodes and the clients connected to the other one; one headless, whose
+/// kick, ban and unban act on the other node.
 @Suite(.serialized, .timeLimit(.minutes(2)))
 struct ClusterConsoleEndToEndTests {
 
@@ -76,6 +77,75 @@ struct ClusterConsoleEndToEndTests {
             try tmux.press("Enter")
             try await tmux.waitForScreen("the console to exit") { $0.contains("sse-console: served") }
         }
+    }
+
+    @Test func headless_kickBanAndUnban_actOnTheOtherNode_andCountItsConnections() async throws {
+        try await ClusterDatabase.withPrefix { databaseURL, prefix in
+            let cluster = ["--cluster", databaseURL, "--cluster-prefix", prefix]
+            let other = try ConsoleProcess.start(["--no-tui", "--port", "0", "--heartbeat", "60", "--node-name", "cli-other"] + cluster)
+            defer { other.killIfRunning() }
+            let otherPort = try await other.listeningPort()
+
+            // The operator's node, headless: commands typed on its stdin (a terminal), answers on stdout.
+            let headless = Tmux()
+            defer { headless.kill() }
+            try headless.run(
+                "new-session", "-d", "-s", headless.session, "-x", "160", "-y", "30",
+                "\(try consoleBinary()) --no-tui --port 0 --heartbeat 60 --node-name cli-ops "
+                    + "\(cluster.map { "'\($0)'" }.joined(separator: " ")) 2>/dev/null; exec sleep 600"
+            )
+            let started = try await headless.waitForScreen("the headless node") { $0.contains("listening on") }
+            let port = try #require(started.firstMatch(of: /listening on http:\/\/[^:]+:(\d+)/).flatMap { Int($0.output.1) })
+            func answer(_ command: String, _ expected: String) async throws {
+                try headless.type(command)
+                try headless.press("Enter")
+                try await headless.waitForScreen("the answer to \(command)") { screen in
+                    screen.split(separator: "\n").contains { $0.trimmingCharacters(in: .whitespaces) == expected }
+                }
+            }
+
+            // carol twice on the other node and once on this one; dave on the other node.
+            var carols = [
+                StreamReader(try await SSEClient.connect(host: "127.0.0.1", port: otherPort, path: "/connect?id=carol")),
+                StreamReader(try await SSEClient.connect(host: "127.0.0.1", port: otherPort, path: "/connect?id=carol")),
+                StreamReader(try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?id=carol")),
+            ]
+            var dave = StreamReader(try await SSEClient.connect(host: "127.0.0.1", port: otherPort, path: "/connect?id=dave"))
+            // A kick counts the other nodes' connections from their presence rows: wait until they are there.
+            try await ClusterDatabase.waitUntil("both nodes and their clients are in the database") {
+                let nodes = try await ClusterDatabase.count("SELECT count(*)::int8 FROM \(prefix)_nodes", url: databaseURL)
+                let connections = try await ClusterDatabase.count(
+                    "SELECT coalesce(sum(connections), 0)::int8 FROM \(prefix)_presence", url: databaseURL)
+                return nodes == 2 && connections == 4
+            }
+
+            try await answer("kick carol", "kicked carol (3 connections on 2 nodes)")
+            for index in carols.indices { _ = await carols[index].untilEnd() }
+
+            try await answer(
+                "ban dave", "banned dave until unban (1 connection on 1 node closed); it gets 204 No Content from every node")
+            _ = await dave.untilEnd()  // the other node closed it: it has the ban
+            #expect(try await self.status(connecting: "dave", port: otherPort) == 204)
+            #expect(try await self.status(connecting: "dave", port: port) == 204)
+
+            try await answer("unban dave", "unbanned dave")
+            #expect(try await self.status(connecting: "dave", port: port) == 200)
+            try await ClusterDatabase.waitUntil("the other node lets dave in again") {
+                try await self.status(connecting: "dave", port: otherPort) == 200
+            }
+            try await answer("unban dave", "error: unban: dave is not banned")
+
+            try await answer("quit", "bye")
+            kill(other.pid, SIGTERM)
+            #expect(try await other.waitForExit(within: .seconds(15)) == 0)
+        }
+    }
+
+    /// What a subscriber gets: `200` and a stream, or `204` when banned.
+    func status(connecting clientID: String, port: Int) async throws -> UInt {
+        let client = try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?id=\(clientID)")
+        await client.close()
+        return client.status.code
     }
 }
 
