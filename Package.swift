@@ -257,6 +257,9 @@ let package = Package(
                 "SSEBroker",
                 "SSEBrokerServer",
                 "SSEClient",
+                // The cluster tests' own statements on the shared database (waiting, cleaning up).
+                "SSEBrokerPostgres",
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: when("Cluster")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),

@@ -41,15 +41,16 @@ extension PostgresCluster {
             """
             SELECT node_id, url, clients, last_event_id, EXTRACT(EPOCH FROM now() - seen_at)::float8,
                 (SELECT coalesce(max(id), 0) FROM \(unescaped: n.events)),
-                EXISTS (SELECT 1 FROM \(unescaped: n.snapshotDemand) WHERE until > now())
+                EXISTS (
+                    SELECT 1 FROM \(unescaped: n.snapshotDemand) WHERE until > now() AND node_id <> \(self.configuration.nodeName))
             FROM \(unescaped: n.nodes) ORDER BY node_id
             """,
             logger: self.logger
         )
         var nodes: [ClusterStatus.Node] = []
         var head: UInt64 = 0
-        // Whether a console wants every node's clients (PostgresCluster+Snapshots): asked here, so
-        // that nobody watching costs no query of its own.
+        // Whether another node's console wants every node's clients (PostgresCluster+Snapshots):
+        // asked here, so that nobody watching costs no query of its own.
         var snapshotsWanted = false
         for try await (name, url, clients, last, silence, newest, wanted) in rows.decode(
             (String, String, Int32, Int64, Double, Int64, Bool).self)

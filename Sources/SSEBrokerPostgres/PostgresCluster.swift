@@ -68,10 +68,13 @@ public final class PostgresCluster: EventBackplane, Service, Sendable {
         var schemaReady = false
         /// Set once online: publishes that reach the log while the node is offline would be late.
         var onlineWaiters: [UInt64: CheckedContinuation<Bool, Never>] = [:]
-        /// When this node last wrote its demand for client snapshots.
+        /// When this node last wrote its demand for client snapshots (to write it at most every 3 s).
         var lastDemand: ContinuousClock.Instant?
-        /// Whether some console wants every node's clients, as of the last heartbeat.
+        /// Whether another node's console wants every node's clients, as of the last heartbeat.
         var snapshotsWanted = false
+        /// Snapshot bodies ``clientSnapshots(reusing:)`` fetched and decoded (the unchanged ones it
+        /// reused are not counted).
+        var snapshotBodiesDecoded = 0
     }
 
     struct PendingPublish {

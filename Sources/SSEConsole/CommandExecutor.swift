@@ -118,8 +118,9 @@ struct CommandExecutor {
         let asked = Date()
         try await backplane.requestClientSnapshots()
         let deadline = ContinuousClock.now + backplane.configuration.clientSnapshotInterval * 2
+        var snapshots: [NodeClients] = []
         while true {
-            let snapshots = try await backplane.clientSnapshots()
+            snapshots = try await backplane.clientSnapshots(reusing: snapshots)
             let others = Set(backplane.status.nodes.filter { $0.isAlive && $0.name != backplane.configuration.nodeName }.map(\.name))
             let fresh = Set(snapshots.filter { $0.takenAt >= asked.addingTimeInterval(-1) }.map(\.node))
             if others.isSubset(of: fresh) || ContinuousClock.now >= deadline { return snapshots }

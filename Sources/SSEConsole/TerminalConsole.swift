@@ -91,7 +91,9 @@ final class TerminalConsole: Sendable {
             }
             do {
                 try await backplane.requestClientSnapshots()
-                let snapshots = try await backplane.clientSnapshots()
+                // A node whose snapshot is unchanged since the last read is not fetched again.
+                let previous = self.remoteClients.withLock { $0 }
+                let snapshots = try await backplane.clientSnapshots(reusing: previous)
                 self.remoteClients.withLock { $0 = snapshots }
             } catch {
                 // Offline: the header says so; the rows keep their last snapshot until it is back.

@@ -26,16 +26,16 @@ enum TestDatabase {
     /// A fresh table prefix.
     static func prefix() -> String { "t" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16) }
 
-    /// Drops what a test with `prefix` created.
+    /// Drops what a test with `prefix` created (``ClusterTables``).
     static func drop(prefix: String, url: String) async {
-        try? await withClient(url) { client in
-            for statement in [
-                "DROP TABLE IF EXISTS \(prefix)_client_snapshots, \(prefix)_snapshot_demand, \(prefix)_bans",
-                "DROP TABLE IF EXISTS \(prefix)_presence, \(prefix)_nodes, \(prefix)_events, \(prefix)_idempotency_keys",
-                "DROP SEQUENCE IF EXISTS \(prefix)_event_ids",
-            ] {
-                try await client.query(PostgresQuery(unsafeSQL: statement))
+        do {
+            try await withClient(url) { client in
+                for statement in ClusterTables.dropStatements(prefix: prefix) {
+                    try await client.query(PostgresQuery(unsafeSQL: statement))
+                }
             }
+        } catch {
+            Issue.record("could not drop the tables of \(prefix): \(error)")
         }
     }
 
@@ -87,9 +87,12 @@ final class TestNode: Sendable {
         retention: Int = 10_000,
         publishTimeout: Duration = TestNode.publishTimeout,
         requireOnline: Bool = true,
-        asServices: Bool = false
+        asServices: Bool = false,
+        audit: (any AuditSink)? = nil
     ) async throws -> TestNode {
-        let broker = try Broker(configuration: BrokerConfiguration(historySize: history, eventIDSeed: .after(0), retryJitter: 0), logger: quietLogger)
+        let broker = try Broker(
+            configuration: BrokerConfiguration(historySize: history, eventIDSeed: .after(0), retryJitter: 0), logger: quietLogger,
+            audit: audit)
         var configuration = try ClusterConfiguration(url: url, nodeName: name)
         configuration.tablePrefix = prefix
         configuration.retentionCount = retention
@@ -238,26 +241,40 @@ func presenceVisible(_ clientID: String, url: String, prefix: String, connection
     }
 }
 
+/// Runs `body` with the database URL and a fresh table prefix; drops what the prefix created after,
+/// also when `body` throws (awaited: nothing is left running past the test).
+func withClusterPrefix(_ body: (_ url: String, _ prefix: String) async throws -> Void) async throws {
+    let url = try await TestDatabase.url()
+    let prefix = TestDatabase.prefix()
+    do {
+        try await body(url, prefix)
+    } catch {
+        await TestDatabase.drop(prefix: prefix, url: url)
+        throw error
+    }
+    await TestDatabase.drop(prefix: prefix, url: url)
+}
+
 /// Runs `body` with `count` online nodes sharing a fresh table prefix (arguments: the nodes, the
 /// database URL, the prefix); stops the nodes and drops the tables after, also when `body` throws.
 func withClusterNodes(
     _ count: Int,
     publishTimeout: Duration = TestNode.publishTimeout,
+    audit: (_ index: Int) -> (any AuditSink)? = { _ in nil },
     _ body: ([TestNode], String, String) async throws -> Void
 ) async throws {
-    let url = try await TestDatabase.url()
-    let prefix = TestDatabase.prefix()
-    var nodes: [TestNode] = []
-    do {
-        for index in 1...count {
-            nodes.append(try await TestNode.start("n\(index)", url: url, prefix: prefix, publishTimeout: publishTimeout))
+    try await withClusterPrefix { url, prefix in
+        var nodes: [TestNode] = []
+        do {
+            for index in 1...count {
+                nodes.append(
+                    try await TestNode.start("n\(index)", url: url, prefix: prefix, publishTimeout: publishTimeout, audit: audit(index)))
+            }
+            try await body(nodes, url, prefix)
+        } catch {
+            for node in nodes { await node.stop() }
+            throw error
         }
-        try await body(nodes, url, prefix)
-    } catch {
         for node in nodes { await node.stop() }
-        await TestDatabase.drop(prefix: prefix, url: url)
-        throw error
     }
-    for node in nodes { await node.stop() }
-    await TestDatabase.drop(prefix: prefix, url: url)
 }

@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 import SSEBroker
 import Testing
@@ -96,5 +97,39 @@ import Testing
         #expect(names.events == "sse_events" && names.presence == "sse_presence" && names.channel == "sse_events")
         #expect(names.lockKey == PostgresCluster.Names(prefix: "sse").lockKey)
         #expect(names.lockKey != PostgresCluster.Names(prefix: "other").lockKey)
+    }
+}
+
+@Suite struct ClientSnapshotTests {
+    @Test func encoding_roundTrips_withTheProtocol() {
+        let clients = [
+            ClientInfo(
+                connectionID: 9, clientID: "alice", remoteAddress: "127.0.0.1:5000", connectedAt: Date(timeIntervalSince1970: 1_700_000_000.123),
+                eventsSent: 3, bytesSent: 120, consecutiveErrors: 1, totalErrors: 2, backlogBytes: 64, topics: ["news", "sport.*"],
+                httpVersion: "h2"
+            ),
+            ClientInfo(connectionID: 10, clientID: "bob", remoteAddress: nil, connectedAt: Date(timeIntervalSince1970: 1_700_000_001)),
+        ]
+        // The protocol is the last field, empty for HTTP/1.1.
+        let lines = String(buffer: ClientSnapshot.encode(clients)).split(separator: "\n")
+        #expect(lines.map { $0.split(separator: "\t", omittingEmptySubsequences: false).last } == ["h2", ""])
+        #expect(ClientSnapshot.decode(ClientSnapshot.encode(clients)) == clients)
+    }
+
+    @Test func decoding_takesTheLinesOfEarlierVersions_andIgnoresFieldsOfLaterOnes() {
+        // An earlier node's lines: 10 fields, no protocol (it served HTTP/1.1 only).
+        let earlier = "9\talice\t127.0.0.1:5000\t1700000000123\t3\t120\t1\t2\t64\tnews,sport.*\n10\tbob\t-\t1700000001000\t0\t0\t0\t0\t0\t\n"
+        let later = "11\tcarol\t-\t1700000002000\t0\t0\t0\t0\t0\t\th2\tsomething new\n"
+        let broken = "12\tdave\t-\t1700000003000\t0\t0\t0\t0\n"  // too few fields: skipped
+        let clients = ClientSnapshot.decode(ByteBuffer(string: earlier + broken + later))
+        #expect(clients.map(\.clientID) == ["alice", "bob", "carol"])
+        #expect(clients.map(\.httpVersion) == ["HTTP/1.1", "HTTP/1.1", "h2"])
+        #expect(
+            clients.first
+                == ClientInfo(
+                    connectionID: 9, clientID: "alice", remoteAddress: "127.0.0.1:5000",
+                    connectedAt: Date(timeIntervalSince1970: 1_700_000_000.123), eventsSent: 3, bytesSent: 120, consecutiveErrors: 1,
+                    totalErrors: 2, backlogBytes: 64, topics: ["news", "sport.*"]
+                ))
     }
 }
