@@ -182,7 +182,7 @@ final class AuditLog: AuditSink, Service {
                         state.dropped += batch.count + dropped
                     }
                 }
-                if let failure {
+                if let failure, !batch.isEmpty {  // a lone audit-dropped line failing again is no news
                     self.logger.error(
                         "audit log: \(batch.count) records not written",
                         metadata: ["path": "\(self.path ?? "-")", "error": "\(failure)"])
