@@ -109,9 +109,19 @@ public struct ConsoleState: Sendable {
     /// The screen's geometry for this state (the panes' sizes depend on the rows they hold).
     public func geometry(for size: ScreenSize) -> LayoutGeometry {
         LayoutGeometry(
-            size: size, clientRowCount: clients.count,
+            size: size, clientRowCount: shownPaneRowCount,
             clusterRowCount: wantsClusterPane ? cluster?.nodes.count : nil,
             wantsRates: rates != nil && isRatesPaneVisible)
+    }
+
+    /// The rows of the view in the clients pane's place — the clients, the topics, the bans or the
+    /// audit trail: the pane is sized by what it shows.
+    var shownPaneRowCount: Int {
+        switch opsPanel {
+        case .bans: bans.rows.count
+        case .audit: audit.rows.count
+        case nil: isTopicsViewVisible ? topics.rows.count : clients.count
+        }
     }
 
     /// `clusterScroll` kept within the rows a viewport of `height` can show.
