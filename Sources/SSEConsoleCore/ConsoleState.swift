@@ -92,9 +92,10 @@ public struct ConsoleState: Sendable {
         )
     }
 
-    /// Replaces the client rows with the latest snapshot (see `ClientTable.update`).
-    public mutating func updateClients(_ rows: [ClientRow], now: Double) {
-        clients.update(rows, now: now)
+    /// Replaces the client rows with the latest snapshot: this node's, and in the all-nodes table
+    /// the other nodes' (see `ClientTable.update`).
+    public mutating func updateClients(_ rows: [ClientRow], remote: RemoteClientRows? = nil, now: Double) {
+        clients.update(rows, remote: remote, now: now)
     }
 
     /// Replaces the cluster view with the latest sample (`nil`: not a cluster node).

@@ -15,6 +15,13 @@ extension ConsoleState {
         return nil
     }
 
+    /// What the client detail view shows, as last fed (`nil`: it is not open). For another node's
+    /// connection, `remote` says so: the app refreshes it from that node's snapshots.
+    public var inspectedClient: ClientDetail? {
+        if case .client(let view) = detail { return view.detail }
+        return nil
+    }
+
     /// The client detail's newer snapshot (ignored unless that connection's view is open).
     public mutating func updateClientDetail(_ newDetail: ClientDetail) {
         guard case .client(var view) = detail else { return }

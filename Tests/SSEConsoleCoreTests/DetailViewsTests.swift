@@ -102,6 +102,44 @@ private let large = KeyContext(screen: ScreenSize(cols: 120, rows: 40))
         #expect(state.detail == nil && state.clients.selectedIndex == selected && state.focus == .clients)
     }
 
+    /// Alice's deliveries are events 100 down to 81; the broker recorded misses of some of them.
+    @Test func clientDetail_marksTheRecordedMissesAmongTheDeliveries_andSaysWhenOlderOnesMayBeListed() {
+        var state = Self.openAlice(context: large)
+        var detail = Self.aliceDetail()
+        detail.errors = [
+            .init(time: Fixtures.now - 5, text: "socket not writable for 3200 ms", eventID: 95),
+            .init(time: Fixtures.now - 1, text: "socket not writable for 3300 ms", eventID: 99),
+        ]
+        detail.totalErrors = 2
+        state.updateClientDetail(detail)
+        var text = rows(Fixtures.render(state, cols: 120, rows: 40))
+        let missed = text.filter { $0.hasSuffix("missed") }
+        #expect(missed.count == 2)
+        #expect(missed.allSatisfy { $0.contains(" 95 ") || $0.contains(" 99 ") })
+        #expect(text.filter { $0.contains(" 96 ") }.allSatisfy { !$0.contains("missed") })
+        #expect(!text.contains { $0.contains("not recorded") })
+
+        // Five misses, two recorded: the three older ones may be among the 20 listed (down to 81).
+        detail.totalErrors = 5
+        #expect(detail.unrecordedMissesInList == 3)
+        state.updateClientDetail(detail)
+        text = rows(Fixtures.render(state, cols: 120, rows: 40))
+        #expect(text.contains { $0.contains("3 misses earlier not recorded: some listed may not have reached it") })
+        // The oldest recorded miss is older than the list: the unrecorded ones are older still.
+        detail.errors[0].eventID = 70
+        #expect(detail.unrecordedMissesInList == 0)
+        // A replay's miss has no event id: its time says it.
+        detail.errors[0] = .init(time: Fixtures.now - 30, text: "replay", eventID: nil)
+        #expect(detail.unrecordedMissesInList == 0)
+        detail.errors[0].time = Fixtures.now - 10
+        #expect(detail.unrecordedMissesInList == 3)
+        // None recorded: every miss may be listed; no deliveries: nothing to say.
+        detail.errors = []
+        #expect(detail.unrecordedMissesInList == 5)
+        detail.deliveries = []
+        #expect(detail.unrecordedMissesInList == 0)
+    }
+
     @Test func clientDetail_departedConnectionStaysMarked_andRowOnlyDetailSaysDeliveriesAreComing() {
         var state = Fixtures.state()
         state.press(.escape, .enter, context: small)
