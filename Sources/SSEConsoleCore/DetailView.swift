@@ -115,9 +115,9 @@ extension ConsoleState {
             switch key {
             case .character("k"): return [.execute(.kick(clientID: id))]
             case .character("B"): return [.execute(.ban(clientID: id, duration: nil))]
-            case .character("m"), .character("b"):
-                mode = .command
-                editor.setText("broadcastTo \(Command.token(id)) ")
+            // Not `b` as well: everywhere else `b` is the bans view.
+            case .character("m"):
+                prefillCommandLine("broadcastTo \(Command.token(id)) ")
                 let shown = Format.oneLine(id, maxCharacters: 64)
                 setMessage("type the event type and data · Enter sends to \(shown) · Esc cancels", severity: .info)
                 return []

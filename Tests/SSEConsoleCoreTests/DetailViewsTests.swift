@@ -102,6 +102,48 @@ private let large = KeyContext(screen: ScreenSize(cols: 120, rows: 40))
         #expect(state.detail == nil && state.clients.selectedIndex == selected && state.focus == .clients)
     }
 
+    @Test func clientDetail_bDoesNotSend_mPrefills_andEscBeforeTypingTakesItOffAgain() {
+        var state = Self.openAlice(context: small)
+        // `b` is the bans view everywhere else: here it does nothing rather than prefill a send.
+        #expect(state.type("b", context: small).isEmpty)
+        #expect(state.mode == .navigate && state.editor.isEmpty && state.opsPanel == nil && state.inspectedConnectionID == 1)
+        state.type("m", context: small)
+        #expect(state.mode == .command && state.editor.text == "broadcastTo alice ")
+        #expect(state.message?.text.hasSuffix("Esc cancels") == true)
+        // Esc cancels: the line is gone, and does not come back at the next `:`.
+        state.press(.escape, context: small)
+        #expect(state.mode == .navigate && state.editor.isEmpty && state.message == nil && state.detail != nil)
+        state.type(":", context: small)
+        #expect(state.mode == .command && state.editor.isEmpty)
+        state.press(.escape, context: small)
+        // Typed work is never dropped: with an event type typed, Esc leaves the line as it is.
+        state.type("m", context: small)
+        state.type("ping", context: small)
+        state.press(.escape, context: small)
+        #expect(state.mode == .navigate && state.editor.text == "broadcastTo alice ping")
+        state.type(":", context: small)
+        #expect(state.editor.text == "broadcastTo alice ping")
+    }
+
+    @Test func slashFilter_escBeforeTypingTakesThePrefillOff_aTypedFilterStays() {
+        var state = Fixtures.state()
+        state.editor.setText("")
+        state.press(.escape, context: small)
+        state.type("/", context: small)
+        #expect(state.mode == .command && state.editor.text == "filter ")
+        state.press(.escape, context: small)
+        #expect(state.editor.isEmpty)
+        state.type("/", context: small)
+        state.type("bob", context: small)
+        state.press(.escape, context: small)
+        #expect(state.editor.text == "filter bob")
+        // A line typed by hand that happens to read the same is not a prefill: it stays.
+        state.type(":", context: small)
+        state.press(.backspace, .backspace, .backspace, context: small)
+        state.press(.escape, context: small)
+        #expect(state.editor.text == "filter ")
+    }
+
     /// Alice's deliveries are events 100 down to 81; the broker recorded misses of some of them.
     @Test func clientDetail_marksTheRecordedMissesAmongTheDeliveries_andSaysWhenOlderOnesMayBeListed() {
         var state = Self.openAlice(context: large)
