@@ -88,8 +88,9 @@ final class RecentEvents: Sendable {
 
     /// The newest `limit` events a connection of `client` with `topics`, connected at
     /// `connectedAt`, was sent, newest first: live ones after it connected, and — when it resumed —
-    /// the `replayed` newest ones before that, after the id it resumed from. Events it missed
-    /// (its error counter) are not told apart: the broker does not record deliveries one by one.
+    /// the `replayed` newest ones before that, after the id it resumed from. The broker does not
+    /// record deliveries one by one: events it missed are among these (the client detail marks
+    /// the misses the broker recorded, its last few, and says when older ones may be listed).
     func deliveries(
         client: String, topics: TopicFilter, connectedAt: Double, resumedFrom: UInt64?, replayed: Int, limit: Int
     ) -> [ClientDetail.Delivery] {

@@ -101,26 +101,11 @@ final class TerminalConsole: Sendable {
         }
     }
 
-    /// The rows of the all-nodes table: this node's live, the others' from their snapshots. A remote
-    /// row's key mixes the node into the connection id (ids are per node), so the selection follows it.
-    static func allNodesRows(local: [ClientRow], node: String, remote: [NodeClients]) -> [ClientRow] {
-        var rows = local.map { row in
-            var row = row
-            row.node = node
-            return row
-        }
-        for snapshot in remote {
-            for client in snapshot.clients {
-                var row = ConsoleFeed.row(for: client)
-                var hasher = Hasher()
-                hasher.combine(snapshot.node)
-                hasher.combine(client.connectionID)
-                row.connectionID = UInt64(bitPattern: Int64(hasher.finalize()))
-                row.node = snapshot.node
-                rows.append(row)
-            }
-        }
-        return rows
+    /// Takes the other nodes' latest snapshots into `rows`, converting only those that changed.
+    static func updateRemoteRows(_ rows: inout RemoteClientRows, from snapshots: [NodeClients]) {
+        rows.update(
+            snapshots.map { (node: $0.node, takenAt: $0.takenAt.timeIntervalSince1970, clients: $0.clients) },
+            row: ConsoleFeed.row(for:))
     }
 
     private static func threadCPUSeconds() -> Double {
@@ -137,6 +122,8 @@ final class TerminalConsole: Sendable {
         let executor = CommandExecutor(broker: self.broker, audit: self.audit, backplane: self.backplane)
         var state = ConsoleState()
         var clusterSampler = self.clusterSampler
+        // The other nodes' rows for the all-nodes table: converted when their snapshots change.
+        var remoteRows = RemoteClientRows()
         var rates = RateMeter()
         var currentRates = RateMeter.Rates()
         let utcOffset = TimeZone.current.secondsFromGMT()
@@ -206,10 +193,14 @@ final class TerminalConsole: Sendable {
                 let allNodes = state.clientScope == .allNodes
                 self.wantsAllNodes.store(allNodes, ordering: .relaxed)
                 if allNodes, let backplane = self.backplane {
-                    rows = Self.allNodesRows(
-                        local: rows, node: backplane.configuration.nodeName, remote: self.remoteClients.withLock { $0 })
+                    let node = backplane.configuration.nodeName
+                    for index in rows.indices { rows[index].node = node }
+                    Self.updateRemoteRows(&remoteRows, from: self.remoteClients.withLock { $0 })
+                    state.updateClients(rows, remote: remoteRows, now: now)
+                } else {
+                    if !remoteRows.nodes.isEmpty { remoteRows = RemoteClientRows() }
+                    state.updateClients(rows, now: now)
                 }
-                state.updateClients(rows, now: now)
                 switch state.opsPanel {
                 case .bans: state.updateBans(self.broker.bans.map(BanRow.init))
                 case .audit: state.updateAudit((self.audit?.recent ?? []).map(AuditRow.init))
@@ -221,12 +212,19 @@ final class TerminalConsole: Sendable {
                 }
                 currentRates = rates.add(self.broker.statistics, at: now)
                 state.recordRates(eventsIn: currentRates.eventsIn, eventsOut: currentRates.eventsOut, at: now)
-                if let inspected = state.inspectedConnectionID {
+                if let inspected = state.inspectedClient {
                     // Only the inspected connection is looked at closely: O(connections) to find
                     // it, O(recent events) for its deliveries, four times a second while open.
-                    if let client = clients.first(where: { $0.connectionID == inspected }) {
+                    if let origin = inspected.remote, let node = inspected.node {
+                        // Another node's: only its snapshots know it, and only a newer one says it is gone.
+                        switch remoteRows.sighting(node: node, key: inspected.connectionID, seenAt: origin.takenAt) {
+                        case .present(let row): state.updateClientDetail(self.detail(ofRemote: row))
+                        case .gone(let at): state.markInspectedClientDeparted(Departure(reason: .closed, at: at))
+                        case .unknown: break
+                        }
+                    } else if let client = clients.first(where: { $0.connectionID == inspected.connectionID }) {
                         state.updateClientDetail(self.detail(of: client, node: state.cluster?.nodeName))
-                    } else if let gone = state.clients.rows.first(where: { $0.connectionID == inspected })?.departure {
+                    } else if let gone = state.clients.rows.first(where: { $0.connectionID == inspected.connectionID })?.departure {
                         state.markInspectedClientDeparted(gone)
                     } else {
                         state.markInspectedClientDeparted(Departure(reason: .closed, at: now))
@@ -277,13 +275,11 @@ final class TerminalConsole: Sendable {
     /// The client detail of one connection: the broker's snapshot and the deliveries derived
     /// from the events the console saw.
     private func detail(of client: ClientInfo, node: String?) -> ClientDetail {
-        // The broker validated these topics when the client connected.
-        let topics = (try? TopicFilter(client.topics.compactMap { try? Topic($0) })) ?? .everything
         let connectedAt = client.connectedAt.timeIntervalSince1970
-        let deliveries = self.feed.recentEvents.deliveries(
-            client: client.clientID, topics: topics, connectedAt: connectedAt,
+        let deliveries = self.deliveries(
+            client: client.clientID, topics: client.topics, connectedAt: connectedAt,
             resumedFrom: client.resumedFrom.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) },
-            replayed: client.replayedEvents, limit: ClientDetail.deliveryLimit)
+            replayed: client.replayedEvents)
         return ClientDetail(
             connectionID: client.connectionID, id: client.clientID, node: node,
             remoteAddress: client.remoteAddress ?? "-", userAgent: client.userAgent, httpVersion: client.httpVersion,
@@ -292,8 +288,31 @@ final class TerminalConsole: Sendable {
             resumedFrom: client.resumedFrom, replayedEvents: client.replayedEvents, eventsSent: client.eventsSent,
             bytesSent: client.bytesSent, backlogBytes: client.backlogBytes,
             consecutiveErrors: client.consecutiveErrors, totalErrors: client.totalErrors,
-            errors: client.recentErrors.map { .init(time: $0.at.timeIntervalSince1970, text: $0.description) },
+            errors: client.recentErrors.map {
+                .init(time: $0.at.timeIntervalSince1970, text: $0.description, eventID: $0.eventID)
+            },
             deliveries: deliveries)
+    }
+
+    /// The client detail of another node's connection: its row (as of its node's snapshot) and the
+    /// deliveries derived from the events the console saw (every node's events reach this one).
+    private func detail(ofRemote row: ClientRow) -> ClientDetail {
+        var detail = ClientDetail(row: row)
+        // Its resume is not in the snapshot: live deliveries only.
+        detail.deliveries = self.deliveries(
+            client: row.id, topics: row.topics, connectedAt: row.connectedAt, resumedFrom: nil, replayed: 0)
+        detail.hasDeliveries = true
+        return detail
+    }
+
+    private func deliveries(
+        client: String, topics: [String], connectedAt: Double, resumedFrom: UInt64?, replayed: Int
+    ) -> [ClientDetail.Delivery] {
+        // The broker validated these topics when the client connected.
+        let filter = (try? TopicFilter(topics.compactMap { try? Topic($0) })) ?? .everything
+        return self.feed.recentEvents.deliveries(
+            client: client, topics: filter, connectedAt: connectedAt, resumedFrom: resumedFrom, replayed: replayed,
+            limit: ClientDetail.deliveryLimit)
     }
 
     private func header(now: Double, rates: RateMeter.Rates, cluster: ClusterView?) -> HeaderStats {

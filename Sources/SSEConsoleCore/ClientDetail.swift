@@ -1,15 +1,20 @@
 /// Everything the client detail view shows about one connection, as of the app's last snapshot.
 /// Timestamps are Unix seconds. Built by the app from the broker's `ClientInfo` and the events it
-/// saw; until then (and after the connection is gone) from the table's row.
+/// saw; until then (and after the connection is gone) from the table's row. Another node's
+/// connection (``remote``) is known only from that node's snapshots: its counters, not its user
+/// agent, resume, token or misses.
 public struct ClientDetail: Sendable, Hashable {
     /// One event the connection missed, and why.
     public struct ErrorLine: Sendable, Hashable {
         public var time: Double
         public var text: String
+        /// The event it missed; `nil` for an event of its replay.
+        public var eventID: UInt64?
 
-        public init(time: Double, text: String) {
+        public init(time: Double, text: String, eventID: UInt64? = nil) {
             self.time = time
             self.text = text
+            self.eventID = eventID
         }
     }
 
@@ -38,6 +43,8 @@ public struct ClientDetail: Sendable, Hashable {
     public var id: String
     /// The node it is connected to (`nil`: this stand-alone broker).
     public var node: String?
+    /// Set for another node's connection: which snapshot of that node this is.
+    public var remote: RemoteSnapshot?
     public var remoteAddress: String
     public var userAgent: String?
     /// `HTTP/1.1` or `h2`.
@@ -69,11 +76,12 @@ public struct ClientDetail: Sendable, Hashable {
         tokenExpiresAt: Double? = nil, connectedAt: Double, resumedFrom: String? = nil, replayedEvents: Int = 0,
         eventsSent: Int = 0, bytesSent: Int = 0, backlogBytes: Int = 0, consecutiveErrors: Int = 0,
         totalErrors: Int = 0, errors: [ErrorLine] = [], deliveries: [Delivery] = [], hasDeliveries: Bool = true,
-        departure: Departure? = nil
+        departure: Departure? = nil, remote: RemoteSnapshot? = nil
     ) {
         self.connectionID = connectionID
         self.id = id
         self.node = node
+        self.remote = remote
         self.remoteAddress = remoteAddress
         self.userAgent = userAgent
         self.httpVersion = httpVersion
@@ -94,13 +102,31 @@ public struct ClientDetail: Sendable, Hashable {
         self.departure = departure
     }
 
-    /// What the table's row knows, until the app's next snapshot fills in the rest.
+    /// What the table's row knows, until the app's next snapshot fills in the rest (for another
+    /// node's connection, the row is all there is).
     public init(row: ClientRow) {
         self.init(
-            connectionID: row.connectionID, id: row.id, remoteAddress: row.remoteAddress, topics: row.topics,
-            connectedAt: row.connectedAt, eventsSent: row.eventsSent, bytesSent: row.bytesSent,
-            backlogBytes: row.backlogBytes, consecutiveErrors: row.consecutiveErrors, totalErrors: row.totalErrors,
-            hasDeliveries: false, departure: row.departure)
+            connectionID: row.connectionID, id: row.id, node: row.node, remoteAddress: row.remoteAddress,
+            httpVersion: row.httpVersion, topics: row.topics, connectedAt: row.connectedAt, eventsSent: row.eventsSent,
+            bytesSent: row.bytesSent, backlogBytes: row.backlogBytes, consecutiveErrors: row.consecutiveErrors,
+            totalErrors: row.totalErrors, hasDeliveries: false, departure: row.departure, remote: row.remote)
+    }
+
+    /// The events of ``errors`` (its recorded misses): listed among the deliveries as missed.
+    public var missedEventIDs: Set<UInt64> { Set(errors.lazy.compactMap(\.eventID)) }
+
+    /// Misses not recorded (the broker keeps the last few of a connection; another node's are not
+    /// known here at all) that may be among the deliveries listed, which then cannot all be told
+    /// apart: 0 when every miss is recorded, or the unrecorded ones are older than the list.
+    public var unrecordedMissesInList: Int {
+        let unrecorded = remote == nil ? max(0, totalErrors - errors.count) : totalErrors
+        guard unrecorded > 0, let oldest = deliveries.prefix(Self.deliveryLimit).last else { return 0 }
+        // The unrecorded misses came before the oldest recorded one: outside the list if that one is.
+        if remote == nil, let oldestMiss = errors.first {
+            let before = oldestMiss.eventID.map { $0 <= oldest.eventID } ?? (oldestMiss.time <= oldest.time)
+            if before { return 0 }
+        }
+        return unrecorded
     }
 }
 
@@ -149,9 +175,12 @@ enum ClientDetailPane {
         guard body.count >= 2 else { return }
         let detail = view.detail
         let all = lines(detail, width: canvas.width, now: now, tolerance: tolerance, theme: theme, utcOffset: utcOffset)
+        let connection = detail.remote.map { remote in
+            "connection \(remote.connectionID) on \(Format.oneLine(detail.node ?? "?", maxCharacters: 64))"
+        } ?? "connection \(detail.connectionID)"
         var segments: [Segment] = [
             ("Client \(Format.oneLine(detail.id, maxCharacters: 64))", theme.style(.cyan, bold: true)),
-            ("connection \(detail.connectionID)", theme.style()),
+            (connection, theme.style()),
         ]
         if let departure = detail.departure {
             let marker = theme.colors ? "" : "! "
@@ -190,18 +219,25 @@ enum ClientDetailPane {
         } ?? "first connect (no Last-Event-ID)"
         let events = "\(Format.thousands(detail.eventsSent)) event\(detail.eventsSent == 1 ? "" : "s")"
         let errorColor = theme.errorLevelColor(detail.consecutiveErrors, tolerance: tolerance)
+        var node = detail.node.map { Format.oneLine($0, maxCharacters: 64) } ?? "this broker"
+        // Another node's connection: what only that node records is said to be there, not left blank.
+        var elsewhere: (String, CellStyle)?
+        if let remote = detail.remote {
+            node += " · as of its snapshot \(Format.duration(max(0, now - remote.takenAt))) ago"
+            elsewhere = ("known on \(Format.oneLine(detail.node ?? "its node", maxCharacters: 64)) only", dim)
+        }
         let identity: [(String, String, CellStyle)] = [
             ("id", text(detail.id), value),
-            ("node", detail.node.map { Format.oneLine($0, maxCharacters: 64) } ?? "this broker", value),
+            ("node", node, value),
             ("address", text(detail.remoteAddress), value),
             ("protocol", detail.httpVersion ?? "–", value),
-            ("user agent", text(detail.userAgent), value),
+            ("user agent", elsewhere?.0 ?? text(detail.userAgent), elsewhere?.1 ?? value),
             ("topics", detail.topics.isEmpty ? "(all events)" : detail.topics.joined(separator: ", "), value),
-            ("token", token, value),
+            ("token", elsewhere?.0 ?? token, elsewhere?.1 ?? value),
         ]
         let traffic: [(String, String, CellStyle)] = [
             ("connected", since, value),
-            ("resumed", resume, value),
+            ("resumed", elsewhere?.0 ?? resume, elsewhere?.1 ?? value),
             ("sent", "\(events) · \(Format.bytes(detail.bytesSent))", value),
             ("backlog", Format.bytes(detail.backlogBytes), value),
             ("errors", "\(detail.consecutiveErrors)/\(tolerance) in a row · \(Format.thousands(detail.totalErrors)) in all",
@@ -238,7 +274,9 @@ enum ClientDetailPane {
 
         result.append([])
         result.append([("Recent errors", theme.style(.yellow, bold: true))])
-        if detail.errors.isEmpty {
+        if let elsewhere {
+            result.append([(elsewhere.0, elsewhere.1)])
+        } else if detail.errors.isEmpty {
             result.append([("none", dim)])
         }
         for error in detail.errors.reversed() {
@@ -269,16 +307,30 @@ enum ClientDetailPane {
             (TextFit.pad("TYPE", toWidth: typeWidth) + " ", bold),
             (TextFit.pad("SIZE", toWidth: 8, alignRight: true), bold),
         ])
+        // A recorded miss is not a delivery: `missed` in its size's place.
+        let missed = detail.missedEventIDs
         for delivery in shown {
             let type = TextFit.truncate(Format.oneLine(delivery.type, maxCharacters: 160), toWidth: typeWidth)
+            let size = missed.contains(delivery.eventID)
+                ? (TextFit.pad("missed", toWidth: 8, alignRight: true), theme.style(.red, bold: true))
+                : (TextFit.pad(Format.bytes(delivery.size), toWidth: 8, alignRight: true), theme.style(.gray))
             var line: Line = [
                 (Format.clock(delivery.time, utcOffset: utcOffset) + " ", theme.style(.gray)),
                 (TextFit.pad(String(delivery.eventID), toWidth: idWidth, alignRight: true) + " ", theme.style()),
                 (TextFit.pad(type, toWidth: typeWidth) + " ", bold),
-                (TextFit.pad(Format.bytes(delivery.size), toWidth: 8, alignRight: true), theme.style(.gray)),
+                size,
             ]
             if delivery.replayed { line.append((" replay", theme.style(.magenta))) }
             result.append(line)
+        }
+        let unrecorded = detail.unrecordedMissesInList
+        if unrecorded > 0 {
+            let misses = "\(Format.thousands(unrecorded)) miss\(unrecorded == 1 ? "" : "es")"
+            let note = detail.remote != nil
+                ? "\(misses) recorded on \(Format.oneLine(detail.node ?? "its node", maxCharacters: 64)) only: "
+                    + "some listed may not have reached it"
+                : "\(misses) earlier not recorded: some listed may not have reached it"
+            result.append([(TextFit.truncate(note, toWidth: inner), theme.style(.yellow))])
         }
         return result
     }

@@ -27,6 +27,20 @@ public struct Departure: Sendable, Hashable {
     }
 }
 
+/// Where the row of another node's connection comes from: that node's latest snapshot.
+public struct RemoteSnapshot: Sendable, Hashable {
+    /// The connection's id on its node (the row's `connectionID` mixes in the node's name, as ids
+    /// are per node).
+    public var connectionID: UInt64
+    /// When the node took the snapshot (Unix seconds, the database's clock).
+    public var takenAt: Double
+
+    public init(connectionID: UInt64, takenAt: Double) {
+        self.connectionID = connectionID
+        self.takenAt = takenAt
+    }
+}
+
 /// One connection as the app sees it this frame. Timestamps are Unix seconds (`Double`); the age
 /// is computed against the `now` passed to rendering.
 public struct ClientRow: Sendable, Hashable {
@@ -49,6 +63,8 @@ public struct ClientRow: Sendable, Hashable {
     public var node: String? = nil
     /// `HTTP/1.1`, or `h2` for an HTTP/2 stream (`ClientInfo.httpVersion`).
     public var httpVersion = "HTTP/1.1"
+    /// Set for another node's connection (all-nodes table): known only from that node's snapshot.
+    public var remote: RemoteSnapshot? = nil
 
     public init(
         connectionID: UInt64, id: String, remoteAddress: String, connectedAt: Double,

@@ -20,7 +20,9 @@ public enum ClientColumn: String, Sendable, Hashable, CaseIterable {
 /// updates and re-sorts, and a scroll position that keeps the selection visible.
 ///
 /// Everything is O(n) or O(n log n) per update; rendering asks only for `visibleRange`, so 10,000
-/// rows cost one sort per frame and the formatting of one screenful.
+/// rows cost one sort per frame and the formatting of one screenful. The other nodes' rows (the
+/// all-nodes table) change only with their snapshots, every second or two: they are sorted when
+/// they change and merged with this node's, sorted each update, in O(n).
 public struct ClientTable: Sendable {
     /// Rows in display order.
     public private(set) var rows: [ClientRow] = []
@@ -34,6 +36,20 @@ public struct ClientTable: Sendable {
     public private(set) var scrollOffset = 0
     /// How long departed rows stay visible, in seconds.
     public var fadeDuration: Double
+    /// This node's rows and the fading ones, sorted: everything not in `remote`.
+    private var local: [ClientRow] = []
+    /// The other nodes' rows as last given, sorted, and which version of them.
+    private var remote = RemoteBlock()
+    /// How many times the other nodes' rows were sorted (not while they and the order are unchanged).
+    public private(set) var remoteSorts = 0
+
+    private struct RemoteBlock: Sendable {
+        var version: RemoteClientRows.Version?
+        /// The order `rows` is sorted in.
+        var order: (column: ClientColumn, ascending: Bool)?
+        var rows: [ClientRow] = []
+        var hasHTTP2 = false
+    }
 
     public init(sortColumn: ClientColumn = .id, ascending: Bool = true, fadeDuration: Double = 5) {
         self.sortColumn = sortColumn
@@ -58,23 +74,47 @@ public struct ClientTable: Sendable {
         Array(Set(rows.lazy.filter { $0.departure == nil }.flatMap(\.topics).filter { !$0.contains("*") })).sorted()
     }
 
-    /// Replaces the rows with the app's latest snapshot.
+    /// Replaces the rows with the app's latest snapshot: this node's (and its departures) in
+    /// `newRows`, the other nodes' in `remote` (`nil`: this node's only).
     ///
     /// Departed rows are kept until `fadeDuration` has passed, even if the app stops sending them,
     /// so the app may report a departure just once. A connected row that simply vanishes fades out
-    /// as `closed`.
-    public mutating func update(_ newRows: [ClientRow], now: Double) {
+    /// as `closed` — another node's too, when its node's newer snapshot no longer has it.
+    public mutating func update(_ newRows: [ClientRow], remote remoteRows: RemoteClientRows? = nil, now: Double) {
         let incoming = Set(newRows.map(\.connectionID))
         var merged = newRows.filter { row in
             guard let departure = row.departure else { return true }
             return now - departure.at < fadeDuration
         }
-        for var old in rows where !incoming.contains(old.connectionID) {
-            if old.departure == nil { old.departure = Departure(reason: .closed, at: now) }
-            if now - old.departure!.at < fadeDuration { merged.append(old) }
+        for old in local where !incoming.contains(old.connectionID) {
+            if let faded = fading(old, now: now) { merged.append(faded) }
         }
-        rows = merged
-        hasHTTP2 = merged.contains { $0.httpVersion != "HTTP/1.1" }
+        if remoteRows?.version != remote.version {
+            let rows = remoteRows?.rows ?? []
+            let keys = Set(rows.map(\.connectionID))
+            for old in remote.rows where !keys.contains(old.connectionID) {
+                if let faded = fading(old, now: now) { merged.append(faded) }
+            }
+            // A connection back in a later snapshot is not fading as well.
+            merged.removeAll { $0.departure != nil && keys.contains($0.connectionID) }
+            remote = RemoteBlock(
+                version: remoteRows?.version, rows: rows, hasHTTP2: rows.contains { $0.httpVersion != "HTTP/1.1" })
+        }
+        local = merged
+        resort()
+    }
+
+    /// `row` as it fades: departed as `closed` now if it had not departed; `nil` once faded out.
+    private func fading(_ row: ClientRow, now: Double) -> ClientRow? {
+        var row = row
+        if row.departure == nil { row.departure = Departure(reason: .closed, at: now) }
+        return now - row.departure!.at < fadeDuration ? row : nil
+    }
+
+    /// Forgets the other nodes' rows without fading them (the table went back to this node's).
+    public mutating func dropRemoteRows() {
+        remote = RemoteBlock()
+        local.removeAll { $0.remote != nil }
         resort()
     }
 
@@ -84,7 +124,8 @@ public struct ClientTable: Sendable {
 
     /// Removes departed rows whose fade time is over (for frames without a new snapshot).
     public mutating func prune(now: Double) {
-        update(rows, now: now)
+        local.removeAll { row in row.departure.map { now - $0.at >= fadeDuration } ?? false }
+        resort()
     }
 
     public mutating func setSort(_ column: ClientColumn, ascending: Bool = true) {
@@ -157,14 +198,45 @@ public struct ClientTable: Sendable {
         selectedConnectionID = rows[index].connectionID
     }
 
+    /// Sorts this node's rows, and the other nodes' if they changed or the order did, merges them
+    /// into `rows` and finds the selection again.
     private mutating func resort() {
         let column = sortColumn
         let ascending = sortAscending
-        rows.sort { a, b in
+        let precedes = { (a: ClientRow, b: ClientRow) -> Bool in
             let order = Self.compare(a, b, by: column)
             if order != 0 { return ascending ? order < 0 : order > 0 }
-            return a.connectionID < b.connectionID  // total order: stable across frames
+            return a.connectionID < b.connectionID  // total order: stable across frames, and mergeable
         }
+        local.sort(by: precedes)
+        if !remote.rows.isEmpty, remote.order.map({ $0.column != column || $0.ascending != ascending }) ?? true {
+            remote.rows.sort(by: precedes)
+            remoteSorts += 1
+        }
+        remote.order = (column, ascending)
+        if remote.rows.isEmpty {
+            rows = local
+        } else if local.isEmpty {
+            rows = remote.rows
+        } else {
+            var merged: [ClientRow] = []
+            merged.reserveCapacity(local.count + remote.rows.count)
+            var l = 0
+            var r = 0
+            while l < local.count && r < remote.rows.count {
+                if precedes(remote.rows[r], local[l]) {
+                    merged.append(remote.rows[r])
+                    r += 1
+                } else {
+                    merged.append(local[l])
+                    l += 1
+                }
+            }
+            merged.append(contentsOf: local[l...])
+            merged.append(contentsOf: remote.rows[r...])
+            rows = merged
+        }
+        hasHTTP2 = remote.hasHTTP2 || local.contains { $0.httpVersion != "HTTP/1.1" }
         if let id = selectedConnectionID, let index = rows.firstIndex(where: { $0.connectionID == id }) {
             selectedIndex = index
         } else if !rows.isEmpty {

@@ -34,7 +34,8 @@ enum ClientsPane {
     ]
 
     /// Columns that fit `width`, with positions. Least important columns go first; the id column
-    /// takes the slack up to its maximum, then the address.
+    /// takes the slack up to its maximum, then the address. Every node's table keeps its topics and
+    /// events at 80 columns: its columns close up to one space before either goes.
     static func columns(forWidth width: Int, showsNode: Bool = false, showsProtocol: Bool = false) -> [Column] {
         var columns = allColumns
         if showsProtocol {
@@ -50,19 +51,25 @@ enum ClientsPane {
             for index in columns.indices where columns[index].field == .address { columns[index].dropRank = 6 }
             for index in columns.indices where columns[index].field == .backlog { columns[index].dropRank = 3 }
             columns.insert(Column(field: .node, title: "NODE", width: 10, alignRight: false, sort: nil, dropRank: 0), at: 1)
+            // Which client gets what, on which node: the topics go last of all.
+            columns.append(Column(field: .topics, title: "TOPICS", width: topicsWidths.min, alignRight: false, sort: nil, dropRank: 7))
         }
+        var spacing = Self.spacing
         func needed() -> Int {
             gutter + columns.reduce(0) { $0 + $1.width } + spacing * (columns.count - 1)
         }
         while needed() > width, let victim = columns.filter({ $0.dropRank > 0 }).min(by: { $0.dropRank < $1.dropRank }) {
+            if showsNode && spacing > 1 && victim.dropRank >= 4 {
+                spacing = 1
+                continue
+            }
             columns.removeAll { $0.field == victim.field }
         }
         var slack = max(0, width - needed())
-        var topics: Column?
-        if showsNode && slack >= spacing + topicsWidths.min {
-            let width = min(slack - spacing, topicsWidths.max)
-            topics = Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0)
-            slack -= width + spacing
+        if let topics = columns.firstIndex(where: { $0.field == .topics }) {
+            let growth = min(slack, topicsWidths.max - topicsWidths.min)
+            columns[topics].width += growth
+            slack -= growth
         }
         let idGrowth = min(slack, idWidths.max - idWidths.min)
         columns[0].width += idGrowth
@@ -73,9 +80,7 @@ enum ClientsPane {
             slack -= growth
         }
         // The connection's topics, on screens wide enough for everything else (truncated to fit).
-        if let topics {
-            columns.append(topics)
-        } else if slack >= spacing + topicsWidths.min {
+        if !showsNode && slack >= spacing + topicsWidths.min {
             let width = min(slack - spacing, topicsWidths.max)
             columns.append(Column(field: .topics, title: "TOPICS", width: width, alignRight: false, sort: nil, dropRank: 0))
         }

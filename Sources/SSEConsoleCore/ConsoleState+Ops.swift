@@ -32,6 +32,7 @@ extension ConsoleState {
             setMessage("clients all: not a cluster node (start with --cluster URL)", severity: .error)
             return
         }
+        if scope == .thisNode && clientScope == .allNodes { clients.dropRemoteRows() }  // no 10,000 rows "closed"
         clientScope = scope
         opsPanel = nil
         isTopicsViewVisible = false

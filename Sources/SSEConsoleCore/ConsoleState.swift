@@ -62,6 +62,10 @@ public struct ConsoleState: Sendable {
     public internal(set) var audit = SelectableList<AuditRow>()
     /// Whether the clients table shows this node's connections or every node's (`a`, `clients all`).
     public internal(set) var clientScope: ClientScope = .thisNode
+    /// What the console put on the command line (`m` in the client detail, `/`), until the line is
+    /// sent: Esc clears the line while it still reads exactly that, so a cancelled `m` does not come
+    /// back at the next `:`; a line with anything typed on it stays, as Esc always leaves it.
+    var commandPrefill: String?
     /// Active Tab cycle: the matches and which one is shown.
     private var completionCycle: (candidates: [String], index: Int, start: Int)?
 
@@ -92,9 +96,10 @@ public struct ConsoleState: Sendable {
         )
     }
 
-    /// Replaces the client rows with the latest snapshot (see `ClientTable.update`).
-    public mutating func updateClients(_ rows: [ClientRow], now: Double) {
-        clients.update(rows, now: now)
+    /// Replaces the client rows with the latest snapshot: this node's, and in the all-nodes table
+    /// the other nodes' (see `ClientTable.update`).
+    public mutating func updateClients(_ rows: [ClientRow], remote: RemoteClientRows? = nil, now: Double) {
+        clients.update(rows, remote: remote, now: now)
     }
 
     /// Replaces the cluster view with the latest sample (`nil`: not a cluster node).
@@ -109,9 +114,19 @@ public struct ConsoleState: Sendable {
     /// The screen's geometry for this state (the panes' sizes depend on the rows they hold).
     public func geometry(for size: ScreenSize) -> LayoutGeometry {
         LayoutGeometry(
-            size: size, clientRowCount: clients.count,
+            size: size, clientRowCount: shownPaneRowCount,
             clusterRowCount: wantsClusterPane ? cluster?.nodes.count : nil,
             wantsRates: rates != nil && isRatesPaneVisible)
+    }
+
+    /// The rows of the view in the clients pane's place — the clients, the topics, the bans or the
+    /// audit trail: the pane is sized by what it shows.
+    var shownPaneRowCount: Int {
+        switch opsPanel {
+        case .bans: bans.rows.count
+        case .audit: audit.rows.count
+        case nil: isTopicsViewVisible ? topics.rows.count : clients.count
+        }
     }
 
     /// `clusterScroll` kept within the rows a viewport of `height` can show.
@@ -237,7 +252,13 @@ public struct ConsoleState: Sendable {
         case .pageDown: log.scrollDown(by: geometry.logViewportHeight, viewportHeight: geometry.logViewportHeight)
         case .tab: complete(context: context, forward: true)
         case .backTab: complete(context: context, forward: false)
-        case .escape: mode = .navigate
+        case .escape:
+            if let prefill = commandPrefill, editor.text == prefill {
+                editor.clear()
+                clearMessage()  // "… Esc cancels": done
+            }
+            commandPrefill = nil
+            mode = .navigate
         case .ctrl(let letter):
             switch letter.lowercased() {
             case "a": editor.moveToStart()
@@ -266,6 +287,7 @@ public struct ConsoleState: Sendable {
         do {
             let command = try CommandParser.parse(line)
             _ = editor.commit()
+            commandPrefill = nil
             message = nil
             return [.execute(command)]
         } catch {
@@ -371,9 +393,7 @@ public struct ConsoleState: Sendable {
             case "s": clients.cycleSortColumn()
             case "S": clients.reverseSort()
             case "t": toggleTopicsView()
-            case "/":
-                mode = .command
-                editor.setText("filter ")
+            case "/": prefillCommandLine("filter ")
             case ":", "i": mode = .command
             case "q": return [.quit]
             case "?": isHelpVisible = true
@@ -389,6 +409,13 @@ public struct ConsoleState: Sendable {
             break
         }
         return []
+    }
+
+    /// Opens the command line with `text` on it, which Esc clears again while it is untouched.
+    mutating func prefillCommandLine(_ text: String) {
+        mode = .command
+        editor.setText(text)
+        commandPrefill = text
     }
 
     /// `n`: shows or hides the cluster pane (the header keeps the cluster's state either way).

@@ -15,6 +15,13 @@ extension ConsoleState {
         return nil
     }
 
+    /// What the client detail view shows, as last fed (`nil`: it is not open). For another node's
+    /// connection, `remote` says so: the app refreshes it from that node's snapshots.
+    public var inspectedClient: ClientDetail? {
+        if case .client(let view) = detail { return view.detail }
+        return nil
+    }
+
     /// The client detail's newer snapshot (ignored unless that connection's view is open).
     public mutating func updateClientDetail(_ newDetail: ClientDetail) {
         guard case .client(var view) = detail else { return }
@@ -108,9 +115,9 @@ extension ConsoleState {
             switch key {
             case .character("k"): return [.execute(.kick(clientID: id))]
             case .character("B"): return [.execute(.ban(clientID: id, duration: nil))]
-            case .character("m"), .character("b"):
-                mode = .command
-                editor.setText("broadcastTo \(Command.token(id)) ")
+            // Not `b` as well: everywhere else `b` is the bans view.
+            case .character("m"):
+                prefillCommandLine("broadcastTo \(Command.token(id)) ")
                 let shown = Format.oneLine(id, maxCharacters: 64)
                 setMessage("type the event type and data · Enter sends to \(shown) · Esc cancels", severity: .info)
                 return []

@@ -8,8 +8,8 @@ enum HelpOverlay {
         let usageWidth = CommandParser.specs.map { displayWidth(of: $0.usage) }.max() ?? 0
         let aliasWidth = CommandParser.specs.map { displayWidth(of: $0.aliases.joined(separator: ",")) }.max() ?? 0
         // `help` is this box: its line would only push the last key line out of a 24-row terminal.
-        // Nor `quit`: the key lines say it (q, Ctrl-C), and a 24-row terminal has no row to spare.
-        for spec in CommandParser.specs where spec.name != "help" && spec.name != "quit" {
+        // Nor `quit` and `clear`: the key lines say them (q, c), and a 24-row terminal has no row to spare.
+        for spec in CommandParser.specs where !["help", "quit", "clear"].contains(spec.name) {
             let usage = TextFit.pad(spec.usage, toWidth: usageWidth)
             let aliases = TextFit.pad(spec.aliases.joined(separator: ","), toWidth: aliasWidth)
             lines.append(("  \(usage)  \(aliases)  \(spec.summary)", false))
@@ -17,6 +17,7 @@ enum HelpOverlay {
         lines.append(("  data: rest of line; \\n \\r \\t \\\\ \\\" \\u{1F600}; quote tokens \"like this\"", false))
         lines.append(("Keys  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  : command", true))
         lines.append(("  Esc navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back", false))
+        lines.append(("  m and / fill in the command line: Esc before typing clears it again", false))
         lines.append(("  k kick  B ban  m send to it  s sort  S reverse  / filter  G live  q quit", false))
         lines.append(("  a all nodes  b bans  A audit  n nodes  t topics  r rates  c clear", false))
         return lines

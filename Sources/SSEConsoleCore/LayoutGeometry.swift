@@ -4,7 +4,8 @@
 /// Top to bottom: header bar, cluster pane (title, column header, rows — only on a cluster node,
 /// when shown and when there is room), clients pane (title, column header, rows), log pane (title,
 /// rows), message line, command line. The clients pane gets about 40% of the space but shrinks to
-/// its row count (at least 3) so a short list leaves more room for the log. The cluster pane takes
+/// the row count of the view it shows — clients, topics, bans or audit records — (at least 3) so a
+/// short list leaves more room for the log. The cluster pane takes
 /// its rows from the log, never from the clients: at most a fifth of the screen, and it is left
 /// out rather than squeezing the clients or the log below three rows.
 public struct LayoutGeometry: Sendable, Hashable {
@@ -30,6 +31,7 @@ public struct LayoutGeometry: Sendable, Hashable {
     public let commandRow: Int
 
     /// - Parameters:
+    ///   - clientRowCount: the rows of the view in the clients pane's place (`ConsoleState.shownPaneRowCount`).
     ///   - clusterRowCount: the nodes to show in the cluster pane; `nil` for no cluster pane.
     ///   - wantsRates: whether to give the rates pane a row under the header (it takes it from the
     ///     log, and only when the screen has at least ``minimumRowsForRates`` rows).

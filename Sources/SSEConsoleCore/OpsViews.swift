@@ -134,10 +134,13 @@ enum OpsPane {
             count = state.bans.rows.count
             title = "Bans \(Format.thousands(count))"
             hint = "u: unban · b: clients"
-            // NODE only matters in a cluster; it is empty stand-alone.
+            // NODE only matters in a cluster; it is empty stand-alone. Narrower than every column at
+            // full width: times without the year and a shorter id, so who set a ban still shows.
+            let full = canvas.width >= Self.bansFullWidth
             columns = [
-                Column(title: "ID", width: 24), Column(title: "UNTIL", width: 19), Column(title: "SET", width: 19),
-                Column(title: "NODE", width: 12), Column(title: "BY", width: 20),
+                Column(title: "ID", width: full ? 24 : 14), Column(title: "UNTIL", width: full ? 19 : 14),
+                Column(title: "SET", width: full ? 19 : 14), Column(title: "NODE", width: full ? 12 : 9),
+                Column(title: "BY", width: 20),
             ]
             range = state.bans.visibleRange(viewportHeight: height)
             selected = state.bans.selectedIndex
@@ -175,10 +178,16 @@ enum OpsPane {
             switch panel {
             case .bans:
                 let ban = state.bans.rows[index]
+                let full = canvas.width >= Self.bansFullWidth
+                func time(_ at: Double) -> String {
+                    full ? stamp(at, utcOffset: utcOffset) : String(stamp(at, utcOffset: utcOffset).dropFirst(5))
+                }
+                // Shown until the next snapshot drops it; the time of day is enough then.
+                let until = ban.until.map { now >= $0 ? "ended " + Format.clock($0, utcOffset: utcOffset) : time($0) }
                 cells = [
                     Format.oneLine(ban.clientID, maxCharacters: 160),
-                    ban.until.map { stamp($0, utcOffset: utcOffset) + (now >= $0 ? " (over)" : "") } ?? "until unban",
-                    stamp(ban.setAt, utcOffset: utcOffset),
+                    until ?? "until unban",
+                    time(ban.setAt),
                     Format.oneLine(ban.node ?? "-", maxCharacters: 80),
                     Format.oneLine(ban.setBy, maxCharacters: 200),
                 ]
@@ -201,6 +210,9 @@ enum OpsPane {
             canvas.stats.clientRowsFormatted += 1
         }
     }
+
+    /// The bans view's width for every column at full width; narrower, times lose their year.
+    static let bansFullWidth = 104
 
     /// `YYYY-MM-DD HH:MM:SS` in the console's time zone (bans last days; a clock alone is ambiguous).
     static func stamp(_ time: Double, utcOffset: Int) -> String {

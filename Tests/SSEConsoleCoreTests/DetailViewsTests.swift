@@ -102,6 +102,86 @@ private let large = KeyContext(screen: ScreenSize(cols: 120, rows: 40))
         #expect(state.detail == nil && state.clients.selectedIndex == selected && state.focus == .clients)
     }
 
+    @Test func clientDetail_bDoesNotSend_mPrefills_andEscBeforeTypingTakesItOffAgain() {
+        var state = Self.openAlice(context: small)
+        // `b` is the bans view everywhere else: here it does nothing rather than prefill a send.
+        #expect(state.type("b", context: small).isEmpty)
+        #expect(state.mode == .navigate && state.editor.isEmpty && state.opsPanel == nil && state.inspectedConnectionID == 1)
+        state.type("m", context: small)
+        #expect(state.mode == .command && state.editor.text == "broadcastTo alice ")
+        #expect(state.message?.text.hasSuffix("Esc cancels") == true)
+        // Esc cancels: the line is gone, and does not come back at the next `:`.
+        state.press(.escape, context: small)
+        #expect(state.mode == .navigate && state.editor.isEmpty && state.message == nil && state.detail != nil)
+        state.type(":", context: small)
+        #expect(state.mode == .command && state.editor.isEmpty)
+        state.press(.escape, context: small)
+        // Typed work is never dropped: with an event type typed, Esc leaves the line as it is.
+        state.type("m", context: small)
+        state.type("ping", context: small)
+        state.press(.escape, context: small)
+        #expect(state.mode == .navigate && state.editor.text == "broadcastTo alice ping")
+        state.type(":", context: small)
+        #expect(state.editor.text == "broadcastTo alice ping")
+    }
+
+    @Test func slashFilter_escBeforeTypingTakesThePrefillOff_aTypedFilterStays() {
+        var state = Fixtures.state()
+        state.editor.setText("")
+        state.press(.escape, context: small)
+        state.type("/", context: small)
+        #expect(state.mode == .command && state.editor.text == "filter ")
+        state.press(.escape, context: small)
+        #expect(state.editor.isEmpty)
+        state.type("/", context: small)
+        state.type("bob", context: small)
+        state.press(.escape, context: small)
+        #expect(state.editor.text == "filter bob")
+        // A line typed by hand that happens to read the same is not a prefill: it stays.
+        state.type(":", context: small)
+        state.press(.backspace, .backspace, .backspace, context: small)
+        state.press(.escape, context: small)
+        #expect(state.editor.text == "filter ")
+    }
+
+    /// Alice's deliveries are events 100 down to 81; the broker recorded misses of some of them.
+    @Test func clientDetail_marksTheRecordedMissesAmongTheDeliveries_andSaysWhenOlderOnesMayBeListed() {
+        var state = Self.openAlice(context: large)
+        var detail = Self.aliceDetail()
+        detail.errors = [
+            .init(time: Fixtures.now - 5, text: "socket not writable for 3200 ms", eventID: 95),
+            .init(time: Fixtures.now - 1, text: "socket not writable for 3300 ms", eventID: 99),
+        ]
+        detail.totalErrors = 2
+        state.updateClientDetail(detail)
+        var text = rows(Fixtures.render(state, cols: 120, rows: 40))
+        let missed = text.filter { $0.hasSuffix("missed") }
+        #expect(missed.count == 2)
+        #expect(missed.allSatisfy { $0.contains(" 95 ") || $0.contains(" 99 ") })
+        #expect(text.filter { $0.contains(" 96 ") }.allSatisfy { !$0.contains("missed") })
+        #expect(!text.contains { $0.contains("not recorded") })
+
+        // Five misses, two recorded: the three older ones may be among the 20 listed (down to 81).
+        detail.totalErrors = 5
+        #expect(detail.unrecordedMissesInList == 3)
+        state.updateClientDetail(detail)
+        text = rows(Fixtures.render(state, cols: 120, rows: 40))
+        #expect(text.contains { $0.contains("3 misses earlier not recorded: some listed may not have reached it") })
+        // The oldest recorded miss is older than the list: the unrecorded ones are older still.
+        detail.errors[0].eventID = 70
+        #expect(detail.unrecordedMissesInList == 0)
+        // A replay's miss has no event id: its time says it.
+        detail.errors[0] = .init(time: Fixtures.now - 30, text: "replay", eventID: nil)
+        #expect(detail.unrecordedMissesInList == 0)
+        detail.errors[0].time = Fixtures.now - 10
+        #expect(detail.unrecordedMissesInList == 3)
+        // None recorded: every miss may be listed; no deliveries: nothing to say.
+        detail.errors = []
+        #expect(detail.unrecordedMissesInList == 5)
+        detail.deliveries = []
+        #expect(detail.unrecordedMissesInList == 0)
+    }
+
     @Test func clientDetail_departedConnectionStaysMarked_andRowOnlyDetailSaysDeliveriesAreComing() {
         var state = Fixtures.state()
         state.press(.escape, .enter, context: small)

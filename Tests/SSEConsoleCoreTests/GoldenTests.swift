@@ -112,11 +112,11 @@ broadcast greeting → 4 clients
  │   bans                                        list the bans (u unbans)     │
  │   audit                                       show the audit trail         │
  │   filter [text]                               filter the log (empty: all)  │
- │   clear                                       clear the log                │
  │   save <file>                                 save the log as JSON lines   │
  │   data: rest of line; \n \r \t \\ \" \u{1F600}; quote tokens "like this"   │
  │ Keys  Enter run  ↑↓ history  Tab complete  Ctrl-A/E/U/K/W edit  : command  │
  │   Esc navigate: ↑↓ PgUp PgDn Home End  Tab pane  Enter detail  Esc back    │
+ │   m and / fill in the command line: Esc before typing clears it again      │
  │   k kick  B ban  m send to it  s sort  S reverse  / filter  G live  q quit │
  │   a all nodes  b bans  A audit  n nodes  t topics  r rates  c clear        │
  │                           press any key to close                           │

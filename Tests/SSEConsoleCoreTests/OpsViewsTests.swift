@@ -33,12 +33,24 @@ import Testing
         return state
     }
 
-    @Test func bansView_80x24() {
+    @Test func bansView_80x24_showsWhoSetThemToo() {
         let lines = self.lines(Fixtures.render(self.state(.bans), cols: 80, rows: 24))
         #expect(lines[1].hasPrefix("── Bans 2 ─ u: unban · b: clients "))
-        #expect(lines[2] == "  ID                        UNTIL                SET                  NODE")
-        #expect(lines[3] == "> eve                       until unban          2024-04-30 12:00:00  -")
-        #expect(lines[4] == "  mallory                   2024-05-01 13:00:00  2024-05-01 11:59:00  node-a")
+        // Times without the year and a shorter id: who set each ban (BY) still fits.
+        #expect(lines[2] == "  ID              UNTIL           SET             NODE       BY")
+        #expect(lines[3] == "> eve             until unban     04-30 12:00:00  -          http 10.0.0.7:53012")
+        #expect(lines[4] == "  mallory         05-01 13:00:00  05-01 11:59:00  node-a     console")
+    }
+
+    @Test func bansView_80x24_cutsALongIdWithAnEllipsis_andSaysWhenABanEnded() {
+        var state = self.state(.bans)
+        state.updateBans(Self.bans + [
+            BanRow(clientID: "a-very-long-client-id-0123456789", until: Self.now - 5, setAt: Self.now - 65, setBy: "api"),
+        ])
+        let lines = self.lines(Fixtures.render(state, cols: 80, rows: 24))
+        #expect(lines[3] == "  a-very-long-c…  ended 11:59:55  05-01 11:58:55  -          api")
+        let wide = self.lines(Fixtures.render(state, cols: 120, rows: 40))
+        #expect(wide[3].hasPrefix("  a-very-long-client-id-0…  ended 11:59:55       2024-05-01 11:58:55"))
     }
 
     @Test func bansView_120x40_showsWhoSetThem() {
@@ -77,17 +89,50 @@ import Testing
         state.mode = .navigate
         let context = KeyContext(screen: ScreenSize(cols: 120, rows: 40))
         _ = state.handle(.end, context: context)
+        // Sized by its 5,000 bans (not by the 5 clients): about 40% of the screen.
         let tall = Fixtures.render(state, cols: 120, rows: 40)
-        #expect(tall.stats.clientRowsFormatted == state.geometry(for: ScreenSize(cols: 120, rows: 40)).clientsViewportHeight)
+        #expect(tall.stats.clientRowsFormatted == 12)
         #expect(self.lines(tall).contains { $0.hasPrefix("> id104999") })
         // Smaller: the selected (last) row is still drawn, marked, and reversed in navigate mode.
         let small = Fixtures.render(state, cols: 80, rows: 24)
-        let height = state.geometry(for: ScreenSize(cols: 80, rows: 24)).clientsViewportHeight
+        let height = 6
         #expect(small.stats.clientRowsFormatted == height)
         let lines = self.lines(small)
         let row = try! #require(lines.firstIndex { $0.hasPrefix("> id104999") })
         #expect(small[row, 2].style.reverse)
         #expect(lines[1].contains("\(Format.thousands(5_000 - height + 1))–5,000 of 5,000"))
+    }
+
+    /// Two clients, thirty bans, audit records and topics: each view gets the rows it has, up to
+    /// about 40% of the screen, whatever the number of clients (three rows with none at all).
+    @Test func opsAndTopicsViews_areSizedByTheirOwnRows_notByTheClients() {
+        var state = ConsoleState()
+        state.updateClients(Array(Fixtures.rows.prefix(2)), now: Self.now)
+        state.updateBans((0..<30).map { BanRow(clientID: "id\(100 + $0)", until: nil, setAt: Self.now, setBy: "api") })
+        state.updateAudit((0..<30).map { AuditRow(time: Self.now - Double($0), action: "kick", origin: "api", node: nil, arguments: "client=c\($0)") })
+        state.updateTopics((0..<30).map {
+            TopicRow(topic: "topic\(100 + $0)", kind: .exact, subscribers: 1, clientIDs: ["alice"], events: 0, eventsPerSecond: 0)
+        })
+        func shown(_ state: ConsoleState, cols: Int, rows: Int, prefix: String) -> Int {
+            self.lines(Fixtures.render(state, cols: cols, rows: rows)).filter { $0.dropFirst(2).hasPrefix(prefix) }.count
+        }
+        _ = state.applyLocal(.bans)
+        #expect(shown(state, cols: 120, rows: 40, prefix: "id1") == 12)
+        #expect(shown(state, cols: 80, rows: 24, prefix: "id1") == 6)
+        #expect(self.lines(Fixtures.render(state, cols: 120, rows: 40))[1].contains("1–12 of 30"))
+        _ = state.applyLocal(.audit)
+        #expect(shown(state, cols: 120, rows: 40, prefix: "1") == 12)  // `11:59:59  kick …`
+        #expect(shown(state, cols: 80, rows: 24, prefix: "1") == 6)
+        _ = state.applyLocal(.topics(nil))
+        #expect(state.isTopicsViewVisible && state.opsPanel == nil)
+        #expect(self.lines(Fixtures.render(state, cols: 120, rows: 40)).filter { $0.contains("topic1") }.count == 12)
+        // Back to the two clients: three rows, the log gets the rest.
+        _ = state.applyLocal(.clients)
+        #expect(state.geometry(for: ScreenSize(cols: 120, rows: 40)).clientsViewportHeight == 3)
+        // An empty view keeps three rows (room for "no client is banned").
+        state.updateBans([])
+        _ = state.applyLocal(.bans)
+        #expect(state.geometry(for: ScreenSize(cols: 120, rows: 40)).clientsViewportHeight == 3)
     }
 
     @Test func monochrome_keepsTheMarkerAndNoColours() {
@@ -114,9 +159,13 @@ import Testing
         )
         let narrow = self.lines(Fixtures.render(state, cols: 80, rows: 24))
         #expect(narrow[1].hasPrefix("── Clients 4 · all nodes (1 leaving) ─"))
-        // 80 columns: id, node, address, age, events, error counter.
-        #expect(narrow[2] == "  ID▲             NODE        ADDRESS                     AGE     EVENTS     ERR")
-        #expect(narrow[3] == "> alice           node-a      192.168.1.20:51234        2h01m     12,345     0/3")
+        // 80 columns: id, node, address, age, events, error counter and topics, one space apart.
+        #expect(narrow[2] == "  ID▲        NODE       ADDRESS                    AGE    EVENTS    ERR TOPICS")
+        #expect(narrow[3] == "> alice      node-a     192.168.1.20:51234       2h01m    12,345    0/3 (all)")
+        #expect(ClientsPane.columns(forWidth: 80, showsNode: true).map(\.title)
+            == ["ID", "NODE", "ADDRESS", "AGE", "EVENTS", "ERR", "TOPICS"])
+        // Narrower still, the topics go last (after the events and the address).
+        #expect(ClientsPane.columns(forWidth: 60, showsNode: true).map(\.title) == ["ID", "NODE", "AGE", "ERR", "TOPICS"])
         #expect(ClientsPane.columns(forWidth: 120, showsNode: true).map(\.title)
             == ["ID", "NODE", "ADDRESS", "AGE", "EVENTS", "ERR", "TOT.ERR", "BACKLOG", "TOPICS"])
         let wide = self.lines(Fixtures.render(state, cols: 120, rows: 40))

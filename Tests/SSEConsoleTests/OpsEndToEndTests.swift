@@ -54,8 +54,8 @@ struct OpsEndToEndTests {
         let audit = self.directory + "/audit.jsonl"
         let arguments = "--history-file \(history) --audit-log \(audit)"
 
-        // First run, 80x24 without colours.
-        var (tmux, port) = try await self.startConsole(arguments, cols: 80, rows: 24, environment: "NO_COLOR=1")
+        // First run, 80x24 without colours, and sparklines in ASCII.
+        var (tmux, port) = try await self.startConsole(arguments + " --ascii", cols: 80, rows: 24, environment: "NO_COLOR=1")
         let firstSession = tmux
         defer { firstSession.kill() }
         let mallory = try await SSEClient.connect(host: "127.0.0.1", port: port, path: "/connect?id=mallory")
@@ -75,6 +75,11 @@ struct OpsEndToEndTests {
         await producer.close()
         try self.command(tmux, "broadcast greeting from the console")
         try await tmux.waitForScreen("the broadcast") { $0.contains("broadcast greeting #") && $0.contains("→ 1 client") }
+        // --ascii on a UTF-8 terminal: the rates pane's peaks are `#` (of `.,-~=+*#`), never blocks.
+        try await tmux.waitForScreen("the rates pane in ASCII") { screen in
+            let row = screen.split(separator: "\n", omittingEmptySubsequences: false).dropFirst().first ?? ""
+            return row.hasPrefix(" in ") && row.contains("#") && !row.contains { "▁▂▃▄▅▆▇█".contains($0) }
+        }
         try self.command(tmux, "kick bob")
         try await tmux.waitForScreen("the kick") { $0.contains("kicked bob (1 connection on 1 node)") }
         var bobStream = StreamReader(bob)
@@ -90,10 +95,21 @@ struct OpsEndToEndTests {
 
         try self.command(tmux, "bans")
         var screen = try await tmux.waitForScreen("the bans view") { $0.contains("Bans 1") && $0.contains("UNTIL") }
-        #expect(screen.split(separator: "\n").contains { $0.contains("mallory") && $0.contains("console") })
+        // At 80 columns the ban's own row (not the log's line about it) says who set it.
+        let bansView = screen.split(separator: "\n")
+        #expect(bansView.contains { $0.hasPrefix("  ID") && $0.split(separator: " ").last == "BY" })
+        #expect(bansView.first { $0.dropFirst(2).hasPrefix("mallory ") }?.hasSuffix(" console") == true)
         try self.command(tmux, "audit")
         screen = try await tmux.waitForScreen("the audit view") { $0.contains("Audit 4") }
         #expect(screen.contains("kick") && screen.contains("http 127.0.0.1:"))
+        // Resized to 120x40, the view is redrawn with every record on a row of its own (the pane is
+        // sized by the records, not by the clients — none are left).
+        try tmux.run("resize-window", "-t", tmux.session, "-x", "120", "-y", "40")
+        try await tmux.waitForScreen("the audit view at 120x40") { screen in
+            let lines = screen.split(separator: "\n")
+            let records = lines.filter { $0.firstMatch(of: #/^[> ] \d\d:\d\d:\d\d  (ban|broadcast|kick) /#) != nil }
+            return lines.contains { $0.hasPrefix("── Audit 4") && $0.count == 120 } && records.count == 4
+        }
 
         try self.command(tmux, "quit")
         try await tmux.waitForScreen("the console to exit") { $0.contains("sse-console: served") }
@@ -149,7 +165,7 @@ struct OpsEndToEndTests {
         defer { other.killIfRunning() }
         let otherPort = try await other.listeningPort()
         let (tmux, port) = try await self.startConsole(
-            "--node-name ops-tui " + cluster.map { "'\($0)'" }.joined(separator: " "), cols: 120, rows: 40)
+            "--node-name ops-tui " + cluster.map { "'\($0)'" }.joined(separator: " "), cols: 120, rows: 40, environment: "NO_COLOR=1")
         defer { tmux.kill() }
         try await tmux.waitForScreen("both nodes") { $0.contains("ops-tui online 2 nodes") }
 
@@ -168,6 +184,32 @@ struct OpsEndToEndTests {
                 && lines.contains { $0.contains("erin") && $0.contains("ops-tui") }
         }
         #expect(!screen.contains("no clients connected"))
+
+        // Enter on the other node's row: the detail says which node, is refreshed from that node's
+        // snapshots (not "gone" for not being on this one) and lists what carol was sent.
+        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: otherPort)
+        #expect(try await producer.post("/broadcast?type=news", body: "extra").status == .accepted)
+        await producer.close()
+        try await tmux.waitForScreen("the event in the log") { $0.contains("news") && $0.contains("extra") }
+        try tmux.press("Home")  // carol's row, the first by id
+        try tmux.press("Enter")
+        let detail = try await tmux.waitForScreen("carol's detail, refreshed from ops-other's snapshot") { screen in
+            screen.contains("Client carol") && screen.contains(" on ops-other")
+                && screen.split(separator: "\n").contains { $0.contains(" news ") && $0.hasSuffix("5B") }
+        }
+        #expect(!detail.contains("gone"))
+        #expect(detail.contains("ops-other · as of its snapshot") && detail.contains("known on ops-other only"))
+
+        // Back in the table, at 80x24 without colours: every column the issue asks for, topics included.
+        try tmux.press("Escape")
+        try tmux.run("resize-window", "-t", tmux.session, "-x", "80", "-y", "24")
+        try await tmux.waitForScreen("the all-nodes table at 80x24") { screen in
+            let lines = screen.split(separator: "\n")
+            return lines.contains { $0.split(separator: " ") == ["ID▲", "NODE", "ADDRESS", "AGE", "EVENTS", "ERR", "TOPICS"] }
+                && lines.contains { $0.hasPrefix("> carol") && $0.contains("ops-other") && $0.hasSuffix(" news") }
+                && lines.contains { $0.contains("erin") && $0.contains("ops-tui") && $0.hasSuffix("(all)") }
+        }
+        try tmux.run("resize-window", "-t", tmux.session, "-x", "120", "-y", "40")
 
         // Headless, `clients all` answers with every node's connections and their node.
         let headless = Tmux()

@@ -3,7 +3,13 @@ import SSETestSupport
 import Testing
 
 /// Drives a real terminal: a private tmux server (its own socket, so nothing else is touched).
+///
+/// The server, and so every program its sessions start, runs in the `C.UTF-8` locale whatever the
+/// machine's: the console draws sparklines and box lines only on a UTF-8 terminal, and tests must
+/// not pass here and fail on a CI machine in the C locale.
 struct Tmux {
+    static let environment = ["LANG=C.UTF-8", "LC_ALL=C.UTF-8"]
+
     let socket = "sse-console-e2e-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
     let session = "console"
 
@@ -14,7 +20,7 @@ struct Tmux {
 
     @discardableResult
     func run(_ arguments: [String]) throws -> String {
-        let (status, output) = try spawn(["tmux", "-L", self.socket] + arguments)
+        let (status, output) = try spawn(["env"] + Self.environment + ["tmux", "-u", "-L", self.socket] + arguments)
         guard status == 0 else { throw TmuxError.failed(arguments.joined(separator: " "), output) }
         return output
     }
