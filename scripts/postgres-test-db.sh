@@ -17,6 +17,17 @@ for _ in $(seq 1 50); do
 done
 pg_isready -h 127.0.0.1 -p 5432
 psql_as_postgres() { runuser -u postgres -- psql -v ON_ERROR_STOP=1 -qAt "$@"; }
+# The suite runs a dozen cluster nodes at once, each with a pool of up to 8 connections and one
+# listening: PostgreSQL's default of 100 connections is too few (nodes then wait for a connection
+# until their publishes time out with 503).
+if [ "$(psql_as_postgres -c "SHOW max_connections")" -lt 400 ]; then
+    psql_as_postgres -c "ALTER SYSTEM SET max_connections = 400"
+    pg_ctlcluster "$version" main restart
+    for _ in $(seq 1 50); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 0.2
+    done
+fi
 if [ "$(psql_as_postgres -c "SELECT 1 FROM pg_roles WHERE rolname = 'sse'")" != "1" ]; then
     psql_as_postgres -c "CREATE ROLE sse LOGIN PASSWORD 'sse'"
 fi

@@ -10,7 +10,7 @@ import Testing
 
 /// What happens when things fail: the database restarts, a node dies. Healthy subscribers lose nothing
 /// that a producer was told was accepted.
-@Suite struct ClusterResilienceTests {
+@Suite(.timeLimit(.minutes(3))) struct ClusterResilienceTests {
     /// Publishes `count` events, alternating over `ports`, retrying an event that gets `503` (its
     /// node cannot reach the log) until it is accepted; `midway` runs once, after `count / 3` events.
     /// - Returns: the accepted ids, in publish order.
