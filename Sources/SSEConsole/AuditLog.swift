@@ -74,7 +74,10 @@ final class AuditLog: AuditSink, Service {
     }
 
     func startWriter() {
-        let thread = Thread { [self] in self.writeLoop() }
+        let thread = Thread { [self] in
+            nameCurrentThread("sse-audit-write")
+            self.writeLoop()
+        }
         thread.name = "sse-audit-writer"
         thread.start()
     }

@@ -38,6 +38,7 @@ struct HeadlessConsole: Service {
             if let sample = self.cluster { nodes = { sample(url) } }
             let executor = CommandExecutor(broker: self.broker, cluster: nodes, audit: self.audit, backplane: self.backplane)
             let thread = Thread {
+                nameCurrentThread("sse-stdin")
                 while let line = readLine(strippingNewline: true) {
                     guard !line.trimmingCharacters(in: .whitespaces).isEmpty else { continue }
                     if Self.respond(to: line, with: executor) == .quit {

@@ -73,6 +73,7 @@ final class TerminalConsole: Sendable {
         defer { poller?.cancel() }
         return await withCheckedContinuation { (done: CheckedContinuation<Report, Never>) in
             let thread = Thread { [self] in
+                nameCurrentThread("sse-console-ui")
                 done.resume(returning: self.uiLoop())
             }
             thread.name = "sse-console-ui"

@@ -97,6 +97,19 @@ struct AuditLogTests {
         audit.close()
     }
 
+    /// The writer thread is named for `top -H` and `/proc` (Foundation's `Thread.name` is not).
+    @Test func writerThread_isNamedForTools() async throws {
+        defer { try? FileManager.default.removeItem(atPath: self.directory) }
+        let audit = try AuditLog(path: self.path, node: nil)
+        audit.record(AuditRecord(action: "kick", origin: "api", arguments: ["client": "a"]))
+        await audit.flush()  // the writer has run
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").map { task in
+            (try? String(contentsOfFile: "/proc/self/task/\(task)/comm", encoding: .utf8)) ?? ""
+        }
+        #expect(names.contains("sse-audit-write\n"), "\(Set(names))")
+        audit.close()
+    }
+
     struct CollectingLogHandler: LogHandler {
         let messages: Locked<[String]>
         var metadata: Logger.Metadata = [:]
