@@ -30,6 +30,21 @@ final class ConsoleFeed: Sendable {
 
     let capacity: Int
     private let inbox = Locked(Inbox())
+    /// The connections that ended last, as the broker last saw them (with their misses and why they
+    /// ended), so a client detail open or opened on one still says why it was cut. Bounded: a
+    /// disconnect storm keeps only the newest ``departedLimit``.
+    private let departed = Locked(Departed())
+    static let departedLimit = 1000
+
+    private struct Departed {
+        var clients: [UInt64: (ClientInfo, Departure)] = [:]
+        var order = CircularBuffer<UInt64>(initialCapacity: 64)
+    }
+
+    /// A connection that ended recently: the broker's last record of it, and why and when it ended.
+    func departedClient(_ connectionID: UInt64) -> (ClientInfo, Departure)? {
+        self.departed.withLock { $0.clients[connectionID] }
+    }
     /// Events per type, for the topics view.
     let topicActivity = TopicActivity()
     /// The latest events in full, for the event and client detail views.
@@ -85,8 +100,16 @@ final class ConsoleFeed: Sendable {
             self.post(LogEntry(time: now, source: .http, kind: .connect, target: client.clientID, message: detail))
         case .disconnected(let client, let reason):
             var row = Self.row(for: client)
-            row.departure = Departure(reason: Self.departureReason(reason), at: now)
+            let departure = Departure(reason: Self.departureReason(reason), at: now)
+            row.departure = departure
             self.inbox.withLock { $0.departures.append(row) }
+            self.departed.withLock { departed in
+                if departed.order.count == Self.departedLimit, let oldest = departed.order.popFirst() {
+                    departed.clients[oldest] = nil
+                }
+                departed.order.append(client.connectionID)
+                departed.clients[client.connectionID] = (client, departure)
+            }
             let why: String
             switch reason {
             case .overTolerance: why = "over tolerance (\(client.consecutiveErrors) errors in a row)"

@@ -91,15 +91,18 @@ final class RecentEvents: Sendable {
     /// the `replayed` newest ones before that, after the id it resumed from. The broker does not
     /// record deliveries one by one: events it missed are among these (the client detail marks
     /// the misses the broker recorded, its last few, and says when older ones may be listed).
+    /// `until`: when the connection ended, if it did.
     func deliveries(
-        client: String, topics: TopicFilter, connectedAt: Double, resumedFrom: UInt64?, replayed: Int, limit: Int
+        client: String, topics: TopicFilter, connectedAt: Double, resumedFrom: UInt64?, replayed: Int, limit: Int,
+        until: Double = .infinity
     ) -> [ClientDetail.Delivery] {
         self.store.withLock { store in
             var result: [ClientDetail.Delivery] = []
             var replayLeft = replayed
             for record in store.records.reversed() {
                 guard result.count < limit else { break }
-                guard record.target == nil || record.target == client, topics.matches(record.type) else { continue }
+                guard record.time <= until, record.target == nil || record.target == client, topics.matches(record.type)
+                else { continue }
                 if record.time >= connectedAt {
                     result.append(.init(time: record.time, eventID: record.id, type: record.type, size: record.size))
                 } else if replayLeft > 0, let after = resumedFrom, record.id > after {

@@ -225,6 +225,10 @@ final class TerminalConsole: Sendable {
                         }
                     } else if let client = clients.first(where: { $0.connectionID == inspected.connectionID }) {
                         state.updateClientDetail(self.detail(of: client, node: state.cluster?.nodeName))
+                    } else if let (client, departure) = self.feed.departedClient(inspected.connectionID) {
+                        // Ended: the broker's last record of it (its misses say why it was cut).
+                        state.updateClientDetail(self.detail(of: client, node: state.cluster?.nodeName, until: departure.at))
+                        state.markInspectedClientDeparted(departure)
                     } else if let gone = state.clients.rows.first(where: { $0.connectionID == inspected.connectionID })?.departure {
                         state.markInspectedClientDeparted(gone)
                     } else {
@@ -274,13 +278,13 @@ final class TerminalConsole: Sendable {
     }
 
     /// The client detail of one connection: the broker's snapshot and the deliveries derived
-    /// from the events the console saw.
-    private func detail(of client: ClientInfo, node: String?) -> ClientDetail {
+    /// from the events the console saw (up to `until`, when it ended).
+    private func detail(of client: ClientInfo, node: String?, until: Double = .infinity) -> ClientDetail {
         let connectedAt = client.connectedAt.timeIntervalSince1970
         let deliveries = self.deliveries(
             client: client.clientID, topics: client.topics, connectedAt: connectedAt,
             resumedFrom: client.resumedFrom.flatMap { UInt64($0.trimmingCharacters(in: .whitespaces)) },
-            replayed: client.replayedEvents)
+            replayed: client.replayedEvents, until: until)
         return ClientDetail(
             connectionID: client.connectionID, id: client.clientID, node: node,
             remoteAddress: client.remoteAddress ?? "-", userAgent: client.userAgent, httpVersion: client.httpVersion,
@@ -307,13 +311,13 @@ final class TerminalConsole: Sendable {
     }
 
     private func deliveries(
-        client: String, topics: [String], connectedAt: Double, resumedFrom: UInt64?, replayed: Int
+        client: String, topics: [String], connectedAt: Double, resumedFrom: UInt64?, replayed: Int, until: Double = .infinity
     ) -> [ClientDetail.Delivery] {
         // The broker validated these topics when the client connected.
         let filter = (try? TopicFilter(topics.compactMap { try? Topic($0) })) ?? .everything
         return self.feed.recentEvents.deliveries(
             client: client, topics: filter, connectedAt: connectedAt, resumedFrom: resumedFrom, replayed: replayed,
-            limit: ClientDetail.deliveryLimit)
+            limit: ClientDetail.deliveryLimit, until: until)
     }
 
     private func header(now: Double, rates: RateMeter.Rates, cluster: ClusterView?) -> HeaderStats {

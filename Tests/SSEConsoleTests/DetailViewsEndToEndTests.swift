@@ -165,6 +165,41 @@ struct DetailViewsEndToEndTests {
         await dave.close()
     }
 
+    /// A client cut for missing too many events in a row: its open detail keeps the broker's last
+    /// record of it, so the misses that got it cut stay on screen with the reason it ended.
+    @Test func clientDetail_ofAClientCutOverTolerance_keepsItsMissesAndSaysWhy() async throws {
+        let tmux = Tmux()
+        defer { tmux.kill() }
+        let port = try await self.start(tmux, cols: 120, rows: 40, arguments: "--write-timeout 0.2 --tolerance 2 --max-backlog 65536")
+        let slow = try await SSEClient.connect(
+            host: "127.0.0.1", port: port, path: "/connect?id=slow", headers: ["User-Agent": "stalled/1.0"],
+            receiveBufferSize: 4096, autoRead: false)
+        #expect(slow.status == .ok)
+        try await tmux.waitForScreen("one client") { $0.contains("Clients 1") }
+        try tmux.press("Escape")
+        try tmux.press("Enter")
+        try await tmux.waitForScreen("slow's detail") { $0.contains("Client slow") && $0.contains("stalled/1.0") }
+
+        // 4 KiB events until the broker cuts it (bounded: 2,000 events).
+        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+        let payload = String(repeating: "x", count: 4096)
+        var published = 0
+        while published < 2_000 {
+            #expect(try await producer.post("/broadcast?type=bulk", body: payload).status == .accepted)
+            published += 1
+            if published % 10 == 0, try tmux.screen().contains("gone: over-tol") { break }
+        }
+        let cut = try await tmux.waitForScreen("the reason it ended, with its misses") { screen in
+            screen.contains("gone: over-tol") && screen.contains("socket not writable for")
+        }
+        #expect(cut.contains("stalled/1.0"))
+        #expect(self.lines(cut).contains { $0.contains("errors") && $0.contains("2/2 in a row") }, "\(cut)")
+        #expect(self.lines(cut).filter { $0.contains("event dropped") }.count == 2, "\(cut)")
+
+        await producer.close()
+        await slow.close()
+    }
+
     @Test func eventDetail_prettyPrintsJSON_scrolls_andSurvivesAResize_withNoColorAt80x24() async throws {
         let tmux = Tmux()
         defer { tmux.kill() }
