@@ -214,6 +214,8 @@ let package = Package(
             dependencies: [
                 "SSEClient",
                 "SSEBroker",
+                .target(name: "SSEBrokerPostgres", condition: when("Cluster")),
+                .product(name: "PostgresNIO", package: "postgres-nio", condition: when("Cluster")),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

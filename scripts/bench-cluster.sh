@@ -16,6 +16,7 @@
 # Root is needed for scripts/postgres-test-db.sh (it installs and starts PostgreSQL if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/cluster-lib.sh
 
 REPS=${REPS:-2}
 REP_FROM=${REP_FROM:-1}
@@ -58,7 +59,7 @@ trap cleanup EXIT
 
 drop_tables() {
     local p=$1
-    psql_sse -c "SET client_min_messages = warning; DROP TABLE IF EXISTS ${p}_presence, ${p}_nodes, ${p}_events; DROP SEQUENCE IF EXISTS ${p}_event_ids" >/dev/null
+    drop_cluster_objects "$DB_URL" "$p"
 }
 
 # start_node NAME [PREFIX]: starts a node on a free port; sets PORT and PID. Fails if it does not

@@ -9,6 +9,7 @@
 # Needs what scripts/screenshots.sh needs, plus psql for the clean-up.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/cluster-lib.sh
 
 binary=${SSE_CONSOLE:-}
 if [ -z "$binary" ]; then
@@ -27,7 +28,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   tmux_ kill-server 2>/dev/null || true
   wait 2>/dev/null || true
-  psql "${database%%\?*}" -qc "DROP TABLE IF EXISTS ${prefix}_presence, ${prefix}_nodes, ${prefix}_events, ${prefix}_bans, ${prefix}_client_snapshots, ${prefix}_snapshot_demand; DROP SEQUENCE IF EXISTS ${prefix}_event_ids" || true
+  drop_cluster_objects "$database" "$prefix" || true
 }
 trap cleanup EXIT
 

@@ -10,6 +10,7 @@
 #     (SKIP_BUILD=1 uses what is built; SCRATCH=.build-release is the default scratch path)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/cluster-lib.sh
 : "${SSE_TEST_POSTGRES_URL:?set SSE_TEST_POSTGRES_URL (see scripts/postgres-test-db.sh)}"
 SCRATCH=${SCRATCH:-.build-release}
 N=${SSE_MEASURE_CLIENTS:-10000}
@@ -31,13 +32,7 @@ cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     tmux kill-session -t "$SESSION" 2>/dev/null || true
     sleep 1
-    for table in client_snapshots snapshot_demand bans presence nodes events idempotency_keys; do
-        sql "DROP TABLE IF EXISTS ${PREFIX}_$table CASCADE" 2>/dev/null || true
-    done
-    sql "DROP SEQUENCE IF EXISTS ${PREFIX}_event_ids" 2>/dev/null || true
-    for function in $(sql "SELECT p.oid::regprocedure FROM pg_proc p WHERE p.proname LIKE '${PREFIX}%'" 2>/dev/null); do
-        sql "DROP FUNCTION IF EXISTS $function" 2>/dev/null || true
-    done
+    drop_cluster_objects "$URL" "$PREFIX" || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT

@@ -84,7 +84,7 @@ struct ClusterControlTests {
     }
 
     @Test func ban_survivesARestartOfEveryNode_andExpiresOnItsOwn() async throws {
-        try await withClusterPrefix { url, prefix in
+        try await TestDatabase.withPrefix { url, prefix in
             let first = try await TestNode.start("first", url: url, prefix: prefix)
             try await first.broker.ban("eve", for: nil, origin: .api)
             try await first.broker.ban("mallory", for: .seconds(3600), origin: .api)

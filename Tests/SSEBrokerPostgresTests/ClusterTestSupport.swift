@@ -15,41 +15,8 @@ import Testing
 
 let quietLogger = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-/// The database the cluster tests share (see ``PostgresServer/testDatabaseURL()``). Each test uses its
-/// own table prefix, so tests never see each other's events.
-enum TestDatabase {
-    /// `SSE_TEST_POSTGRES_URL`, else a private server shared by this test process.
-    static func url() async throws -> String {
-        try await PostgresServer.testDatabaseURL()
-    }
-
-    /// A fresh table prefix.
-    static func prefix() -> String { "t" + String(UInt64.random(in: 0..<(1 << 40)), radix: 16) }
-
-    /// Drops what a test with `prefix` created (``ClusterTables``).
-    static func drop(prefix: String, url: String) async {
-        do {
-            try await withClient(url) { client in
-                for statement in ClusterTables.dropStatements(prefix: prefix) {
-                    try await client.query(PostgresQuery(unsafeSQL: statement))
-                }
-            }
-        } catch {
-            Issue.record("could not drop the tables of \(prefix): \(error)")
-        }
-    }
-
-    /// Runs `body` with a client of the database at `url`.
-    static func withClient<Result: Sendable>(_ url: String, _ body: @Sendable (PostgresClient) async throws -> Result) async throws -> Result {
-        let configuration = try ClusterConfiguration(url: url)
-        let client = PostgresClient(configuration: configuration.database, backgroundLogger: quietLogger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
-    }
-}
+/// The database the cluster tests share, with a table prefix per test (SSETestSupport).
+typealias TestDatabase = ClusterTestDatabase
 
 /// One broker node in this process: a broker, its HTTP server on an ephemeral port, and its
 /// cluster backplane; or, with `asServices`, the backplane and the server in a `ServiceGroup`.
@@ -241,20 +208,6 @@ func presenceVisible(_ clientID: String, url: String, prefix: String, connection
     }
 }
 
-/// Runs `body` with the database URL and a fresh table prefix; drops what the prefix created after,
-/// also when `body` throws (awaited: nothing is left running past the test).
-func withClusterPrefix(_ body: (_ url: String, _ prefix: String) async throws -> Void) async throws {
-    let url = try await TestDatabase.url()
-    let prefix = TestDatabase.prefix()
-    do {
-        try await body(url, prefix)
-    } catch {
-        await TestDatabase.drop(prefix: prefix, url: url)
-        throw error
-    }
-    await TestDatabase.drop(prefix: prefix, url: url)
-}
-
 /// Runs `body` with `count` online nodes sharing a fresh table prefix (arguments: the nodes, the
 /// database URL, the prefix); stops the nodes and drops the tables after, also when `body` throws.
 func withClusterNodes(
@@ -263,7 +216,7 @@ func withClusterNodes(
     audit: (_ index: Int) -> (any AuditSink)? = { _ in nil },
     _ body: ([TestNode], String, String) async throws -> Void
 ) async throws {
-    try await withClusterPrefix { url, prefix in
+    try await TestDatabase.withPrefix { url, prefix in
         var nodes: [TestNode] = []
         do {
             for index in 1...count {

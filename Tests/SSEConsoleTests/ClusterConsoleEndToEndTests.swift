@@ -15,7 +15,7 @@ struct ClusterConsoleEndToEndTests {
 
     @Test func clusterPane_showsBothNodes_andTheOtherNodesClients() async throws {
         // A cluster of its own: its tables never meet another test's or another run's.
-        try await ClusterDatabase.withPrefix { databaseURL, prefix in
+        try await ClusterTestDatabase.withPrefix { databaseURL, prefix in
             let binary = try consoleBinary()
             let cluster = ["--cluster", databaseURL, "--cluster-prefix", prefix]
 
@@ -80,7 +80,7 @@ struct ClusterConsoleEndToEndTests {
     }
 
     @Test func headless_kickBanAndUnban_actOnTheOtherNode_andCountItsConnections() async throws {
-        try await ClusterDatabase.withPrefix { databaseURL, prefix in
+        try await ClusterTestDatabase.withPrefix { databaseURL, prefix in
             let cluster = ["--cluster", databaseURL, "--cluster-prefix", prefix]
             let other = try ConsoleProcess.start(["--no-tui", "--port", "0", "--heartbeat", "60", "--node-name", "cli-other"] + cluster)
             defer { other.killIfRunning() }
@@ -150,37 +150,11 @@ struct ClusterConsoleEndToEndTests {
 }
 
 /// The console tests' own statements on the cluster's database: waiting for what the nodes write
-/// there, and dropping what they created (``ClusterTables``, the list the cluster tests use too).
+/// there (``ClusterTestDatabase`` gives each test a prefix and drops what it created).
 enum ClusterDatabase {
-    /// Runs `body` with the database URL and a table prefix of its own; drops what the prefix
-    /// created after, also when `body` throws.
-    static func withPrefix(_ body: (_ url: String, _ prefix: String) async throws -> Void) async throws {
-        let url = try await PostgresServer.testDatabaseURL()
-        let prefix = "t" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
-        do {
-            try await body(url, prefix)
-        } catch {
-            await self.drop(prefix: prefix, url: url)
-            throw error
-        }
-        await self.drop(prefix: prefix, url: url)
-    }
-
-    static func drop(prefix: String, url: String) async {
-        do {
-            try await self.withClient(url) { client in
-                for statement in ClusterTables.dropStatements(prefix: prefix) {
-                    try await client.query(PostgresQuery(unsafeSQL: statement))
-                }
-            }
-        } catch {
-            Issue.record("could not drop the tables of \(prefix): \(error)")
-        }
-    }
-
     /// The one `int8` that `sql` selects.
     static func count(_ sql: String, url: String) async throws -> Int64 {
-        try await self.withClient(url) { client in
+        try await ClusterTestDatabase.withClient(url) { client in
             let rows = try await client.query(PostgresQuery(unsafeSQL: sql))
             for try await count in rows.decode(Int64.self) { return count }
             return 0
@@ -198,18 +172,5 @@ enum ClusterDatabase {
             try await Task.sleep(for: .milliseconds(50))
         }
         throw ChildProcessError.failed("timed out waiting until \(what)")
-    }
-
-    static func withClient<Result: Sendable>(
-        _ url: String, _ body: @Sendable (PostgresClient) async throws -> Result
-    ) async throws -> Result {
-        let configuration = try ClusterConfiguration(url: url)
-        let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-        let client = PostgresClient(configuration: configuration.database, backgroundLogger: quiet)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await client.run() }
-            defer { group.cancelAll() }
-            return try await body(client)
-        }
     }
 }

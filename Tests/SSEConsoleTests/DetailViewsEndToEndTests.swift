@@ -21,6 +21,18 @@ struct DetailViewsEndToEndTests {
         return try #require(first.firstMatch(of: /127\.0\.0\.1:(\d+)/).flatMap { Int($0.output.1) })
     }
 
+    /// Publishes 4 KiB events until the screen shows `text` (bounded: 2,000 events): a subscriber
+    /// that never reads misses them once its socket has been full for the write timeout.
+    private func publishUntilTheScreenShows(_ text: String, tmux: Tmux, port: Int) async throws {
+        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
+        let payload = String(repeating: "x", count: 4096)
+        for published in 1...2_000 {
+            #expect(try await producer.post("/broadcast?type=bulk", body: payload).status == .accepted)
+            if published % 10 == 0, try tmux.screen().contains(text) { break }
+        }
+        await producer.close()
+    }
+
     private func lines(_ screen: String) -> [Substring] {
         screen.split(separator: "\n", omittingEmptySubsequences: false)
     }
@@ -146,21 +158,13 @@ struct DetailViewsEndToEndTests {
         try await tmux.waitForScreen("slow selected") { screen in self.lines(screen).contains { $0.hasPrefix("> slow") } }
         try tmux.press("Enter")
         try await tmux.waitForScreen("slow's detail") { $0.contains("Client slow") }
-        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
-        let payload = String(repeating: "x", count: 4096)
-        var published = 0
-        while published < 2_000 {
-            #expect(try await producer.post("/broadcast?type=bulk", body: payload).status == .accepted)
-            published += 1
-            if published % 10 == 0, try tmux.screen().contains("socket not writable for") { break }
-        }
+        try await self.publishUntilTheScreenShows("socket not writable for", tmux: tmux, port: port)
         let slowDetail = try await tmux.waitForScreen("slow's misses with their reasons") { screen in
             screen.contains("Client slow") && screen.contains("socket not writable for") && screen.contains("event dropped")
         }
         #expect(self.lines(slowDetail).contains { $0.contains("errors") && $0.contains("in a row") && !$0.contains("0/1,000 in a row · 0 in all") })
         #expect(self.lines(slowDetail).contains { $0.contains("token") && $0.contains("slow · no expiry") })
 
-        await producer.close()
         await slow.close()
         await dave.close()
     }
@@ -181,14 +185,7 @@ struct DetailViewsEndToEndTests {
         try await tmux.waitForScreen("slow's detail") { $0.contains("Client slow") && $0.contains("stalled/1.0") }
 
         // 4 KiB events until the broker cuts it (bounded: 2,000 events).
-        let producer = try await HTTPClientConnection.connect(host: "127.0.0.1", port: port)
-        let payload = String(repeating: "x", count: 4096)
-        var published = 0
-        while published < 2_000 {
-            #expect(try await producer.post("/broadcast?type=bulk", body: payload).status == .accepted)
-            published += 1
-            if published % 10 == 0, try tmux.screen().contains("gone: over-tol") { break }
-        }
+        try await self.publishUntilTheScreenShows("gone: over-tol", tmux: tmux, port: port)
         let cut = try await tmux.waitForScreen("the reason it ended, with its misses") { screen in
             screen.contains("gone: over-tol") && screen.contains("socket not writable for")
         }
@@ -196,7 +193,6 @@ struct DetailViewsEndToEndTests {
         #expect(self.lines(cut).contains { $0.contains("errors") && $0.contains("2/2 in a row") }, "\(cut)")
         #expect(self.lines(cut).filter { $0.contains("event dropped") }.count == 2, "\(cut)")
 
-        await producer.close()
         await slow.close()
     }
 

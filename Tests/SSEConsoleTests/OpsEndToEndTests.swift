@@ -157,7 +157,7 @@ struct OpsEndToEndTests {
 
     @Test func cluster_kickAndBanActOnEveryNode_andTheTableShowsEveryNodesClients() async throws {
         // The tables, sequence and publish function of its own prefix are dropped after (ClusterTables).
-        try await ClusterDatabase.withPrefix { databaseURL, prefix in
+        try await ClusterTestDatabase.withPrefix { databaseURL, prefix in
             let cluster = ["--cluster", databaseURL, "--cluster-prefix", prefix]
 
             let other = try ConsoleProcess.start(["--no-tui", "--port", "0", "--heartbeat", "60", "--node-name", "ops-other"] + cluster)
