@@ -110,8 +110,9 @@ final class AuditLog: AuditSink, Service {
         }
     }
 
-    /// Records written to the file, batches (one fsync each), records dropped because the queue was
-    /// full (not yet reported in the file), and records in batches the file refused.
+    /// Records written to the file; batches (one fsync each); records missing from the file and not
+    /// yet reported there by an `audit-dropped` line (dropped because the queue was full, or in a
+    /// batch the file refused); and records in batches the file refused.
     var counts: (written: Int, batches: Int, dropped: Int, failed: Int) {
         self.state.withLock { ($0.written, $0.batches, $0.dropped, $0.failed) }
     }
@@ -157,10 +158,10 @@ final class AuditLog: AuditSink, Service {
         }
         while true {
             self.wakeup.wait()
+            // `dropped` stays counted until a line that reports it is in the file.
             let (batch, dropped, waiters, closed) = self.state.withLock { state in
                 defer {
                     state.queue = []
-                    state.dropped = 0
                     state.flushWaiters = []
                 }
                 return (state.queue, state.dropped, state.flushWaiters, state.closed)
@@ -179,10 +180,11 @@ final class AuditLog: AuditSink, Service {
                     if failure == nil {
                         state.written += batch.count
                         state.batches += 1
+                        state.dropped -= dropped  // reported by this batch's audit-dropped line
                     } else {
-                        // Lost from the file: the next batch's marker counts them (with any dropped meanwhile).
+                        // Lost from the file: the next batch's audit-dropped line counts them too.
                         state.failed += batch.count
-                        state.dropped += batch.count + dropped
+                        state.dropped += batch.count
                     }
                 }
                 if let failure, !batch.isEmpty {  // a lone audit-dropped line failing again is no news

@@ -100,8 +100,11 @@ struct OpsEndToEndTests {
         #expect(bansView.contains { $0.hasPrefix("  ID") && $0.split(separator: " ").last == "BY" })
         #expect(bansView.first { $0.dropFirst(2).hasPrefix("mallory ") }?.hasSuffix(" console") == true)
         try self.command(tmux, "audit")
-        screen = try await tmux.waitForScreen("the audit view") { $0.contains("Audit 4") }
-        #expect(screen.contains("kick") && screen.contains("http 127.0.0.1:"))
+        // Every record, the HTTP publish with its producer's address among them.
+        screen = try await tmux.waitForScreen("the audit view with the HTTP publish") { screen in
+            screen.contains("Audit 4") && screen.contains("http 127.0.0.1:")
+        }
+        #expect(screen.split(separator: "\n").contains { $0.contains(" kick ") })
         // Resized to 120x40, the view is redrawn with every record on a row of its own (the pane is
         // sized by the records, not by the clients — none are left).
         try tmux.run("resize-window", "-t", tmux.session, "-x", "120", "-y", "40")
