@@ -50,6 +50,10 @@ tmux_ new-session -d -s console -x 120 -y 32 \
   "TERM=xterm-256color $binary --port $base --node-name n1 --cluster '$database' --cluster-prefix $prefix; sleep 60"
 tmux_ set-option -t console status off >/dev/null
 wait_for 'n1 online'
+# n2 and n3 listen once they are online too: their subscribers connect after that.
+for port in $(( base + 1 )) $(( base + 2 )); do
+  for _ in $(seq 1 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
+done
 
 for id in kiosk-lobby kiosk-cafe; do
   curl -sN "http://127.0.0.1:$(( base + 1 ))/connect?id=$id" >/dev/null & pids+=($!)
