@@ -74,7 +74,7 @@ public final class PostgresServer: @unchecked Sendable {
                 // Logs on stdout, so the start can be awaited on the "ready" line.
                 "exec \"$0\" \"$@\" 2>&1", "\(self.binaries)/postgres", "-D", "\(self.directory)/data", "-p", "\(self.port)",
                 "-k", self.directory, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                "-c", "full_page_writes=off", "-c", "max_connections=200",
+                "-c", "full_page_writes=off", "-c", "max_connections=400",
             ]))
         self.lock.withLock { self.process = process }
         _ = try await process.waitForLine(timeout: .seconds(60)) { $0.contains("ready to accept connections") }
