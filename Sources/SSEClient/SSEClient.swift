@@ -38,8 +38,12 @@ public final class SSEClient: Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> SSEClient {
         let (messages, continuation) = AsyncStream.makeStream(of: SSEMessage.self)
-        let headPromise = group.any().makePromise(of: HTTPResponseHead.self)
-        var bootstrap = ClientBootstrap(group: group)
+        // The connection and the promise of its response head on one loop: the head is handed over
+        // on the loop that parsed it, not completed into another loop's promise (ThreadSanitizer
+        // reported that hand-over now and then).
+        let loop = group.next()
+        let headPromise = loop.makePromise(of: HTTPResponseHead.self)
+        var bootstrap = ClientBootstrap(group: loop)
         if let receiveBufferSize {
             bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBufferSize))
         }
