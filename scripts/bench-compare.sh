@@ -4,7 +4,7 @@
 # the spread of the repetitions, ours / nchan, the goals of issue 15 and a verdict), the raw results
 # (benchmarks/results.jsonl) and a chart of CPU per event and latency (benchmarks/chart.png).
 #
-#   scripts/bench-compare.sh                  # full run: 3 repetitions, about 11 minutes (and the build)
+#   scripts/bench-compare.sh                  # full run: 3 repetitions, about 14 minutes (and the build)
 #   REPS=1 SKIP_BUILD=1 SCRATCH=.build-release scripts/bench-compare.sh   # one repetition, no build
 #   ONLY='fanout-1k|targeted-1k' scripts/bench-compare.sh    # some workloads (a regex of names)
 #   OUT=/tmp/b.md scripts/bench-compare.sh
@@ -17,6 +17,9 @@
 # slow-1k; and, this broker only, fanout-1k-2-loops (`--loops 2`) and fanout-1k-tui (the terminal
 # console drawing in tmux). BEFORE_BIN: an older sse-console run as a third broker ("before") on
 # every selected workload, listed apart (its losses are warnings: it is not in the table).
+# On fanout-100, fanout-1k-20eps, targeted-1k and topics-10k-1000 a third broker too, "nio-floor"
+# (benchmarks/nio-floor: the least an SSE broker on SwiftNIO's HTTP/1 codecs does, built here
+# into $SCRATCH/nio-floor): the floor under this broker's figures, listed apart like "before".
 #
 # Where it writes: a full run (no ONLY, no OUT) writes BENCHMARKS.md, benchmarks/results.jsonl and
 # benchmarks/chart.png. With ONLY or OUT set, the report goes to OUT (default
@@ -53,6 +56,12 @@ compare_paths
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || { echo "REPS must be a positive number" >&2; exit 2; }
 
 build_release
+FLOOR_BIN="$SCRATCH/nio-floor/release/NIOFloor"
+FLOOR_WORKLOADS='fanout-100|fanout-1k-20eps|targeted-1k|topics-10k-1000'
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$FLOOR_BIN" ]; then
+  echo "== building the SwiftNIO floor (release, $SCRATCH/nio-floor)" >&2
+  swift build -c release --package-path benchmarks/nio-floor --scratch-path "$SCRATCH/nio-floor" >&2
+fi
 need_nchan
 bench_workdir compare
 if [ "$NOFILE" -lt 12000 ]; then
@@ -107,7 +116,7 @@ WORKLOADS=(
 # fanout-1k for this broker alone, as ours-2-loops and ours-tui.
 OURS_FANOUT_1K="fanout-1k|plain|$FANOUT_1K|$OURS|"
 
-# run_one LABEL(ours|nchan|before|ours-2-loops|ours-tui) WORKLOAD-ENTRY REP
+# run_one LABEL(ours|nchan|before|nio-floor|ours-2-loops|ours-tui) WORKLOAD-ENTRY REP
 run_one() {
   local label=$1 entry=$2 rep=$3 name transport args ours nchan paths tls=() argv=()
   IFS='|' read -r name transport args ours nchan <<<"$entry"
@@ -122,6 +131,7 @@ run_one() {
       paths=$nchan
       ;;
     before) start_console "$BEFORE_BIN" "${tls[@]}" ;;
+    nio-floor) start_console "$FLOOR_BIN" ;;
     ours-2-loops) start_console "$BIN/sse-console" --loops 2 ;;
     ours-tui) start_tui ;;
     *) start_console "$BIN/sse-console" "${tls[@]}" ;;
@@ -146,6 +156,7 @@ for rep in $(seq 1 "$REPS"); do
     for broker in "${order[@]}"; do
       run_one "$broker" "$entry" "$rep"
     done
+    if [[ "${entry%%|*}" =~ ^($FLOOR_WORKLOADS)$ ]]; then run_one nio-floor "$entry" "$rep"; fi
   done
   # The loop-count experiment: by default sse-console makes one loop per CPU it may run on (1
   # here, pinned); two loops time-sharing that CPU, for comparison.

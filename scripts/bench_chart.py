@@ -23,6 +23,9 @@ except ImportError:
     sys.exit("bench_chart.py needs matplotlib: python3 -m pip install -r scripts/requirements-bench.txt")
 
 BROKERS = [("ours", "this broker", "#1f77b4"), ("nchan", "nchan", "#ff7f0e")]
+# benchmarks/nio-floor, where it ran: a dashed line across the pair (the least a broker on SwiftNIO's
+# HTTP/1 codecs does).
+FLOOR = "nio-floor"
 
 
 def bar(ax, x, runs, key, width, face, edge, label, **style):
@@ -55,7 +58,9 @@ def main():
     parser.add_argument("results")
     parser.add_argument("out")
     a = parser.parse_args()
-    runs = [r for r in load(a.results) if r["broker"] in dict((b, 0) for b, _, _ in BROKERS)]
+    everything = load(a.results)
+    floors = [r for r in everything if r["broker"] == FLOOR]
+    runs = [r for r in everything if r["broker"] in dict((b, 0) for b, _, _ in BROKERS)]
     shown = [(name, label) for name, _, label in WORKLOADS
              if any(values(pick(runs, b, name), cpu) or values(pick(runs, b, name), p99) for b, _, _ in BROKERS)]
     if not shown:
@@ -76,6 +81,10 @@ def main():
         for i, (broker, label, color) in enumerate(BROKERS):
             highs.append(bar(top, x + (i - 0.5) * 0.38, pick(runs, broker, name), cpu, 0.38, color, color, label))
         tops += highs
+        floor = median(pick(floors, FLOOR, name), cpu)
+        if floor is not None:
+            top.hlines(floor, x - 0.42, x + 0.42, colors="black", linestyles="dashed", linewidth=1.5,
+                       label="SwiftNIO floor (benchmarks/nio-floor)")
         o, n = median(pick(runs, "ours", name), cpu), median(pick(runs, "nchan", name), cpu)
         if o is not None and n:
             top.annotate(f"{o / n:.2f}×", (x, max(h for h in highs if h)), xytext=(0, 4),
