@@ -30,6 +30,8 @@ public final class Broker: EventBroker {
     private let hasBackplane = Atomic<Bool>(false)
     /// Publishers waiting for the loops to catch up (``BrokerConfiguration/maxQueuedEvents``).
     let roomWaiters = RoomWaiters()
+    /// How a drain behind on its queue lets its loop poll before it goes on (``useLoopPollSignal(_:)``).
+    private let pollSignal = Locked<(any LoopPollSignal)?>(nil)
 
     /// Creates a broker.
     /// - Parameters:
@@ -507,8 +509,17 @@ public final class Broker: EventBroker {
             fanoutTimer: self.metrics.fanoutTimer,
             maxQueuedEvents: self.configuration.maxQueuedEvents,
             maxQueuedBytes: self.configuration.maxQueuedBytes,
-            onRoom: { [roomWaiters] room in roomWaiters.wake(first: room) }
+            onRoom: { [roomWaiters] room in roomWaiters.wake(first: room) },
+            pollSignal: { [pollSignal] in pollSignal.withLock { $0 } }
         )
+    }
+
+    /// Has a fan-out that used its turn wait for its loop's next poll through `signal` before it
+    /// goes on, so that a loop behind on its queue still reads its sockets (see ``LoopPollSignal``);
+    /// `nil` goes back to a task scheduled a moment ahead. `BrokerServer` sets one for its loops
+    /// when it starts.
+    public func useLoopPollSignal(_ signal: (any LoopPollSignal)?) {
+        self.pollSignal.withLock { $0 = signal }
     }
 
     /// The `retry:` hint for one connection: ``BrokerConfiguration/retry`` plus up to

@@ -9,7 +9,8 @@ import Synchronization
 /// flushes, so when events arrive faster than a loop turn several go to a client in one `writev` —
 /// on loopback the per-write syscall dominates fan-out — and when traffic is light each event is
 /// flushed as soon as it is written. A drain writes at most ``writesPerTurn`` before it flushes and
-/// yields the loop to its sockets, so a loop behind on its queue still flushes and still reads.
+/// yields the loop to its sockets (until the loop's next poll, ``LoopPollSignal``), so a loop behind
+/// on its queue still flushes and still reads.
 ///
 /// Subscribers are indexed by topic (``TopicFilter``): those that asked for no topic in one list,
 /// those with exact topics only in a list per topic, those with a pattern in one more list. An
@@ -51,6 +52,8 @@ final class LoopFanout: @unchecked Sendable {
     /// Called (on the loop) after a drain brought the queue under half its bounds, with about how
     /// many events of the kind just drained there is room for: for publishers waiting for room.
     private let onRoom: @Sendable (Int) -> Void
+    /// The broker's ``LoopPollSignal``, if it has one now.
+    private let pollSignal: @Sendable () -> (any LoopPollSignal)?
 
     /// Connections registered on this loop. Guarded by the broker's registry lock.
     var registeredCount = 0
@@ -98,7 +101,8 @@ final class LoopFanout: @unchecked Sendable {
         fanoutTimer: CoreMetrics.Timer,
         maxQueuedEvents: Int,
         maxQueuedBytes: Int,
-        onRoom: @escaping @Sendable (Int) -> Void
+        onRoom: @escaping @Sendable (Int) -> Void,
+        pollSignal: @escaping @Sendable () -> (any LoopPollSignal)? = { nil }
     ) {
         self.eventLoop = eventLoop
         self.policy = policy
@@ -107,6 +111,7 @@ final class LoopFanout: @unchecked Sendable {
         self.maxQueuedEvents = maxQueuedEvents
         self.maxQueuedBytes = maxQueuedBytes
         self.onRoom = onRoom
+        self.pollSignal = pollSignal
         self.queue = Locked(Queue())
     }
 
@@ -311,16 +316,22 @@ final class LoopFanout: @unchecked Sendable {
         }
         self.finishTurn(events: eventsDone, bytes: bytesDone)
         // The turn's budget is spent and more is queued: let the loop serve its sockets (reads,
-        // writes, closes) first. A task queued with `execute` would not do: NIO runs tasks until
-        // none is left before it polls again, so a loop fed faster than it drains would never read
-        // (its producers' requests would time out) nor notice a closed socket. A task scheduled a
-        // moment ahead runs after the next poll.
+        // writes, closes) first. NIO runs tasks until none is runnable before it polls again, so a
+        // loop fed faster than it drains would never read (its producers' requests would sit in
+        // their sockets until the keep-alive timeout closed them) nor notice a closed socket.
+        // Neither `execute` nor a task scheduled a moment ahead waits for the poll: the tasks this
+        // turn caused (answers to the producers it made room for) can outlast the moment, and the
+        // rest of the drain then runs before any poll, turn after turn. An I/O event does wait:
+        // the broker's poll signal, if it has one for this loop.
+        if let signal = self.pollSignal(), signal.afterNextPoll(on: self.eventLoop, { self.drain() }) {
+            return
+        }
         self.eventLoop.scheduleTask(in: Self.yieldDelay) { self.drain() }
     }
 
-    /// How far ahead a drain that used its turn's budget schedules the rest: long enough that the
-    /// loop polls its sockets first (the rest of the current tick's tasks take less), short next
-    /// to the turn itself (tens of milliseconds).
+    /// Without a ``LoopPollSignal``, how far ahead a drain that used its turn's budget schedules the
+    /// rest: the loop polls first if the tasks queued meanwhile take less (not guaranteed, see
+    /// above), and it is short next to the turn itself (tens of milliseconds).
     static let yieldDelay = TimeAmount.microseconds(250)
 
     /// Flushes what the turn wrote and releases its share of the queue bounds.

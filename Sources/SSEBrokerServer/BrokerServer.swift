@@ -60,6 +60,8 @@ public final class BrokerServer: Service, Sendable {
         var tls: NIOSSLContext?
         #endif
         var serverChannel: (any Channel)?
+        /// The broker's fan-out waits on it for its loop's next poll (see ``LoopPollSignal``).
+        var pollSignal: PipePollSignal?
         var connections: [ObjectIdentifier: any Channel] = [:]
         var isShuttingDown = false
         /// The first ``shutdown()``; later callers wait for it rather than return early.
@@ -164,7 +166,34 @@ public final class BrokerServer: Service, Sendable {
             broker: self.broker, routes: routes, extraRoutes: extraRoutes, security: self.security,
             admission: self.admission, idempotency: self.idempotency, http2: self.http2, logger: self.logger
         )
-        let channel = try await ServerBootstrap(group: self.group)
+        // Before the first connection: a loop behind on its fan-out must still read its sockets
+        // (NIO polls only once no task is left, and a busy fan-out always leaves one otherwise).
+        let pollSignal = try await PipePollSignal.make(on: Array(self.group.makeIterator()))
+        self.state.withLockedValue { $0.pollSignal = pollSignal }
+        self.broker.useLoopPollSignal(pollSignal)
+        let channel: any Channel
+        do {
+            channel = try await self.bind(setup: setup)
+        } catch {
+            self.state.withLockedValue { $0.pollSignal = nil }
+            await pollSignal.closePipes()
+            throw error
+        }
+        self.state.withLockedValue { $0.serverChannel = channel }
+        self.logger.info(
+            "server listening",
+            metadata: [
+                "address": "\(self.host):\(channel.localAddress?.port ?? self.port)",
+                "connect": "\(routes.connect)", "broadcast": "\(routes.broadcast)",
+                "routes": "\(extraRoutes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", "))",
+            ]
+        )
+        return channel.localAddress!
+    }
+
+    /// The listener, its child channels set up by `setup`.
+    private func bind(setup: ConnectionSetup) async throws -> any Channel {
+        try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             // Events are coalesced per loop turn by the broker; Nagle would only add latency.
@@ -200,16 +229,6 @@ public final class BrokerServer: Service, Sendable {
             }
             .bind(host: self.host, port: self.port)
             .get()
-        self.state.withLockedValue { $0.serverChannel = channel }
-        self.logger.info(
-            "server listening",
-            metadata: [
-                "address": "\(self.host):\(channel.localAddress?.port ?? self.port)",
-                "connect": "\(routes.connect)", "broadcast": "\(routes.broadcast)",
-                "routes": "\(extraRoutes.map { "\($0.method.rawValue) \($0.path)" }.joined(separator: ", "))",
-            ]
-        )
-        return channel.localAddress!
     }
 
     /// Starts (unless started) and returns once the server has shut down: after
@@ -252,6 +271,7 @@ public final class BrokerServer: Service, Sendable {
             state.isShuttingDown = true
             let serverChannel = state.serverChannel
             let connections = Array(state.connections.values)
+            let pollSignal = state.pollSignal
             let drain = self.drainPeriod
             let task = Task { [broker = self.broker, group = self.group, ownsGroup = self.ownsGroup, logger = self.logger] in
                 try? await serverChannel?.close()
@@ -274,6 +294,9 @@ public final class BrokerServer: Service, Sendable {
                 if !closed {
                     logger.warning("connections still open after the grace period", metadata: ["grace": "\(gracePeriod)"])
                 }
+                // The streams are closed or given up on. What waited on a pipe runs as it closes;
+                // a drain after that falls back to a task scheduled a moment ahead.
+                await pollSignal?.closePipes()
                 if ownsGroup {
                     try await group.shutdownGracefully()
                 }
