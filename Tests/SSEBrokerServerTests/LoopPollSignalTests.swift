@@ -118,7 +118,7 @@ struct LoopPollSignalTests {
 
         let events = 1000  // more than one turn: a turn is LoopFanout.writesPerTurn offers
         #expect(events * subscribers > LoopFanout.writesPerTurn)
-        let release = await Self.hold(loop)
+        let release = await hold(loop)
         for index in 0..<events {
             try broker.broadcast(Event(data: "event \(index)"))
         }
@@ -147,24 +147,6 @@ struct LoopPollSignalTests {
                 Self.keepBusy(loop, until: stop, then: done)
             }
         }
-    }
-
-    /// Keeps `loop` busy (nothing else runs on it) until the returned function is called; returns
-    /// once the loop is held.
-    private static func hold(_ loop: any EventLoop) async -> @Sendable () -> Void {
-        let held = DispatchSemaphore(value: 0)
-        let holding = DispatchSemaphore(value: 0)
-        loop.execute {
-            holding.signal()
-            held.wait()
-        }
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                holding.wait()
-                continuation.resume()
-            }
-        }
-        return { held.signal() }
     }
 }
 

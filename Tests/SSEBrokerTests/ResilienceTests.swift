@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import SSETestSupport
 import Testing
 
 @testable import SSEBroker
@@ -289,25 +290,6 @@ final class CountingTransport: SubscriberTransport, @unchecked Sendable {
         self.subscription?.transportClosed()
     }
     var bufferedBytes: Int { 0 }
-}
-
-/// Runs `first` on `loop`, then keeps the loop busy (nothing else runs on it) until the returned
-/// function is called; returns once the loop is held.
-func hold(_ loop: any EventLoop, after first: @escaping @Sendable () -> Void = {}) async -> @Sendable () -> Void {
-    let held = DispatchSemaphore(value: 0)
-    let holding = DispatchSemaphore(value: 0)
-    loop.execute {
-        first()
-        holding.signal()
-        held.wait()
-    }
-    await withCheckedContinuation { continuation in
-        DispatchQueue.global().async {
-            holding.wait()
-            continuation.resume()
-        }
-    }
-    return { held.signal() }
 }
 
 /// A backplane that is never asked for anything in these tests.

@@ -2,6 +2,7 @@ import Dispatch
 import NIOCore
 import NIOEmbedded
 import NIOPosix
+import SSETestSupport
 import Testing
 
 @testable import SSEBroker
