@@ -151,16 +151,14 @@ def write(results_path, out_path, chart_path, reps, nofile):
                 continue
             base_broker, base_name, shown = base or ("nchan", name, "")
             if base_broker == "filed":
-                r = ratio(median(ours, key), base_name)
-                v = verdict(r, limit, strict)
-                verdicts += [v] if v else []
-                w(f"| {title} | {metric} | {cell(ours, key, digits)} | {shown}{fmt(base_name, digits)} | {fmt(r)} | {goal} | {v} |")
-                continue
-            theirs = pick(runs, base_broker, base_name)
-            r = ratio(median(ours, key), median(theirs, key))
+                base_value, base_cell = base_name, fmt(base_name, digits)
+            else:
+                theirs = pick(runs, base_broker, base_name)
+                base_value, base_cell = median(theirs, key), cell(theirs, key, digits)
+            r = ratio(median(ours, key), base_value)
             v = verdict(r, limit, strict)
             verdicts += [v] if v else []
-            w(f"| {title} | {metric} | {cell(ours, key, digits)} | {shown}{cell(theirs, key, digits)} | {fmt(r)} | {goal} | {v} |")
+            w(f"| {title} | {metric} | {cell(ours, key, digits)} | {shown}{base_cell} | {fmt(r)} | {goal} | {v} |")
     w("")
     w(f"Goals met: **{verdicts.count('met')} of {len(verdicts)}**.")
 
