@@ -425,10 +425,10 @@ final class LoopFanout: @unchecked Sendable {
         tally: inout Tally
     ) {
         tally.offered += 1
-        switch subscriber.offer(buffer, eventID: eventID, isEvent: isEvent, policy: self.policy) {
+        switch subscriber.offer(buffer, eventID: eventID, isEvent: isEvent, policy: self.policy, flushing: flushing) {
         case .written:
             tally.written += 1
-            self.wrote(to: subscriber, flushing: flushing)
+            if !flushing { self.markDirty(subscriber) }
         case .missed:
             tally.missed += 1
         case .skipped:
@@ -438,27 +438,18 @@ final class LoopFanout: @unchecked Sendable {
 
     private func write(_ buffer: ByteBuffer, eventID: UInt64, to subscriber: Subscription, publishedAt: UInt64, flushing: Bool) {
         guard subscriber.slot >= 0 else { return }  // gone since the event was queued
-        switch subscriber.offer(buffer, eventID: eventID, isEvent: true, policy: self.policy) {
+        self.isIterating = true  // a flush may close the connection: its removal waits
+        let offer = subscriber.offer(buffer, eventID: eventID, isEvent: true, policy: self.policy, flushing: flushing)
+        self.isIterating = false
+        self.applyDeferredRemovals()
+        switch offer {
         case .written:
-            self.isIterating = true  // a flush may close the connection: its removal waits
-            self.wrote(to: subscriber, flushing: flushing)
-            self.isIterating = false
-            self.applyDeferredRemovals()
+            if !flushing { self.markDirty(subscriber) }
             self.record(written: 1, bytes: buffer.readableBytes, missed: 0, publishedAt: publishedAt)
         case .missed:
             self.record(written: 0, bytes: 0, missed: 1, publishedAt: publishedAt)
         case .skipped:
             break
-        }
-    }
-
-    /// A connection was written to: flushed now, or at the end of the turn.
-    @inline(__always)
-    private func wrote(to subscriber: Subscription, flushing: Bool) {
-        if flushing {
-            subscriber.flush()  // also takes it off the turn's flushes, if earlier events put it there
-        } else {
-            self.markDirty(subscriber)
         }
     }
 

@@ -13,6 +13,11 @@ public protocol SubscriberTransport: AnyObject {
     func write(_ buffer: ByteBuffer)
     /// Sends what was queued.
     func flush()
+    /// Queues bytes and sends everything queued: ``write(_:)`` then ``flush()``, which the default
+    /// does. The fan-out calls it for a connection's last event of a loop turn, its commonest write
+    /// (an event for a few subscribers of a topic, or for one client): a transport can do it in one
+    /// step (the NIO server passes the event down its pipeline once, not twice).
+    func writeAndFlush(_ buffer: ByteBuffer)
     /// Closes the connection (the socket really closes); queued bytes are discarded.
     func close()
     /// Bytes queued and not yet taken by the socket. A transport that cannot tell should answer
@@ -25,6 +30,11 @@ public protocol SubscriberTransport: AnyObject {
 }
 
 extension SubscriberTransport {
+    public func writeAndFlush(_ buffer: ByteBuffer) {
+        self.write(buffer)
+        self.flush()
+    }
+
     /// Called by the broker once the connection is registered, before it writes the first byte of
     /// the stream: the place to send a response head that says how the resume went (the
     /// `SSE-Replay` header, ``ReplayStatus/headerValue``). `replay` is `nil` for a connection that

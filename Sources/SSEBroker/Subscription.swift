@@ -130,8 +130,15 @@ public final class Subscription: @unchecked Sendable {
     /// Writes `buffer` unless the policy says this connection cannot take it; then counts a miss
     /// and closes the connection at the tolerance. `isEvent` is false for heartbeats, which are
     /// subject to the same policy (so a stalled idle client is found) but not counted as events.
+    /// `flushing`: sent at once with what was queued before it (the flush may close the connection).
     @inline(__always)
-    func offer(_ buffer: ByteBuffer, eventID: UInt64, isEvent: Bool, policy: TolerancePolicy) -> Offer {
+    func offer(
+        _ buffer: ByteBuffer,
+        eventID: UInt64,
+        isEvent: Bool,
+        policy: TolerancePolicy,
+        flushing: Bool = false
+    ) -> Offer {
         guard !self.isClosed, let transport = self.transport, eventID > self.skipThrough || !isEvent else {
             return .skipped
         }
@@ -161,7 +168,6 @@ public final class Subscription: @unchecked Sendable {
                 return .missed
             }
         }
-        transport.write(buffer)
         if isEvent {
             self.eventsSent += 1
             self.bytesSent += buffer.readableBytes
@@ -171,6 +177,12 @@ public final class Subscription: @unchecked Sendable {
         if self.consecutiveErrors != 0 {
             self.consecutiveErrors = 0
             self.publishedConsecutiveErrors.store(0, ordering: .relaxed)
+        }
+        if flushing {
+            self.needsFlush = false  // off the turn's flushes, if earlier events put it there
+            transport.writeAndFlush(buffer)
+        } else {
+            transport.write(buffer)
         }
         return .written
     }

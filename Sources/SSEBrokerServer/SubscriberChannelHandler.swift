@@ -200,13 +200,30 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
     static var gatherLimit: Int { 4 * 1024 }
 
     func flush() {
-        if let pending = self.pending {
-            self.pending = nil
-            self.pendingIsOwn = false
-            self.context?.write(self.wrapOutboundOut(Framing.body(pending)), promise: nil)
+        self.gathering = nil
+        let pending = self.pending
+        self.pending = nil
+        self.pendingIsOwn = false
+        guard let context else { return }
+        if let pending {
+            context.writeAndFlush(self.wrapOutboundOut(Framing.body(pending)), promise: nil)
+        } else {
+            context.flush()
+        }
+    }
+
+    func writeAndFlush(_ buffer: ByteBuffer) {
+        // Nothing gathered (the commonest case): the event goes down the pipeline as it is, once.
+        guard self.pending == nil, let context else {
+            self.write(buffer)
+            self.flush()
+            return
+        }
+        if Framing.coalescesWrites, !self.isWritable {
+            self.writtenWhileUnwritable &+= buffer.readableBytes
         }
         self.gathering = nil
-        self.context?.flush()
+        context.writeAndFlush(self.wrapOutboundOut(Framing.body(buffer)), promise: nil)
     }
 
     func close() {
