@@ -168,7 +168,7 @@ public final class BrokerServer: Service, Sendable {
         )
         // Before the first connection: a loop behind on its fan-out must still read its sockets
         // (NIO polls only once no task is left, and a busy fan-out always leaves one otherwise).
-        let pollSignal = try await PipePollSignal.make(on: Array(self.group.makeIterator()))
+        let pollSignal = try await PipePollSignal.make(on: self.group)
         self.state.withLockedValue { $0.pollSignal = pollSignal }
         self.broker.useLoopPollSignal(pollSignal)
         let channel: any Channel

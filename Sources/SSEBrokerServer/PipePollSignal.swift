@@ -15,7 +15,12 @@ import SSEBroker
 /// before that poll); the loop reads it only when it polls, which NIO does once no task is left to
 /// run, and the bodies are then queued as tasks, behind the I/O that poll found. A closed pipe runs
 /// what waited on it and answers `false` from then on.
-final class PipePollSignal: LoopPollSignal {
+///
+/// ``BrokerServer`` sets one up for its loops. A broker served by another NIO server (Hummingbird's
+/// `BrokerService` does this) makes one on that server's loops, hands it to
+/// ``SSEBroker/Broker/useLoopPollSignal(_:)`` and closes it once the broker has shut down. A broker
+/// has one signal at a time: serve it from one server's loops.
+public final class PipePollSignal: LoopPollSignal {
     /// The pipe channels by loop; set once, before the signal is shared.
     private let channels: [ObjectIdentifier: any Channel]
 
@@ -23,8 +28,13 @@ final class PipePollSignal: LoopPollSignal {
         self.channels = channels
     }
 
-    /// One pipe channel on each of `loops`.
-    static func make(on loops: [any EventLoop]) async throws -> PipePollSignal {
+    /// One pipe channel (two file descriptors) on each of `group`'s loops.
+    public static func make(on group: any EventLoopGroup) async throws -> PipePollSignal {
+        try await Self.make(on: Array(group.makeIterator()))
+    }
+
+    /// One pipe channel (two file descriptors) on each of `loops`.
+    public static func make(on loops: [any EventLoop]) async throws -> PipePollSignal {
         var channels: [ObjectIdentifier: any Channel] = [:]
         do {
             for loop in loops where channels[ObjectIdentifier(loop)] == nil {
@@ -58,7 +68,7 @@ final class PipePollSignal: LoopPollSignal {
         }
     }
 
-    func afterNextPoll(on loop: any EventLoop, _ body: @escaping @Sendable () -> Void) -> Bool {
+    public func afterNextPoll(on loop: any EventLoop, _ body: @escaping @Sendable () -> Void) -> Bool {
         loop.preconditionInEventLoop()
         guard let channel = self.channels[ObjectIdentifier(loop)], channel.isActive,
             let handler = try? channel.pipeline.syncOperations.handler(type: PollSignalHandler.self)
@@ -66,8 +76,8 @@ final class PipePollSignal: LoopPollSignal {
         return handler.add(body)
     }
 
-    /// Closes the pipes; what waited on them runs.
-    func closePipes() async {
+    /// Closes the pipes; what waited on them runs, and the signal answers `false` from then on.
+    public func closePipes() async {
         for channel in self.channels.values {
             try? await channel.close()
         }

@@ -1,4 +1,3 @@
-import Dispatch
 import NIOCore
 import NIOEmbedded
 import NIOPosix
@@ -72,10 +71,9 @@ struct LoopPollSignalTests {
         #expect(!handler.add {})
     }
 
-    /// The storm's failure, reduced: a fan-out more than a turn behind, each event of a turn causing
-    /// a task that runs after it (as the answers to producers the turn made room for do), together
-    /// far longer than the old 250 µs yield, and a request waiting in its socket meanwhile. It is
-    /// read between the first turn and the second, not once the queue is empty.
+    /// The storm's failure, reduced (``FanoutBehindScenario``): a request waiting while the fan-out
+    /// is more than a turn behind is read between the first turn and the second, not once the
+    /// queue is empty.
     @Test func fanoutMoreThanATurnBehind_readsARequestBetweenTurns_whileTheTurnsFollowUpsRunLong() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
@@ -100,34 +98,16 @@ struct LoopPollSignalTests {
             logger: quietLogger
         )
         let port = try #require(try await server.start().port)
-        let subscribers = 300
-        let transports: [SinkTransport] =
-            [counted, SinkTransport(eventLoop: loop, followUp: .microseconds(100))]
-            + (2..<subscribers).map { _ in SinkTransport(eventLoop: loop) }
-        try await loop.submit {
-            for (index, transport) in transports.enumerated() {
-                transport.subscription = try broker.subscribe(
-                    clientID: "s\(index)", lastEventID: nil, remoteAddress: nil, userAgent: nil, transport: transport
-                )
-            }
-        }.get()
-        // The connection is registered and read before the loop is held.
-        let connection = try await RawConnection.connect(port: port)
-        try await connection.send("GET /ready HTTP/1.1\r\nHost: test\r\n\r\n")
-        try await ready.futureResult.get()
-
-        let events = 1000  // more than one turn: a turn is LoopFanout.writesPerTurn offers
-        #expect(events * subscribers > LoopFanout.writesPerTurn)
-        let release = await hold(loop)
-        for index in 0..<events {
-            try broker.broadcast(Event(data: "event \(index)"))
-        }
-        try await connection.send("GET /delivered HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
-        release()
-        let text = try await connection.untilClosed()
-        let delivered = try #require(Int(text.components(separatedBy: "\r\n\r\n").last ?? ""))
+        // More than one turn: a turn is LoopFanout.writesPerTurn offers.
+        #expect(FanoutBehindScenario.events * FanoutBehindScenario.subscribers > LoopFanout.writesPerTurn)
+        let delivered = try await FanoutBehindScenario.eventsWrittenWhenARequestWasRead(
+            broker: broker, loop: loop, port: port, counted: counted, ready: ready.futureResult
+        )
         #expect(delivered > 0)
-        #expect(delivered < events, "the request waited for the whole queue: \(delivered) events written first")
+        #expect(
+            delivered < FanoutBehindScenario.events,
+            "the request waited for the whole queue: \(delivered) events written first"
+        )
 
         try await server.shutdown()
         try await group.shutdownGracefully()
@@ -148,38 +128,4 @@ struct LoopPollSignalTests {
             }
         }
     }
-}
-
-/// A subscriber that takes every write at once and counts the events. With `followUp`, each event
-/// written to it queues a task on its loop that works that long: the work a fan-out turn causes
-/// after it.
-private final class SinkTransport: SubscriberTransport, @unchecked Sendable {
-    let eventLoop: any EventLoop
-    let events = Atomic<Int>(0)
-    var subscription: Subscription?
-    private let followUp: TimeAmount?
-
-    init(eventLoop: any EventLoop, followUp: TimeAmount? = nil) {
-        self.eventLoop = eventLoop
-        self.followUp = followUp
-    }
-
-    func write(_ buffer: ByteBuffer) {
-        guard buffer.readableBytesView.first == UInt8(ascii: "d") else { return }  // `data:`: an event
-        self.events.add(1, ordering: .relaxed)
-        if let followUp = self.followUp {
-            self.eventLoop.execute {
-                let end = NIODeadline.now() + followUp
-                while NIODeadline.now() < end {}
-            }
-        }
-    }
-
-    func flush() {}
-
-    func close() {
-        self.subscription?.transportClosed()
-    }
-
-    var bufferedBytes: Int { 0 }
 }
