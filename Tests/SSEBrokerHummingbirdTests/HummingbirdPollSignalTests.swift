@@ -13,36 +13,30 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct HummingbirdPollSignalTests {
     @Test func withBrokerService_aRequestIsReadBetweenTurns_whileTheFanoutIsBehind() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        var configuration = BrokerConfiguration.predictable
-        configuration.maxQueuedEvents = 4096
-        let broker = try Broker(configuration: configuration, logger: quietLogger)
-        let counted = SinkTransport(eventLoop: loop)
-        let ready = loop.makePromise(of: Void.self)
+        let scenario = try FanoutBehindScenario(logger: quietLogger)
         let router = Router(context: BasicBrokerRequestContext.self)
-        router.addSSEBroker(broker)
+        router.addSSEBroker(scenario.broker)
         router.get("/ready") { _, _ in
-            ready.succeed()
+            scenario.ready.succeed()
             return "ready"
         }
         // What the subscribers had been written when this request was read.
-        router.get("/delivered") { _, _ in "\(counted.events.load(ordering: .relaxed))" }
+        router.get("/delivered") { _, _ in scenario.delivered }
         let app = Application(
             router: router,
             configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            eventLoopGroupProvider: .shared(group),
+            eventLoopGroupProvider: .shared(scenario.group),
             logger: quietLogger
         )
         let (signalReady, signalled) = AsyncStream.makeStream(of: Void.self)
-        let service = BrokerService(broker: broker, eventLoopGroup: group, onSignalReady: { signalled.finish() })
+        let service = BrokerService(
+            broker: scenario.broker, eventLoopGroup: scenario.group, onSignalReady: { signalled.finish() }
+        )
         let running = Task { try await service.run() }
         for await _ in signalReady {}
 
         try await app.test(.live) { client in
-            let delivered = try await FanoutBehindScenario.eventsWrittenWhenARequestWasRead(
-                broker: broker, loop: loop, port: try #require(client.port), counted: counted, ready: ready.futureResult
-            )
+            let delivered = try await scenario.eventsWrittenWhenARequestWasRead(port: try #require(client.port))
             #expect(delivered > 0)
             #expect(
                 delivered < FanoutBehindScenario.events,
@@ -52,6 +46,6 @@ struct HummingbirdPollSignalTests {
         // Cancelled outside a service group: it shuts the broker down and closes the pipes.
         running.cancel()
         try await running.value
-        try await group.shutdownGracefully()
+        try await scenario.group.shutdownGracefully()
     }
 }

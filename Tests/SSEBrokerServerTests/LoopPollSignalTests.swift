@@ -75,34 +75,26 @@ struct LoopPollSignalTests {
     /// is more than a turn behind is read between the first turn and the second, not once the
     /// queue is empty.
     @Test func fanoutMoreThanATurnBehind_readsARequestBetweenTurns_whileTheTurnsFollowUpsRunLong() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let loop = group.next()
-        var configuration = BrokerConfiguration.predictable
-        configuration.maxQueuedEvents = 4096
-        let broker = try Broker(configuration: configuration, logger: quietLogger)
-        let counted = SinkTransport(eventLoop: loop)
-        let ready = loop.makePromise(of: Void.self)
+        let scenario = try FanoutBehindScenario(logger: quietLogger)
         let server = BrokerServer(
-            broker: broker,
+            broker: scenario.broker,
             host: "127.0.0.1",
             port: 0,
             extraRoutes: [
                 .get("/ready") { _ in
-                    ready.succeed()
+                    scenario.ready.succeed()
                     return .text("ready")
                 },
                 // What the subscribers had been written when this request was read.
-                .get("/delivered") { _ in .text("\(counted.events.load(ordering: .relaxed))") },
+                .get("/delivered") { _ in .text(scenario.delivered) },
             ],
-            group: group,
+            group: scenario.group,
             logger: quietLogger
         )
         let port = try #require(try await server.start().port)
         // More than one turn: a turn is LoopFanout.writesPerTurn offers.
         #expect(FanoutBehindScenario.events * FanoutBehindScenario.subscribers > LoopFanout.writesPerTurn)
-        let delivered = try await FanoutBehindScenario.eventsWrittenWhenARequestWasRead(
-            broker: broker, loop: loop, port: port, counted: counted, ready: ready.futureResult
-        )
+        let delivered = try await scenario.eventsWrittenWhenARequestWasRead(port: port)
         #expect(delivered > 0)
         #expect(
             delivered < FanoutBehindScenario.events,
@@ -110,7 +102,7 @@ struct LoopPollSignalTests {
         )
 
         try await server.shutdown()
-        try await group.shutdownGracefully()
+        try await scenario.group.shutdownGracefully()
     }
 
     /// Re-queues itself with `execute` until `stop` says so: while it runs, a task is always
