@@ -4,7 +4,7 @@
 # the spread of the repetitions, ours / nchan, the goals of issue 15 and a verdict), the raw results
 # (benchmarks/results.jsonl) and a chart of CPU per event and latency (benchmarks/chart.png).
 #
-#   scripts/bench-compare.sh                  # full run: 3 repetitions, about 14 minutes (and the build)
+#   scripts/bench-compare.sh                  # full run: 5 repetitions, about 20 minutes (and the build)
 #   REPS=1 SKIP_BUILD=1 SCRATCH=.build-release scripts/bench-compare.sh   # one repetition, no build
 #   ONLY='fanout-1k|targeted-1k' scripts/bench-compare.sh    # some workloads (a regex of names)
 #   OUT=/tmp/b.md scripts/bench-compare.sh
@@ -46,7 +46,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/bench-lib.sh
 
-REPS=${REPS:-3}
+REPS=${REPS:-5}
 ONLY=${ONLY:-}
 BEFORE_BIN=${BEFORE_BIN:-}
 if [ -z "${OUT:-}" ]; then

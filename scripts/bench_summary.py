@@ -1,7 +1,7 @@
 """What the benchmark scripts' reports share: the runs of a results.jsonl (one sse-bench JSON report
 per line, tagged with the broker's label, the workload's name, the repetition, the time and the
 machine), the metrics read from a run, a cell of a Markdown table (the median of the runs with the
-spread, min–max, in brackets), the workloads of scripts/bench-compare.sh with their titles, and
+spread, min–max, in brackets), ratios (of two medians, and paired by repetition), the workloads of scripts/bench-compare.sh with their titles, and
 what makes a run lossy (`problems`).
 Imported by scripts/bench_compare_report.py, scripts/bench_chart.py and the scripts' inline
 summaries: sys.path.insert(0, "scripts"); import bench_summary."""
@@ -26,6 +26,23 @@ def values(runs, key):
 def median(runs, key):
     v = values(runs, key)
     return statistics.median(v) if v else None
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def paired_ratio(runs, base_runs, key):
+    """The median over the repetitions of run / base run of the same repetition. The brokers of a
+    repetition run back to back, so this cancels the machine's drift between repetitions (±20-35 %
+    on the VM of the recorded runs, in nchan's figures as in ours), which the ratio of the two
+    medians does not: the same build's ratio to nchan moved from 0.47 to 0.51 between two runs by
+    medians, and stayed at 0.44 by repetitions. Without a repetition in common: the ratio of the
+    medians."""
+    by_rep = {r["rep"]: key(r) for r in base_runs if key(r) is not None}
+    pairs = [ratio(key(r), by_rep.get(r["rep"])) for r in runs if key(r) is not None]
+    pairs = [x for x in pairs if x is not None]
+    return statistics.median(pairs) if pairs else ratio(median(runs, key), median(base_runs, key))
 
 
 def cell(runs, key, digits=2):
