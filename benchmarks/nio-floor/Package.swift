@@ -1,15 +1,23 @@
 // swift-tools-version:6.0
-// The floor for issue 15's targeted workload: the least an SSE broker on SwiftNIO's HTTP/1 codecs
-// can do per one-event publish (see README.md here). Not part of the product; built on its own.
+// The SwiftNIO floor of issue 15's comparison: the least an SSE broker on SwiftNIO's HTTP/1 codecs
+// (and swift-nio-ssl, for TLS) does per publish and per delivery (see Sources/NIOFloor/main.swift).
+// Not part of the product; built on its own by scripts/bench-compare.sh.
 import PackageDescription
 
 let package = Package(
     name: "nio-floor",
-    dependencies: [.package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0")],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.81.0"),
+        // TLS as this broker serves it (`--tls-cert`, `--tls-key`): the floor of the TLS workloads.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.25.0"),
+    ],
     targets: [
         .executableTarget(
             name: "NIOFloor",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")]
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
         )
     ]
 )

@@ -6,9 +6,11 @@
 //   POST /broadcast[?id=X|?type=T] -> `id: n\ndata: body\n\n` queued for X, for T's subscribers
 //                                  or for everyone; 202 at once
 // The events a loop turn queued are written by one task, each connection flushed once at the last
-// event that reaches it (the broker's LoopFanout, without its gathering into one buffer). No
-// validation, limits, replay history, slow-client policy, metrics, audit or logging. Run by
-// scripts/bench-compare.sh as the "nio-floor" broker on the plain-HTTP workloads.
+// event that reaches it (the broker's LoopFanout, without its gathering into one buffer, so on a
+// saturated fan-out, several events per turn, the broker writes less than this does). No
+// validation, limits, replay history, slow-client policy, metrics, audit or logging. With
+// `--tls-cert PEM --tls-key PEM`, swift-nio-ssl's server handler in front, as the broker serves TLS
+// (HTTP/1.1). Run by scripts/bench-compare.sh as the "nio-floor" broker.
 //   swift build -c release --package-path benchmarks/nio-floor && benchmarks/nio-floor/.build/release/NIOFloor --port 8090
 #if canImport(Glibc)
 import Glibc
@@ -16,6 +18,7 @@ import Glibc
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 
 /// One subscriber connection. Loop-confined.
 final class Subscriber {
@@ -162,7 +165,21 @@ final class FloorHandler: ChannelInboundHandler, RemovableChannelHandler {
 }
 
 let arguments = CommandLine.arguments
-let port = arguments.firstIndex(of: "--port").flatMap { Int(arguments[$0 + 1]) } ?? 8090
+func option(_ name: String) -> String? {
+    arguments.firstIndex(of: name).flatMap { $0 + 1 < arguments.count ? arguments[$0 + 1] : nil }
+}
+let port = option("--port").flatMap { Int($0) } ?? 8090
+let tls: NIOSSLContext? =
+    if let cert = option("--tls-cert"), let key = option("--tls-key") {
+        try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(cert).map { .certificate($0) },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: key, format: .pem))
+            )
+        )
+    } else {
+        nil
+    }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let subscribers = Subscribers()
 let server = try ServerBootstrap(group: group)
@@ -172,6 +189,9 @@ let server = try ServerBootstrap(group: group)
     .childChannelInitializer { channel in
         channel.eventLoop.makeCompletedFuture {
             // As the broker's ConnectionSetup builds it (no header validator, no error handler).
+            if let tls {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+            }
             try channel.pipeline.syncOperations.addHandlers(
                 HTTPResponseEncoder(),
                 ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)),
@@ -182,6 +202,6 @@ let server = try ServerBootstrap(group: group)
     }
     .bind(host: "127.0.0.1", port: port).wait()
 // The line scripts/bench-lib.sh's start_console reads the port from.
-print("listening on http://127.0.0.1:\(server.localAddress!.port!)")
+print("listening on \(tls == nil ? "http" : "https")://127.0.0.1:\(server.localAddress!.port!)")
 fflush(nil)  // every stream: stdout is a file here, fully buffered
 try server.closeFuture.wait()
