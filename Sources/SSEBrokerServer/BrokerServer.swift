@@ -318,6 +318,11 @@ public final class BrokerServer: Service, Sendable {
         return closed
     }
 
+    /// The accepted connections still open (for tests).
+    var openConnections: [any Channel] {
+        self.state.withLockedValue { Array($0.connections.values) }
+    }
+
     private func track(_ channel: any Channel) {
         let key = ObjectIdentifier(channel)
         let accepted = self.state.withLockedValue { state in

@@ -54,7 +54,9 @@ struct ConnectionSetup: Sendable {
     /// HTTP/1-shaped channel (`HTTP2FramePayloadToHTTP1ServerCodec`) with its own broker handler;
     /// then NIO's connection manager, which answers a quiesce (the server's shutdown) with `GOAWAY`
     /// and closes the connection when its last stream has, and closes connections idle (no stream)
-    /// for ``ServerLimits/headerTimeout``, as an idle HTTP/1.1 keep-alive connection is.
+    /// for ``ServerLimits/headerTimeout``, as an idle HTTP/1.1 keep-alive connection is. The
+    /// connection's flushes wait for the end of the loop's turn (``WriteCoalescingHandler``), so
+    /// that an event to a hundred streams of one connection is one `writev`, not a hundred.
     ///
     /// The abuse limits are NIO's, set from ``HTTP2Options`` and ``ServerLimits``: concurrent streams,
     /// header list size (`SETTINGS_MAX_HEADER_LIST_SIZE`, enforced by the HPACK decoder), resets per
@@ -95,6 +97,12 @@ struct ConnectionSetup: Sendable {
             }
         }
         try channel.pipeline.syncOperations.addHandlers(management, HTTP2ConnectionErrorHandler(logger: self.logger))
+        // One connection flush per loop turn, not one per stream written (see WriteCoalescingHandler).
+        if let coalescer = try? channel.pipeline.syncOperations.handler(type: WriteCoalescingHandler.self) {
+            coalescer.defersFlushes = true  // https: in front of the TLS handler since the connection was accepted
+        } else {
+            try channel.pipeline.syncOperations.addHandler(WriteCoalescingHandler(defersFlushes: true), position: .first)
+        }
     }
 
     /// Whether `channel` speaks HTTP/2.

@@ -1,6 +1,7 @@
 import NIOCore
 
-/// Gathers the writes between two flushes into one buffer, in front of the TLS handler.
+/// Gathers the writes between two flushes into one buffer, in front of the TLS handler (and, on
+/// an HTTP/2 connection, defers the flushes to the end of the loop's turn).
 ///
 /// NIOSSL encrypts every write as its own TLS record: a 5-byte header, a 16-byte tag and one pass
 /// of the cipher per write, however small. An HTTP/2 connection carrying a hundred subscriber
@@ -9,8 +10,15 @@ import NIOCore
 /// (records of up to 16 KiB). A copy of small buffers costs far less than the records it saves.
 ///
 /// A write of ``passThroughBytes`` or more is not copied: what was gathered before it is written,
-/// then it goes as it is. Nothing is held across a flush, so writability and the subscribers'
-/// backlogs are what they were. Promises complete when the gathered write does.
+/// then it goes as it is. Promises complete when the gathered write does.
+///
+/// With ``defersFlushes`` (set once a connection speaks HTTP/2), a flush is not passed on at once
+/// but by a task queued behind the loop's current ones: NIO's multiplexer flushes the connection
+/// once per stream flushed, so a fan-out's turn to a hundred streams of one connection was a
+/// hundred TLS passes and `writev`s; deferred, it is one. Nothing is held past that task, and a
+/// close passes on a requested flush first. Without it nothing is held across a flush, so
+/// writability and the subscribers' backlogs are what they were; with it, a connection's backlog
+/// is read without the current turn's bytes, which is at most one turn's worth for its streams.
 ///
 /// Loop-confined like every `ChannelHandler`.
 final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHandler {
@@ -24,6 +32,15 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     /// Whether ``pending`` is a buffer of ours (else it is the first write's, shared and not to be appended to).
     private var ownsPending = false
     private var promise: EventLoopPromise<Void>?
+    /// Whether a flush waits for the end of the loop's turn (HTTP/2: many streams, one connection).
+    var defersFlushes: Bool
+    /// A flush was asked for and its task is queued.
+    private var flushDeferred = false
+    private var removed = false
+
+    init(defersFlushes: Bool = false) {
+        self.defersFlushes = defersFlushes
+    }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         var buffer = self.unwrapOutboundIn(data)
@@ -55,18 +72,42 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     }
 
     func flush(context: ChannelHandlerContext) {
+        guard self.defersFlushes else {
+            self.flushNow(context: context)
+            return
+        }
+        guard !self.flushDeferred else { return }
+        self.flushDeferred = true
+        context.eventLoop.assumeIsolated().execute {
+            guard self.flushDeferred, !self.removed else { return }
+            self.flushNow(context: context)
+        }
+    }
+
+    private func flushNow(context: ChannelHandlerContext) {
+        self.flushDeferred = false
         self.writePending(context: context)
         context.flush()
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        // In order, as the TLS handler would have held them unflushed.
-        self.writePending(context: context)
+        // In order, as the TLS handler would have held them unflushed; flushed if that was asked
+        // (a GOAWAY before the close).
+        if self.flushDeferred {
+            self.flushNow(context: context)
+        } else {
+            self.writePending(context: context)
+        }
         context.close(mode: mode, promise: promise)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.writePending(context: context)
+        if self.flushDeferred {
+            self.flushNow(context: context)
+        } else {
+            self.writePending(context: context)
+        }
+        self.removed = true
     }
 
     private func writePending(context: ChannelHandlerContext) {

@@ -1,7 +1,7 @@
 import NIOCore
 import NIOPosix
 import SSEBroker
-import SSEBrokerServer
+@testable import SSEBrokerServer
 import SSETestSupport
 import Testing
 
@@ -18,6 +18,21 @@ struct HTTP2Tests {
 
     private static func publish(_ broker: Broker, _ count: Int, data: String = "event") throws -> [String] {
         try (0..<count).map { index in String(try broker.broadcast(Event(data: "\(data) \(index)")).eventID) }
+    }
+
+    /// For each open connection of `server`: whether it speaks HTTP/2, and whether its flushes wait
+    /// for the end of the loop's turn (nil: no ``WriteCoalescingHandler``).
+    private static func flushDeferral(_ server: BrokerServer) async throws -> [(http2: Bool, defers: Bool?)] {
+        var result: [(http2: Bool, defers: Bool?)] = []
+        for channel in server.openConnections {
+            result.append(
+                try await channel.eventLoop.submit {
+                    let coalescer = try? channel.pipeline.syncOperations.handler(type: WriteCoalescingHandler.self)
+                    return (ConnectionSetup.isHTTP2(channel), coalescer?.defersFlushes)
+                }.get()
+            )
+        }
+        return result
     }
 
     @Test func twentyStreamsOnOneConnection_getEveryEventOnceInOrder_andAKickResetsOnlyItsStream() async throws {
@@ -202,6 +217,10 @@ struct HTTP2Tests {
             try await client.waitForEvents(1)
             #expect(try await reader.nextEvent().lastEventID == published[0])
             #expect(Set(server.broker.clients.map(\.httpVersion)) == ["h2", "HTTP/1.1"])
+            // One flush per turn on the h2 connection, whatever its streams wrote; HTTP/1.1 as it was.
+            let deferral = try await Self.flushDeferral(server.server)
+            #expect(deferral.count == 2)
+            #expect(deferral.allSatisfy { $0.http2 ? $0.defers == true : $0.defers == nil }, "\(deferral)")
         }
     }
 
@@ -228,6 +247,8 @@ struct HTTP2Tests {
         #expect(accepted.hasPrefix("response 202 ") && accepted.contains(#""delivered":3"#), "\(accepted)")
         try await client.waitForEvents(1)
         #expect(broker.clients.allSatisfy { $0.httpVersion == "h2" })
+        let deferral = try await Self.flushDeferral(server)
+        #expect(deferral.count == 1 && deferral[0].http2 && deferral[0].defers == true, "\(deferral)")
         try await server.shutdown()
     }
     #endif

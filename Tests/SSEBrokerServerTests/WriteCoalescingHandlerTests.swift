@@ -60,9 +60,46 @@ import Testing
         #expect(recorder.seen == ["write farewell!", "close"])
     }
 
+    @Test func deferringFlushes_passesOnOneFlushAtTheEndOfTheTurn() throws {
+        let channel = EmbeddedChannel()
+        let recorder = Recorder()
+        try channel.pipeline.syncOperations.addHandlers(recorder, WriteCoalescingHandler(defersFlushes: true))
+        let promises = (0..<3).map { _ in channel.eventLoop.makePromise(of: Void.self) }
+        // As NIO's multiplexer does for three streams of one connection written in one turn.
+        for (index, promise) in promises.enumerated() {
+            channel.write(ByteBuffer(string: "frame\(index);"), promise: promise)
+            channel.flush()
+        }
+        #expect(recorder.seen.isEmpty, "held until the loop's current tasks have run")
+        channel.embeddedEventLoop.run()
+        #expect(recorder.seen == ["write frame0;frame1;frame2;", "flush"])
+        for promise in promises { try promise.futureResult.wait() }
+        channel.write(ByteBuffer(string: "next turn"), promise: nil)
+        channel.flush()
+        channel.embeddedEventLoop.run()
+        #expect(recorder.seen.suffix(2) == ["write next turn", "flush"], "a later turn gets its own flush")
+    }
+
+    @Test func deferringFlushes_aCloseFlushesWhatWasToBeFlushed_first() throws {
+        let channel = EmbeddedChannel()
+        let recorder = Recorder()
+        try channel.pipeline.syncOperations.addHandlers(recorder, WriteCoalescingHandler(defersFlushes: true))
+        channel.write(ByteBuffer(string: "goaway"), promise: nil)
+        channel.flush()
+        _ = channel.close()
+        #expect(recorder.seen == ["write goaway", "flush", "close"])
+        channel.embeddedEventLoop.run()
+        #expect(recorder.seen == ["write goaway", "flush", "close"], "the deferred flush does not come again")
+    }
+
     final class Recorder: ChannelOutboundHandler {
         typealias OutboundIn = ByteBuffer
         var seen: [String] = []
+
+        func flush(context: ChannelHandlerContext) {
+            self.seen.append("flush")
+            context.flush()
+        }
 
         func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
             self.seen.append("write " + String(buffer: self.unwrapOutboundIn(data)))
