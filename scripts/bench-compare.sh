@@ -17,10 +17,11 @@
 # slow-1k; and, this broker only, fanout-1k-2-loops (`--loops 2`) and fanout-1k-tui (the terminal
 # console drawing in tmux). BEFORE_BIN: an older sse-console run as a third broker ("before") on
 # every selected workload, listed apart (its losses are warnings: it is not in the table).
-# On fanout-100, fanout-1k, fanout-1k-20eps, targeted-1k, topics-10k-1000 and fanout-1k-tls a third
-# broker too, "nio-floor" (benchmarks/nio-floor: the least an SSE broker on SwiftNIO's HTTP/1 codecs
-# does, with swift-nio-ssl in front for TLS, built here into $SCRATCH/nio-floor): the floor under
-# this broker's figures, listed apart like "before".
+# On fanout-100, fanout-1k, fanout-1k-20eps, targeted-1k, topics-10k-1000, fanout-1k-tls and
+# fanout-1k-h2 a third broker too, "nio-floor" (benchmarks/nio-floor: the least an SSE broker on
+# SwiftNIO's HTTP/1 codecs does, with swift-nio-ssl in front for TLS and NIO's HTTP/2 multiplexer for
+# h2, built here into $SCRATCH/nio-floor): the floor under this broker's figures, listed apart like
+# "before".
 #
 # Where it writes: a full run (no ONLY, no OUT) writes BENCHMARKS.md, benchmarks/results.jsonl and
 # benchmarks/chart.png. With ONLY or OUT set, the report goes to OUT (default
@@ -58,7 +59,7 @@ compare_paths
 
 build_release
 FLOOR_BIN="$SCRATCH/nio-floor/release/NIOFloor"
-FLOOR_WORKLOADS='fanout-100|fanout-1k|fanout-1k-20eps|targeted-1k|topics-10k-1000|fanout-1k-tls'
+FLOOR_WORKLOADS='fanout-100|fanout-1k|fanout-1k-20eps|targeted-1k|topics-10k-1000|fanout-1k-tls|fanout-1k-h2'
 if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$FLOOR_BIN" ]; then
   echo "== building the SwiftNIO floor (release, $SCRATCH/nio-floor)" >&2
   swift build -c release --package-path benchmarks/nio-floor --scratch-path "$SCRATCH/nio-floor" >&2
