@@ -148,13 +148,19 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
             self.gather(buffer)
             return
         }
-        if !self.isWritable {
-            self.writtenWhileUnwritable &+= buffer.readableBytes
-        }
+        self.countIfUnwritable(buffer)
         if self.pending == nil {
             self.pending = buffer  // shared, not copied: most flushes carry one event
         } else {
             self.pending!.writeImmutableBuffer(buffer)  // the first append copies the shared bytes
+        }
+    }
+
+    /// HTTP/2: what a stream is written past its high watermark (see ``bufferedBytes``).
+    @inline(__always)
+    private func countIfUnwritable(_ buffer: ByteBuffer) {
+        if !self.isWritable {
+            self.writtenWhileUnwritable &+= buffer.readableBytes
         }
     }
 
@@ -219,9 +225,7 @@ final class SubscriberChannelHandler<Framing: SubscriberFraming>: ChannelInbound
             self.flush()
             return
         }
-        if Framing.coalescesWrites, !self.isWritable {
-            self.writtenWhileUnwritable &+= buffer.readableBytes
-        }
+        if Framing.coalescesWrites { self.countIfUnwritable(buffer) }
         self.gathering = nil
         context.writeAndFlush(self.wrapOutboundOut(Framing.body(buffer)), promise: nil)
     }

@@ -91,23 +91,23 @@ final class WriteCoalescingHandler: ChannelOutboundHandler, RemovableChannelHand
     }
 
     func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
-        // In order, as the TLS handler would have held them unflushed; flushed if that was asked
-        // (a GOAWAY before the close).
-        if self.flushDeferred {
-            self.flushNow(context: context)
-        } else {
-            self.writePending(context: context)
-        }
+        self.passOnHeld(context: context)
         context.close(mode: mode, promise: promise)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
+        self.passOnHeld(context: context)
+        self.removed = true
+    }
+
+    /// Before a close or a removal: what was gathered goes on, in order, as the TLS handler would
+    /// have held it unflushed; flushed if a flush was asked for and deferred (a GOAWAY before the close).
+    private func passOnHeld(context: ChannelHandlerContext) {
         if self.flushDeferred {
             self.flushNow(context: context)
         } else {
             self.writePending(context: context)
         }
-        self.removed = true
     }
 
     private func writePending(context: ChannelHandlerContext) {
