@@ -186,6 +186,9 @@ final class ResponseBodyTransport: SubscriberTransport, @unchecked Sendable {
         waiter?.resume(returning: batch)
     }
 
+    /// An upper bound, the side the slow-client policy errs on: a batch the response task has
+    /// handed to the channel is counted both on the socket and in flight until the task asks for
+    /// the next batch, so it can count one batch twice.
     var bufferedBytes: Int {
         let socket = (try? self.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         return self.pendingBytes + self.inFlightBytes + socket
